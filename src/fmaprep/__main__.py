@@ -1,0 +1,5 @@
+import sys
+
+from fmaprep.cli import main
+
+sys.exit(main())

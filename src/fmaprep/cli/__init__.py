@@ -1,0 +1,83 @@
+"""The ``fmaprep`` command. Each subcommand lives in its own module under ``fmaprep.cli`` and
+exposes ``NAME``, ``HELP``, ``EXAMPLES``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Adding one is a new module plus one line in ``SUBCOMMANDS``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from fmaprep import __version__
+
+# module names under fmaprep.cli, in the order --help lists them
+SUBCOMMANDS = ("preprocess", "inspect", "demo")
+
+TOP_EXAMPLES = """\
+examples:
+  fmaprep demo build/demo/corpus --tracks 24
+  fmaprep preprocess build/demo/corpus build/demo/out --master 'local[2]'
+  fmaprep inspect build/demo/out
+  python -c "import fmaprep; print(next(fmaprep.read_records('build/demo/out'))['track_id'])"
+"""
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"fmaprep.cli.{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmaprep",
+        description="Turn a music collection into 8 kHz mu-law WaveNet training data with PySpark.",
+        epilog=TOP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fmaprep {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = _load(name)
+        sub = subparsers.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=module.HELP,
+            epilog="examples:\n" + module.EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """The one place logging is set up (modules only call logging.getLogger(__name__))."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    if verbose < 2:
+        logging.getLogger("py4j").setLevel(logging.WARNING)
+        logging.getLogger("numba").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose, args.quiet)
+    code: int = args._run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
