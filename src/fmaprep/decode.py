@@ -72,7 +72,9 @@ def decode_soundfile(path: str) -> Decoded:
         frames, sample_rate = sf.read(path, dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
         text = str(exc)
-        reason = "not_audio" if "not recognised" in text or "unknown format" in text else "decode_failed"
+        reason = (
+            "not_audio" if "not recognised" in text or "unknown format" in text else "decode_failed"
+        )
         raise TrackError(reason, f"libsndfile: {text}") from exc
     except (RuntimeError, ValueError) as exc:
         raise TrackError("decode_failed", f"libsndfile: {exc}") from exc
@@ -117,7 +119,9 @@ def parse_wav(data: bytes) -> Decoded:
     raise TrackError("decode_failed", "wav stream has no fmt/data chunk")
 
 
-def _pcm_to_float(payload: bytes, tag: int, channels: int, rate: int, bits: int) -> npt.NDArray[np.float32]:
+def _pcm_to_float(
+    payload: bytes, tag: int, channels: int, rate: int, bits: int
+) -> npt.NDArray[np.float32]:
     del rate
     width = bits // 8
     usable = len(payload) - len(payload) % (width * channels)

@@ -44,4 +44,6 @@ def get_resampler(name: str) -> Resampler:
     try:
         return RESAMPLERS[name]
     except KeyError:
-        raise ValueError(f"unknown resampler {name!r} (choose from {', '.join(RESAMPLERS)})") from None
+        raise ValueError(
+            f"unknown resampler {name!r} (choose from {', '.join(RESAMPLERS)})"
+        ) from None

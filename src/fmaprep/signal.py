@@ -58,11 +58,13 @@ def mu_law_encode(x: FloatArray, mu: int = 255) -> npt.NDArray[np.uint8]:
         raise ValueError(f"mu must be in 1..255 for uint8 codes, got {mu}")
     xc = np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0)
     c = np.sign(xc) * np.log1p(mu * np.abs(xc)) / np.log1p(mu)
-    return np.floor((c + 1.0) / 2.0 * mu + 0.5).astype(np.uint8)
+    codes: npt.NDArray[np.uint8] = np.floor((c + 1.0) / 2.0 * mu + 0.5).astype(np.uint8)
+    return codes
 
 
 def mu_law_decode(codes: npt.NDArray[np.integer], mu: int = 255) -> npt.NDArray[np.float64]:
     """Invert :func:`mu_law_encode`'s companding: code k maps to y = 2k/mu - 1, then
     x = sign(y) ((1 + mu)^|y| - 1) / mu."""
     y = 2.0 * np.asarray(codes, dtype=np.float64) / mu - 1.0
-    return np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
+    x: npt.NDArray[np.float64] = np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu
+    return x

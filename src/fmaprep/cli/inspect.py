@@ -1,0 +1,29 @@
+"""fmaprep inspect OUTPUT: what a finished output holds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "inspect"
+HELP = "show counts, hours of audio, failures by reason and the first records of an OUTPUT"
+EXAMPLES = """\
+  fmaprep inspect build/demo/out
+  fmaprep inspect out/ --records 10
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("output", metavar="OUTPUT", help="a local fmaprep output directory")
+    p.add_argument("--records", type=int, default=3, help="how many records to show (default 3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fmaprep.report import inspect_output
+
+    try:
+        inspect_output(args.output, sys.stdout, args.records)
+    except (OSError, ValueError) as exc:
+        print(f"fmaprep inspect: {exc}", file=sys.stderr)
+        return 2
+    return 0

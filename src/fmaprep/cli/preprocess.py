@@ -1,0 +1,116 @@
+"""fmaprep preprocess INPUT OUTPUT: the Spark job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from fmaprep.config import AUDIO_EXTENSIONS, ConfigError, load_config
+from fmaprep.decode import DECODERS
+from fmaprep.resample import RESAMPLERS
+from fmaprep.storage import StorageError
+
+NAME = "preprocess"
+HELP = "decode, resample, normalize and mu-law encode audio files into pickle partitions"
+EXAMPLES = """\
+  fmaprep preprocess build/demo/corpus build/demo/out
+  fmaprep preprocess ~/fma_small out/ --master 'local[2]' --mode overwrite
+  fmaprep preprocess 'data/**/*.mp3' out/ --channel mix --resampler resampy
+  fmaprep preprocess data/ out/ --config conf/pipeline.toml --decoder ffmpeg
+  python -c "import fmaprep; print(sum(1 for _ in fmaprep.read_records('out')))"
+"""
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="directory (searched recursively), glob, or URI")
+    p.add_argument("output", metavar="OUTPUT", help="output directory or URI")
+    p.add_argument(
+        "--config",
+        metavar="TOML",
+        help="pipeline config file ([pipeline], [job]); flags override it",
+    )
+    p.add_argument("--master", help="Spark master (default local[*])")
+    p.add_argument("--decoder", choices=sorted(DECODERS), help="audio decoder (default soundfile)")
+    p.add_argument(
+        "--resampler", choices=sorted(RESAMPLERS), help="resampler (default soxr, high quality)"
+    )
+    p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default 8000)")
+    p.add_argument(
+        "--channel", choices=["left", "right", "mix"], help="channel to keep (default left)"
+    )
+    p.add_argument(
+        "--normalize", choices=["peak", "none"], help="peak normalization (default peak)"
+    )
+    p.add_argument("--mu", type=int, help="mu-law mu; codes are 0..mu (default 255)")
+    p.add_argument(
+        "--partitions", type=int, help="number of partitions (default: sized by input bytes)"
+    )
+    p.add_argument("--format", choices=["pickle"], help="output format (default pickle)")
+    p.add_argument(
+        "--mode",
+        choices=["error", "overwrite", "resume"],
+        help="if OUTPUT exists: fail (default), replace it atomically, or add only missing inputs",
+    )
+    p.add_argument(
+        "--max-error-rate",
+        type=float,
+        metavar="FRACTION",
+        help="exit non-zero when more than this share of inputs fail (default 0.05)",
+    )
+    p.add_argument(
+        "--extensions",
+        help=f"comma-separated audio extensions (default {','.join(AUDIO_EXTENSIONS)})",
+    )
+    p.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Spark setting (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from fmaprep.job import run_preprocess
+    from fmaprep.report import print_summary
+
+    try:
+        spark_conf = dict(kv.split("=", 1) for kv in args.spark_conf)
+    except ValueError:
+        print("fmaprep: --spark-conf takes KEY=VALUE", file=sys.stderr)
+        return 2
+    extensions = (
+        tuple(f".{e.strip().lstrip('.').lower()}" for e in args.extensions.split(","))
+        if args.extensions
+        else None
+    )
+    try:
+        config = load_config(
+            args.config,
+            pipeline_overrides={
+                "sample_rate": args.sample_rate,
+                "channel": args.channel,
+                "normalize": args.normalize,
+                "mu": args.mu,
+                "decoder": args.decoder,
+                "resampler": args.resampler,
+            },
+            job_overrides={
+                "master": args.master,
+                "partitions": args.partitions,
+                "format": args.format,
+                "mode": args.mode,
+                "max_error_rate": args.max_error_rate,
+                "extensions": extensions,
+                "spark_conf": spark_conf or None,
+            },
+        )
+        result = run_preprocess(args.input, args.output, config)
+    except (ConfigError, StorageError) as exc:
+        print(f"fmaprep: {exc}", file=sys.stderr)
+        return 2
+    print_summary(result, sys.stdout)
+    return 1 if result.error_rate_exceeded else 0

