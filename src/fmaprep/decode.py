@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -166,8 +167,11 @@ def decode_ffmpeg(path: str) -> Decoded:
 
 def decode_pydub(path: str) -> Decoded:
     """The original design's decoder: ffmpeg converts to a 16-bit wav tempfile, pydub reads it."""
-    from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError
+    with warnings.catch_warnings():
+        # pydub warns at import that it cannot find ffmpeg on PATH; we hand it one below
+        warnings.simplefilter("ignore")
+        from pydub import AudioSegment
+        from pydub.exceptions import CouldntDecodeError
 
     _check_not_empty_or_text(path)
     AudioSegment.converter = ffmpeg_exe()

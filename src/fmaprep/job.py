@@ -29,6 +29,7 @@ from fmaprep.spark import build_session
 from fmaprep.storage import (
     HadoopFS,
     StorageError,
+    drop_checksum_files,
     is_local,
     list_local_inputs,
     resolve_uri,
@@ -165,6 +166,7 @@ def run_preprocess(
         fs.write_bytes(
             f"{staging}/{STATS_FILE}", stats_bytes(counts, config.to_dict(), wall, extra)
         )
+        drop_checksum_files(staging)
         _commit(fs, staging, output_uri, mode, run_tag=f"{int(time.time())}")
     finally:
         if own_session:

@@ -64,8 +64,10 @@ def _read_text(f: IO[bytes], what: str) -> str:
 def _read_header(f: IO[bytes]) -> tuple[bool, bytes]:
     """Check the header; return (record-compressed, sync marker)."""
     magic = f.read(4)
-    if magic[:3] != b"SEQ":
+    if not b"SEQ".startswith(magic[:3]):
         raise ValueError(f"not a SequenceFile: magic {magic[:3]!r}, expected b'SEQ'")
+    if len(magic) < 4:
+        raise ValueError(f"truncated: a {len(magic)}-byte file")
     if magic[3:] != b"\x06":
         raise ValueError(f"SequenceFile version {magic[3:]!r} is not supported, only 6")
     _read_text(f, "key class")  # NullWritable from Spark; keys are skipped whatever they are

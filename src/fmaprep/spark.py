@@ -55,8 +55,6 @@ def build_session(
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{log4j_config()}",
         "spark.python.worker.reuse": "true",
         "spark.sql.session.timeZone": "UTC",
-        # no .crc side files in local outputs: readers without Hadoop see only real files
-        "spark.hadoop.fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem",
     }
     if is_local_master(master):
         # loopback only: a local job has no business on the network (and this avoids the

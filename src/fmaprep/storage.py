@@ -122,6 +122,10 @@ class HadoopFS:
         self._conf = spark_context._jsc.hadoopConfiguration()
         self._path_cls = jvm.org.apache.hadoop.fs.Path
         self._fs = self._path_cls(uri).getFileSystem(self._conf)
+        # No .crc side files in local outputs (readers without Hadoop should see only real
+        # files). The FileSystem instance is cached per JVM, so in local mode this also covers
+        # the tasks' writes; drop_checksum_files() sweeps up anything written before.
+        self._fs.setWriteChecksum(False)
 
     def _p(self, uri: str) -> Any:
         return self._path_cls(uri)
@@ -178,6 +182,16 @@ class HadoopFS:
             if _has_audio_extension(source, extensions):
                 files.append(InputFile(source, size))
         return files
+
+
+def drop_checksum_files(uri: str) -> None:
+    """Remove Hadoop's ``.name.crc`` files from a local directory (no-op elsewhere)."""
+    if not is_local(uri):
+        return
+    directory = local_path(uri)
+    for name in os.listdir(directory):
+        if name.startswith(".") and name.endswith(".crc"):
+            os.remove(os.path.join(directory, name))
 
 
 def sibling(uri: str, tag: str) -> str:

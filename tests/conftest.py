@@ -1,0 +1,42 @@
+"""Shared fixtures: real audio files made from closed-form signals, and one local Spark session.
+
+Nothing is downloaded: mp3 bytes are encoded here with libsndfile (LAME) from synthetic signals.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def write_audio(
+    path: Path, frames: np.ndarray, sample_rate: int, fmt: str = "MP3", subtype: str | None = None
+) -> Path:
+    """Encode ``frames`` (n,) or (n, ch) in [-1, 1] to ``path`` (MP3 by default, or WAV/FLAC)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "MP3":
+        subtype = "MPEG_LAYER_III"
+    sf.write(path, frames, sample_rate, format=fmt, subtype=subtype)
+    return path
+
+
+def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    return amplitude * np.sin(2 * np.pi * freq * t)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local[2] SparkSession for the whole test run (a JVM start costs seconds)."""
+    from fmaprep.spark import build_session
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/fmaprep-numba-cache")
+    session = build_session("local[2]", app_name="fmaprep-tests")
+    yield session
+    session.stop()

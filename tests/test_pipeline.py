@@ -1,0 +1,93 @@
+"""One file through the whole pipeline, checked against closed-form expectations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmaprep.config import PipelineConfig
+from fmaprep.pipeline import InputFile, process_file, track_id_for
+from fmaprep.signal import mu_law_decode
+
+from conftest import tone, write_audio
+
+
+def _spectrum_level(x: np.ndarray, freq: float, sr: int) -> float:
+    """Magnitude of ``freq`` in ``x`` relative to full scale, in dB (Hann window, edges trimmed)."""
+    x = x[sr // 4 : -sr // 4]
+    win = np.hanning(len(x))
+    spec = np.abs(np.fft.rfft(x * win)) / (win.sum() / 2)
+    bins = np.fft.rfftfreq(len(x), 1 / sr)
+    band = (bins > freq - 20) & (bins < freq + 20)
+    return float(20 * np.log10(spec[band].max() + 1e-12))
+
+
+@pytest.mark.parametrize("channel", ["left", "right"])
+def test_channel_really_is_the_channel_asked_for(tmp_path: Path, channel: str) -> None:
+    """Left holds only 500 Hz, right only 1500 Hz: the output must hold only its side's tone."""
+    sr = 44100
+    frames = np.stack([tone(500, 2, sr, 0.5), tone(1500, 2, sr, 0.5)], axis=1)
+    path = write_audio(tmp_path / "000" / "000123.mp3", frames, sr)
+    record, line = process_file(
+        InputFile(str(path), path.stat().st_size), PipelineConfig(channel=channel)
+    )  # type: ignore[arg-type]
+    assert record is not None and line["status"] == "ok"
+    x = mu_law_decode(record["codes"])
+    wanted, other = (500, 1500) if channel == "left" else (1500, 500)
+    assert _spectrum_level(x, wanted, 8000) > -3.0  # peak-normalized tone: near 0 dBFS
+    assert _spectrum_level(x, other, 8000) < _spectrum_level(x, wanted, 8000) - 40.0
+    assert record["track_id"] == "000123"
+    assert line["source_channels"] == 2 and line["source_sample_rate"] == sr
+
+
+def test_mix_holds_both(tmp_path: Path) -> None:
+    sr = 44100
+    frames = np.stack([tone(500, 2, sr, 0.5), tone(1500, 2, sr, 0.5)], axis=1)
+    path = write_audio(tmp_path / "m.mp3", frames, sr)
+    record, _ = process_file(InputFile(str(path), 1), PipelineConfig(channel="mix"))
+    assert record is not None
+    x = mu_law_decode(record["codes"])
+    assert abs(_spectrum_level(x, 500, 8000) - _spectrum_level(x, 1500, 8000)) < 1.0
+
+
+def test_record_and_manifest_fields(tmp_path: Path) -> None:
+    sr = 22050
+    path = write_audio(tmp_path / "7.wav", tone(440, 3, sr, 0.25), sr, "WAV", "PCM_16")
+    item = InputFile(str(path), path.stat().st_size, {"genre": "Rock", "title": "T"})
+    record, line = process_file(item, PipelineConfig())
+    assert record is not None
+    assert record["codes"].dtype == np.uint8 and record["codes"].ndim == 1
+    assert record["sample_rate"] == 8000 and record["genre"] == "Rock" and record["title"] == "T"
+    assert (
+        len(record["codes"]) == round(3 * sr * 8000 / sr) or abs(len(record["codes"]) - 24000) <= 1
+    )
+    assert line["n_samples"] == len(record["codes"])
+    assert line["duration_s"] == pytest.approx(3.0, abs=1e-3)
+    assert line["gain"] == pytest.approx(4.0, rel=0.01)  # peak 0.25 -> 1.0
+    assert record["codes"].max() == 255 or record["codes"].min() == 0  # peak reached after gain
+
+
+def test_normalize_none_keeps_level(tmp_path: Path) -> None:
+    sr = 16000
+    path = write_audio(tmp_path / "q.wav", tone(200, 1, sr, 0.25), sr, "WAV", "FLOAT")
+    record, line = process_file(InputFile(str(path), 1), PipelineConfig(normalize="none"))
+    assert record is not None and line["gain"] == 1.0
+    assert np.max(np.abs(mu_law_decode(record["codes"]))) == pytest.approx(0.25, rel=0.03)
+
+
+def test_bad_file_becomes_an_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.mp3"
+    path.write_bytes(b"<html>not found</html>")
+    record, line = process_file(InputFile(str(path), 22), PipelineConfig())
+    assert record is None
+    assert line["status"] == "error" and line["error"].startswith("not_audio: ")
+    missing, line2 = process_file(InputFile(str(tmp_path / "gone.mp3"), 0), PipelineConfig())
+    assert missing is None and line2["error"].startswith("read_failed: ")
+
+
+def test_track_id_is_the_stem() -> None:
+    assert track_id_for("/data/fma_small/000/000002.mp3") == "000002"
+    assert track_id_for("s3a://bucket/raw/155/155066.mp3") == "155066"
+    assert track_id_for("song.name.wav") == "song.name"
