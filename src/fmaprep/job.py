@@ -25,7 +25,7 @@ from fmaprep.outputs import (
 from fmaprep.partition import choose_partition_count, pack_by_bytes
 from fmaprep.pipeline import InputFile
 from fmaprep.progress import Progress
-from fmaprep.spark import build_session
+from fmaprep.spark import build_session, is_local_master
 from fmaprep.storage import (
     HadoopFS,
     StorageError,
@@ -104,6 +104,11 @@ def run_preprocess(
         session = build_session(config.job.master, conf=config.job.spark_conf)
     sc = session.sparkContext
     try:
+        if not is_local_master(sc.master):
+            # fail in seconds with one clear line when the executors cannot import fmaprep
+            from fmaprep.workerenv import check_workers
+
+            check_workers(sc, config.pipeline)
         fs = HadoopFS(sc, output_uri)
         mode = config.job.mode
         previous: list[dict[str, Any]] = []

@@ -6,6 +6,8 @@ Every resampler must pass the quality tests (DESIGN.md contract 8).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 
 import numpy as np
@@ -23,9 +25,21 @@ def resample_soxr(x: npt.NDArray[np.float32], sr_in: int, sr_out: int) -> npt.ND
     return np.asarray(out, dtype=np.float32)
 
 
+def ensure_numba_cache_dir() -> str:
+    """Give numba a writable cache before resampy is imported (its kernels use ``cache=True``).
+
+    numba caches next to the package by default, which fails where site-packages is read-only
+    (an EMR node's system Python, a shared install). NUMBA_CACHE_DIR wins when set; else a
+    per-user directory under the temp dir.
+    """
+    default = os.path.join(tempfile.gettempdir(), f"fmaprep-numba-{os.getuid()}")
+    return os.environ.setdefault("NUMBA_CACHE_DIR", default)
+
+
 def resample_resampy(
     x: npt.NDArray[np.float32], sr_in: int, sr_out: int
 ) -> npt.NDArray[np.float32]:
+    ensure_numba_cache_dir()
     import resampy
 
     if sr_in == sr_out:

@@ -33,6 +33,40 @@ def is_local_master(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
 
+def submitted_conf(key: str) -> str | None:
+    """A Spark setting as spark-submit passed it, when spark-submit launched this Python.
+
+    spark-submit starts the JVM first and hands its gateway to Python in PYSPARK_GATEWAY_PORT;
+    its settings (spark.master, spark.archives, spark.executorEnv.*) are the JVM's properties.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return None
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to spark-submit's JVM
+    value: str | None = SparkConf().get(key, None)
+    return value
+
+
+def submitted_master() -> str | None:
+    """spark-submit's ``--master`` when this Python was launched by spark-submit, else None."""
+    return submitted_conf("spark.master")
+
+
+EXECUTOR_PYTHON = "spark.executorEnv.PYSPARK_PYTHON"
+
+
+def executor_python(conf: dict[str, str]) -> str | None:
+    """The executors' Python from ``spark.executorEnv.PYSPARK_PYTHON`` (conf or spark-submit).
+
+    PySpark launches executor Python workers with the driver's ``PYSPARK_PYTHON`` (read once
+    when the SparkContext starts); ``spark.executorEnv.PYSPARK_PYTHON`` alone only lands in the
+    workers' environment. So the driver exports it, and
+    ``--conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python`` means what it says.
+    """
+    return conf.get(EXECUTOR_PYTHON) or submitted_conf(EXECUTOR_PYTHON)
+
+
 def log4j_config() -> str:
     return str(resources.files("fmaprep").joinpath("resources/log4j2.properties"))
 
@@ -69,6 +103,10 @@ def build_session(
         settings["spark.executorEnv.NUMBA_CACHE_DIR"] = os.environ.get(
             "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fmaprep-numba")
         )
+    else:
+        python = executor_python(conf or {})
+        if python:
+            os.environ["PYSPARK_PYTHON"] = python
     settings.update(conf or {})
 
     from pyspark.sql import SparkSession

@@ -10,6 +10,7 @@ from fmaprep.config import AUDIO_EXTENSIONS, ConfigError, load_config
 from fmaprep.decode import DECODERS
 from fmaprep.resample import RESAMPLERS
 from fmaprep.storage import StorageError
+from fmaprep.workerenv import WorkerEnvironmentError
 
 NAME = "preprocess"
 HELP = "decode, resample, normalize and mu-law encode audio files into pickle partitions"
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             },
         )
         result = run_preprocess(args.input, args.output, config)
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, WorkerEnvironmentError) as exc:
         print(f"fmaprep: {exc}", file=sys.stderr)
         return 2
     print_summary(result, sys.stdout)
