@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Usage: scripts/emr-submit.sh --cluster-id ID --bucket BUCKET INPUT OUTPUT [options] [--dry-run]
+#   Add the preprocess job as an EMR step: spark-submit --deploy-mode cluster of
+#   jobs/preprocess.py on YARN, with the environment archive from `fmaprep package-env`
+#   shipped with --archives (so the job runs the exact packages it was tested with, whatever
+#   the bootstrap installed), or with --no-archive on the bootstrap-installed python3.11.
+#
+#   INPUT, OUTPUT      s3://... (or s3a://) or hdfs:///... URIs; local paths make no sense here
+#   --cluster-id ID    j-XXXXXXXX (required)
+#   --bucket B         where the code lives: s3://B/PREFIX/jobs/preprocess.py and
+#                      s3://B/PREFIX/env/fmaprep-env.tar.gz (required)
+#   --prefix P         key prefix (default fmaprep)
+#   --no-archive       use the nodes' /usr/bin/python3.11 (bootstrap route) instead
+#   --upload           build the archive now (fmaprep package-env --python-prefix /usr, EMR's
+#                      python3.11 is /usr/bin/python3.11) and copy it and the job script first
+#   --executor-memory M (default 4g)  --region R
+#   -- ARGS...         extra fmaprep preprocess options (e.g. -- --resampler resampy)
+#   --dry-run          print the exact commands instead of running them
+#
+#   Example: scripts/emr-submit.sh --cluster-id j-ABC --bucket my-fma \
+#              s3://my-fma/fma_small/ s3://my-fma/out/fma_small-8k/ --dry-run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 executor_memory=4g region=""
+positional=() extra=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --cluster-id) cluster_id=$2; shift 2 ;;
+    --bucket) bucket=$2; shift 2 ;;
+    --prefix) prefix=$2; shift 2 ;;
+    --no-archive) archive=0; shift ;;
+    --upload) upload=1; shift ;;
+    --executor-memory) executor_memory=$2; shift 2 ;;
+    --region) region=$2; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    --)
+      shift
+      # --dry-run is never a preprocess option: honour it even after -- (never submit by mistake)
+      for arg in "$@"; do
+        if [[ $arg == --dry-run ]]; then dry_run=1; else extra+=("$arg"); fi
+      done
+      break
+      ;;
+    -*) echo "emr-submit.sh: unknown option $1" >&2; exit 2 ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+if [[ -z $cluster_id || -z $bucket || ${#positional[@]} -ne 2 ]]; then
+  echo "emr-submit.sh: need --cluster-id, --bucket, INPUT and OUTPUT (see --help)" >&2
+  exit 2
+fi
+input=${positional[0]} output=${positional[1]}
+for uri in "$input" "$output"; do
+  case "$uri" in
+    s3://* | s3a://* | hdfs://*) ;;
+    *) echo "emr-submit.sh: $uri is not an s3:// or hdfs:// URI" >&2; exit 2 ;;
+  esac
+done
+
+code="s3://$bucket/$prefix"
+env_archive="$code/env/fmaprep-env.tar.gz"
+
+run() {
+  if ((dry_run)); then
+    python3 -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"
+  else
+    "$@"
+  fi
+}
+
+if ((upload)); then
+  if ((archive)); then
+    run .venv/bin/fmaprep package-env build/fmaprep-env.tar.gz --python-prefix /usr
+    run aws s3 cp build/fmaprep-env.tar.gz "$env_archive"
+  fi
+  run aws s3 cp jobs/preprocess.py "$code/jobs/preprocess.py"
+fi
+
+# one spark-submit argument list; EMR's Args=[...] is comma-separated, so pass it as JSON
+submit=(spark-submit --deploy-mode cluster --master yarn --executor-memory "$executor_memory")
+if ((archive)); then
+  submit+=(--archives "$env_archive#environment"
+    --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python
+    --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python)
+fi
+submit+=("$code/jobs/preprocess.py" "$input" "$output" "${extra[@]}")
+
+args_json=$(printf '%s\n' "${submit[@]}" | python3 -c \
+  'import json, sys; print(json.dumps(sys.stdin.read().splitlines(), separators=(",", ":")))')
+step=$(printf '[{"Type":"CUSTOM_JAR","Name":"fmaprep preprocess","ActionOnFailure":"CONTINUE","Jar":"command-runner.jar","Args":%s}]' "$args_json")
+cmd=(aws emr add-steps --cluster-id "$cluster_id" --steps "$step")
+[[ -n $region ]] && cmd+=(--region "$region")
+run "${cmd[@]}"
