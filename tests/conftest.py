@@ -6,6 +6,8 @@ Nothing is downloaded: mp3 bytes are encoded here with libsndfile (LAME) from sy
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,3 +42,33 @@ def spark() -> Iterator[Any]:
     session = build_session("local[2]", app_name="fmaprep-tests")
     yield session
     session.stop()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script_env(script: str) -> dict[str, str]:
+    """The NAME=VALUE lines that ``scripts/<script> env`` prints (quotes stripped)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), "env"], check=True, capture_output=True, text=True
+    ).stdout
+    pairs = (line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    return {k: v.strip("'\"") for k, v in (p for p in pairs if len(p) == 2)}
+
+
+@pytest.fixture(scope="session")
+def env_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`fmaprep package-env` as the README runs it, linked to the local cluster workers' python3.11
+    (shared by the standalone and YARN tests: building it takes about half a minute)."""
+    prefix = script_env("local-cluster.sh")["FMAPREP_WORKER_PYTHON_PREFIX"]
+    out = tmp_path_factory.mktemp("env") / "fmaprep-env.tar.gz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "package-env", str(out), "--python-prefix", prefix],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"workers need Python 3.11 at {prefix}/bin/python3.11" in proc.stdout
+    return out

@@ -25,7 +25,7 @@ from fmaprep.job import run_preprocess
 from fmaprep.reader import read_records
 from fmaprep.synth import music
 
-from conftest import write_audio
+from conftest import script_env, write_audio
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,7 @@ SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 
 
 def _env_vars() -> dict[str, str]:
-    out = subprocess.run([*CLUSTER, "env"], check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return script_env("local-cluster.sh")
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +52,8 @@ def cluster() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def archive(cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`fmaprep package-env`, linked to where the workers' python3.11 lives."""
-    out = tmp_path_factory.mktemp("env") / "fmaprep-env.tar.gz"
-    prefix = cluster["FMAPREP_WORKER_PYTHON_PREFIX"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "fmaprep", "package-env", str(out), "--python-prefix", prefix],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert f"workers need Python 3.11 at {prefix}/bin/python3.11" in proc.stdout
-    return out
+def archive(env_archive: Path) -> Path:
+    return env_archive
 
 
 @pytest.fixture(scope="module")
