@@ -11,8 +11,8 @@
 #   up      start what is not running yet (safe to rerun), wait until both workers registered
 #   down    stop only the daemons this script started (pid files under .services/spark-cluster)
 #   status  what is running; exit 1 when the cluster is not fully up
-#   env     print shell assignments: FMAPREP_SPARK_MASTER, FMAPREP_WORKER_PYTHON,
-#           FMAPREP_WORKER_PYTHON_PREFIX (pass it to `fmaprep package-env --python-prefix`)
+#   env     export lines for eval "$(scripts/local-cluster.sh env)": FMAPREP_SPARK_MASTER,
+#           FMAPREP_WORKER_PYTHON, FMAPREP_WORKER_PYTHON_PREFIX (for package-env --python-prefix)
 #
 #   Env: FMAPREP_SPARK_MASTER_PORT (7177), FMAPREP_SPARK_MASTER_UI_PORT (8177),
 #        WORKER_PYTHON (the base python3.11 for the workers' bare venv; default
@@ -175,9 +175,9 @@ status() {
 env_vars() {
   need_venv
   make_bare_python
-  echo "FMAPREP_SPARK_MASTER=$master_url"
-  echo "FMAPREP_WORKER_PYTHON=$bare/bin/python"
-  echo "FMAPREP_WORKER_PYTHON_PREFIX=$(worker_python_prefix)"
+  echo "export FMAPREP_SPARK_MASTER=$master_url"
+  echo "export FMAPREP_WORKER_PYTHON=$bare/bin/python"
+  echo "export FMAPREP_WORKER_PYTHON_PREFIX=$(worker_python_prefix)"
 }
 
 case "${1:-}" in

@@ -13,7 +13,7 @@
 #           the NodeManager registered. Safe to rerun.
 #   down    stop only the daemons this script started (pid files under .services/yarn/pids)
 #   status  one line per daemon; exit 1 unless both run
-#   env     shell assignments: HADOOP_CONF_DIR (for spark-submit), FMAPREP_YARN_SPARK_CONF
+#   env     export lines: HADOOP_CONF_DIR (for spark-submit), FMAPREP_YARN_SPARK_CONF
 #           (spark-submit --conf flags that use the .venv's pyspark jars in place, no upload)
 #
 #   Env: FMAPREP_YARN_PORT_BASE (18030): scheduler = base, resource tracker +1, client RPC +2,
@@ -199,9 +199,9 @@ status() {
 env_vars() {
   local sh
   sh=$(spark_home)
-  echo "HADOOP_CONF_DIR=$conf"
-  echo "SPARK_HOME=$sh"
-  echo "FMAPREP_YARN_SPARK_CONF='--conf spark.yarn.jars=local:$sh/jars/* --conf spark.yarn.submit.waitAppCompletion=true'"
+  echo "export HADOOP_CONF_DIR=$conf"
+  echo "export SPARK_HOME=$sh"
+  echo "export FMAPREP_YARN_SPARK_CONF='--conf spark.yarn.jars=local:$sh/jars/* --conf spark.yarn.submit.waitAppCompletion=true'"
   if [[ -x scripts/local-services.sh ]]; then bash scripts/local-services.sh env; fi
 }
 
