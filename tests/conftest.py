@@ -72,3 +72,18 @@ def env_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"workers need Python 3.11 at {prefix}/bin/python3.11" in proc.stdout
     return out
+
+
+def local_reference(corpus: Path, out: Path) -> None:
+    """The same job in local[2], in its own process (``fmaprep preprocess``): the reference the
+    cluster outputs must equal. (Not the shared ``spark`` fixture: a module-scoped session
+    elsewhere may have stopped it by the time a cluster test runs.)"""
+    job = [sys.executable, "-m", "fmaprep", "preprocess", str(corpus), str(out)]
+    proc = subprocess.run(
+        [*job, "--master", "local[2]", "--max-error-rate", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]

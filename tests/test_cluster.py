@@ -16,16 +16,13 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fmaprep.config import load_config
-from fmaprep.job import run_preprocess
 from fmaprep.reader import read_records
 from fmaprep.synth import music
 
-from conftest import script_env, write_audio
+from conftest import local_reference, script_env, write_audio
 
 pytestmark = pytest.mark.slow
 
@@ -100,11 +97,10 @@ def _statuses(out: Path) -> dict[str, str]:
 
 
 def test_job_through_the_archive_equals_local(
-    spark: Any, cluster: dict[str, str], archive: Path, corpus: Path, tmp_path: Path
+    cluster: dict[str, str], archive: Path, corpus: Path, tmp_path: Path
 ) -> None:
     local = tmp_path / "local"
-    config = load_config(job_overrides={"max_error_rate": 0.5})
-    run_preprocess(str(corpus), str(local), config, spark)
+    local_reference(corpus, local)
     out = tmp_path / "cluster"
     proc = _submit(cluster["FMAPREP_SPARK_MASTER"], corpus, out, archive)
     assert proc.returncode == 0, proc.stdout[-3000:]

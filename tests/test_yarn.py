@@ -14,16 +14,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fmaprep.config import load_config
-from fmaprep.job import run_preprocess
 from fmaprep.reader import read_records
 from fmaprep.synth import music
 
-from conftest import ROOT, script_env, write_audio
+from conftest import ROOT, local_reference, script_env, write_audio
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +44,14 @@ def yarn() -> Iterator[dict[str, str]]:
 
 
 def test_cluster_deploy_mode_on_yarn_equals_local(
-    spark: Any, yarn: dict[str, str], env_archive: Path, tmp_path: Path
+    yarn: dict[str, str], env_archive: Path, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "corpus"
     for i, sr in enumerate((44100, 22050, 48000)):
         tid = f"{300 + i:06d}"
         write_audio(corpus / tid[:3] / f"{tid}.mp3", music(2.0, sr, seed=70 + i), sr)
     local = tmp_path / "local"
-    run_preprocess(str(corpus), str(local), load_config(), spark)
+    local_reference(corpus, local)
 
     out = tmp_path / "yarn"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
