@@ -58,9 +58,9 @@ class PipelineConfig:
         if self.max_file_mb <= 0 or self.timeout_s <= 0:
             raise ConfigError("max_file_mb and timeout_s must be > 0")
 
-    def fingerprint(self) -> str:
-        """A short hash of the settings that change the codes (for reruns and provenance)."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+    def fingerprint(self, versions: dict[str, str] | None = None) -> str:
+        """A short hash of what decides the codes: these settings and the library versions."""
+        blob = json.dumps([dataclasses.asdict(self), versions or {}], sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -74,6 +74,7 @@ class JobConfig:
     format: OutputFormat = "pickle"
     mode: RerunMode = "error"
     max_error_rate: float = 0.05
+    dedupe: bool = False  # process identical files once; the others become "duplicate" lines
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
     spark_conf: dict[str, str] = field(default_factory=dict)
 

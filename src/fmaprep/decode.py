@@ -88,7 +88,10 @@ def open_soundfile(path: str) -> AudioStream:
         handle = sf.SoundFile(path)
     except sf.LibsndfileError as exc:
         text = str(exc)
-        known = "not recognised" in text or "unknown format" in text
+        # libsndfile says "not a regular file (possibly a pipe?)" for bytes it cannot place;
+        # the file was checked to exist and be regular, so that too means "not audio"
+        markers = ("not recognised", "unknown format", "possibly a pipe")
+        known = any(marker in text for marker in markers)
         raise TrackError("not_audio" if known else "decode_failed", f"libsndfile: {text}") from exc
     except (RuntimeError, ValueError) as exc:
         raise TrackError("decode_failed", f"libsndfile: {exc}") from exc
@@ -200,9 +203,9 @@ def open_pydub(path: str) -> AudioStream:
         segment = AudioSegment.from_file_using_temporary_files(path)
     except CouldntDecodeError as exc:
         lines = str(exc).strip().splitlines()
-        raise TrackError(
-            "decode_failed", f"pydub: {lines[-1] if lines else 'cannot decode'}"
-        ) from exc
+        last = lines[-1] if lines else "cannot decode"
+        reason = "not_audio" if "Invalid data found" in last else "decode_failed"
+        raise TrackError(reason, f"pydub: {last}") from exc
     # pydub hands out signed integers for every width (it re-biases 8-bit wav on load).
     ints = np.array(segment.get_array_of_samples())
     samples = ints.astype(np.float32) / float(2 ** (8 * segment.sample_width - 1))

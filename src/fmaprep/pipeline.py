@@ -20,6 +20,7 @@ import numpy.typing as npt
 from fmaprep.config import PipelineConfig
 from fmaprep.decode import BLOCK_FRAMES, Decoded, get_opener
 from fmaprep.errors import TrackError
+from fmaprep.mp3info import read_mp3_info
 from fmaprep.resample import StreamResampler
 from fmaprep.signal import apply_gain, mu_law_encode, peak_gain, pick_channel
 
@@ -135,6 +136,10 @@ def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any]) -> Trans
     line.update(source_sample_rate=stream.sample_rate, source_channels=stream.channels)
     out = transform_blocks(stream.blocks, stream.sample_rate, cfg, deadline)
     declared = stream.declared_frames
+    if declared is None and path.lower().endswith(".mp3"):
+        info = read_mp3_info(path)
+        if info is not None and info.sample_rate == stream.sample_rate:
+            declared = info.declared_frames
     if declared and out.input_frames < TRUNCATED_RATIO * declared:
         raise TrackError(
             "truncated",
@@ -150,6 +155,8 @@ def process_file(
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Turn one input into (record or None, manifest line). Never raises for a bad file."""
     line: dict[str, Any] = {"track_id": item.track_id, "source": item.source, "status": "ok"}
+    # what --mode resume compares to tell an unchanged input from a replaced one
+    line.update(bytes=item.size, mtime=item.mtime)
     line.update(item.metadata)
     try:
         out = _encode(item, cfg, line)

@@ -4,6 +4,7 @@ every input is read and decoded once."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from pyspark.accumulators import AccumulatorParam
 
 from fmaprep.config import PipelineConfig
-from fmaprep.pipeline import InputFile, process_file
+from fmaprep.errors import TrackError
+from fmaprep.pipeline import InputFile, local_path, process_file
 
 ManifestLine = dict[str, Any]
 
@@ -62,3 +64,25 @@ def save_records(
             records.saveAsPickleFile(output_uri, batchSize=1)
     lines: list[ManifestLine] = list(manifest.value)
     return lines
+
+
+def hash_inputs(spark_context: Any, bins: list[list[InputFile]]) -> dict[str, str]:
+    """sha1 of every input's bytes, computed where the files are read (source -> hex digest)."""
+
+    def digest_partition(chunks: Iterable[list[InputFile]]) -> Iterator[tuple[str, str]]:
+        for item in itertools.chain.from_iterable(chunks):
+            try:
+                yield item.source, file_sha1(local_path(item.source))
+            except (OSError, TrackError):
+                yield item.source, f"unreadable:{item.source}"  # never equal to another file
+
+    pairs = spark_context.parallelize(bins, len(bins)).mapPartitions(digest_partition).collect()
+    return dict(pairs)
+
+
+def file_sha1(path: str, block: int = 1 << 20) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

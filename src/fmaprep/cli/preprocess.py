@@ -61,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="exit non-zero when more than this share of inputs fail (default 0.05)",
     )
     p.add_argument(
+        "--dedupe",
+        action="store_true",
+        default=None,
+        help="process byte-identical files once; the others get a 'duplicate' manifest line",
+    )
+    p.add_argument(
         "--extensions",
         help=f"comma-separated audio extensions (default {','.join(AUDIO_EXTENSIONS)})",
     )
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 "max_error_rate": args.max_error_rate,
                 "extensions": extensions,
                 "spark_conf": spark_conf or None,
+                "dedupe": args.dedupe,
             },
         )
         result = run_preprocess(args.input, args.output, config)
