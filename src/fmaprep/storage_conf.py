@@ -230,6 +230,39 @@ def spark_s3a_conf(settings: S3Settings, env: Mapping[str, str] | None = None) -
     return conf
 
 
+def is_s3_uri(uri: str) -> bool:
+    """True for ``s3a://``, ``s3://`` and ``s3n://`` URIs (all served by S3A off EMR)."""
+    return uri.lower().startswith(("s3a://", "s3://", "s3n://"))
+
+
+def hdfs_spark_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``spark.hadoop.fs.defaultFS`` from ``FMAPREP_HDFS_URI`` when that is set, else nothing.
+
+    It makes ``hdfs:///path`` (no NameNode named) mean the same NameNode for Spark as for the
+    ``hdfs`` tool. Unset (as on EMR), Spark keeps the cluster's ``HADOOP_CONF_DIR`` default.
+    """
+    environ = os.environ if env is None else env
+    uri = environ.get("FMAPREP_HDFS_URI", "").strip().rstrip("/")
+    if not uri:
+        return {}
+    if not re.match(r"^hdfs://[^/\s]+$", uri):
+        raise StorageConfError(f"FMAPREP_HDFS_URI must look like hdfs://host:port, got {uri!r}")
+    return {"spark.hadoop.fs.defaultFS": uri}
+
+
+def spark_storage_conf(
+    uris: list[str],
+    settings: S3Settings | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """All the Spark conf that the job's INPUT/OUTPUT URIs need: S3A when any is S3, plus
+    :func:`hdfs_spark_conf`. ``settings`` None loads them with :func:`load_s3_settings`."""
+    conf = hdfs_spark_conf(env)
+    if any(is_s3_uri(uri) for uri in uris):
+        conf.update(spark_s3a_conf(settings or load_s3_settings(env=env), env))
+    return conf
+
+
 def redact(conf: Mapping[str, str]) -> dict[str, str]:
     """A copy safe to print or log: secret-looking values replaced by ``*****``."""
     return {k: ("*****" if SECRET_KEY_PATTERN.search(k) else v) for k, v in conf.items()}
