@@ -333,10 +333,12 @@ def _spark_one(sc: Any, jvm: Any, hconf: Any, uri: str) -> tuple[bool, str, str]
             sample = str(root.toString())
         elif existed:
             files = fs.listFiles(root, True)
+            prefix = str(fs.makeQualified(root).toString()).rstrip("/")
             while files.hasNext():
-                path = files.next().getPath()
-                if not path.getName().startswith(("_", ".")):
-                    sample = str(path.toString())
+                path = str(files.next().getPath().toString())
+                parts = path[len(prefix) :].strip("/").split("/")
+                if not any(part.startswith(("_", ".")) for part in parts):
+                    sample = path  # a job input: Hadoop skips _hidden and .hidden names
                     break
         read_note = "no input file to read"
         if sample is not None:
