@@ -30,6 +30,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${FMAPREP_SERVICES_DIR:-$ROOT/.services}
+HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 CACHE=${FMAPREP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fmaprep}
 HADOOP_VERSION=${FMAPREP_HADOOP_VERSION:-3.3.4}
 S3PROXY_VERSION=${FMAPREP_S3PROXY_VERSION:-2.6.0}
