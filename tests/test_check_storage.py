@@ -84,8 +84,8 @@ def assert_one_failure(proc: Any, check_name: str, *words: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(local_services: dict[str, str]) -> dict[str, str]:
-    """An HDFS input dir and an S3 input prefix, each holding one real file."""
+def data(local_services: dict[str, str]) -> Iterator[dict[str, str]]:
+    """An HDFS input dir and an S3 input prefix, each holding one real file (removed after)."""
     env = local_services
     tag = uuid.uuid4().hex[:8]
     hdfs_dir = f"/check-{tag}/in"
@@ -93,13 +93,22 @@ def data(local_services: dict[str, str]) -> dict[str, str]:
     hdfs(env, "dfs", "-put", "-", f"{hdfs_dir}/000002.mp3", stdin="not really an mp3")
     bucket = env["FMAPREP_S3_BUCKET"]
     s3(env).put_object(Bucket=bucket, Key=f"check-{tag}/raw/000/000002.mp3", Body=b"ID3 bytes")
-    return {
+    yield {
         "hdfs_in": f"{env['FMAPREP_HDFS_URI']}{hdfs_dir}/",
         "hdfs_out": f"hdfs:///check-{tag}/out/",
         "s3_in": f"s3a://{bucket}/check-{tag}/raw/",
         "s3_out": f"s3a://{bucket}/check-{tag}/out/",
         "tag": tag,
     }
+    subprocess.run(
+        ["hdfs", "dfs", "-rm", "-r", "-f", "-skipTrash", f"/check-{tag}"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    client = s3(env)
+    for item in client.list_objects_v2(Bucket=bucket, Prefix=f"check-{tag}/").get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=item["Key"])
 
 
 def test_healthy_services_pass_with_spark(
