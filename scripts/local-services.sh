@@ -303,6 +303,18 @@ s3_answers() {
 
 cmd_up() {
   load_settings
+  if [[ -f $STATE/ports.env ]]; then
+    local name running=""
+    for name in "${SERVICES[@]}"; do
+      service_pid "$name" >/dev/null && running+=" $name"
+    done
+    # shellcheck source=/dev/null
+    if [[ -n $running ]] && (source "$STATE/ports.env"
+      [[ $SAVED_NN_PORT != "$NN_PORT" || $SAVED_S3_PORT != "$S3_PORT" ||
+         $SAVED_DN_PORT != "$DN_PORT" ]]); then
+      die "already running on other ports (${running# }): run 'scripts/local-services.sh down' first"
+    fi
+  fi
   JAVA=$(find_java)
   fetch_jars
   write_conf
@@ -333,34 +345,39 @@ cmd_up() {
   say "use them with:  eval \"\$(scripts/local-services.sh env)\""
 }
 
-stop_service() {
-  local name=$1 pid
-  if ! pid=$(service_pid "$name"); then
-    rm -f "$PID_DIR/$name.pid"
-    return 0
-  fi
-  kill "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
+# Stop the given services: TERM to all of them first, then wait (KILL after 15 s).
+stop_services() {
+  local name pid i
+  local -A pids=()
+  for name in "$@"; do
+    if pid=$(service_pid "$name"); then
+      kill "$pid" 2>/dev/null || true
+      pids[$name]=$pid
+    else
+      rm -f "$PID_DIR/$name.pid"
+    fi
   done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "$name (pid $pid) did not stop on TERM; killing it"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PID_DIR/$name.pid"
-  say "stopped $name (pid $pid)"
+  for name in "$@"; do
+    [[ -n ${pids[$name]:-} ]] || continue
+    pid=${pids[$name]}
+    for ((i = 0; i < 30; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "$name (pid $pid) did not stop on TERM; killing it"
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PID_DIR/$name.pid"
+    say "stopped $name (pid $pid)"
+  done
 }
 
 cmd_down() {
   local purge=${1:-}
   [[ -z $purge || $purge == --purge ]] || die "down takes only --purge"
   load_settings
-  local name
-  for name in s3proxy datanode namenode; do
-    stop_service "$name"
-  done
+  stop_services s3proxy datanode namenode
   if [[ $purge == --purge ]]; then
     rm -rf "$STATE/hdfs" "$STATE/s3"
     say "purged HDFS and S3 data under $STATE"

@@ -9,6 +9,7 @@ unless the services were already running before the tests.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -64,13 +65,16 @@ def local_services() -> Iterator[dict[str, str]]:
     already = run(["bash", str(SERVICES), "status"]).returncode == 0
     env = dict(os.environ)
     if not already and "FMAPREP_PORT_BASE" not in env:
-        # Another checkout may run its own services: take the first free block of ports.
+        # Another checkout may run its own services: take the first free block of ports,
+        # starting from the one this checkout used last time.
         saved = ROOT / ".services" / "ports.env"
         base = 29100
-        if not saved.exists():
-            while not _ports_free(base) and base < 29900:
-                base += 10
-            env["FMAPREP_PORT_BASE"] = str(base)
+        if saved.exists():
+            found = re.search(r"^SAVED_PORT_BASE=(\d+)$", saved.read_text(), re.MULTILINE)
+            base = int(found.group(1)) if found else base
+        while not _ports_free(base) and base < 29900:
+            base += 10
+        env["FMAPREP_PORT_BASE"] = str(base)
     services_up(env)
     _STATE["env"] = services_env()
     try:
