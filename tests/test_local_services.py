@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_s3_server_checks_credentials(local_services: dict[str, str]) -> None:
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    def client(secret: str) -> object:
+    def client(secret: str) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=local_services["FMAPREP_S3_ENDPOINT"],
@@ -108,11 +109,11 @@ def test_s3_server_checks_credentials(local_services: dict[str, str]) -> None:
 
     good = client(local_services["AWS_SECRET_ACCESS_KEY"])
     bucket = local_services["FMAPREP_S3_BUCKET"]
-    names = [b["Name"] for b in good.list_buckets()["Buckets"]]  # type: ignore[attr-defined]
+    names = [b["Name"] for b in good.list_buckets()["Buckets"]]
     assert bucket in names
     bad = client("not-the-secret")
     with pytest.raises(ClientError) as err:
-        bad.list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+        bad.list_objects_v2(Bucket=bucket)
     assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
 
 
