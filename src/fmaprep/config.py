@@ -75,6 +75,7 @@ class JobConfig:
     mode: RerunMode = "error"
     max_error_rate: float = 0.05
     dedupe: bool = False  # process identical files once; the others become "duplicate" lines
+    s3_endpoint: str | None = None  # else $FMAPREP_S3_ENDPOINT, else conf/storage.toml, else AWS
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
     spark_conf: dict[str, str] = field(default_factory=dict)
 

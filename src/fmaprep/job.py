@@ -29,11 +29,13 @@ from fmaprep.pipeline import InputFile
 from fmaprep.progress import Progress
 from fmaprep.spark import build_session
 from fmaprep.storage import (
+    TRACKS_FILE,
     HadoopFS,
     StorageError,
     drop_checksum_files,
     is_local,
     list_local_inputs,
+    parse_track_metadata,
     resolve_uri,
     sibling,
 )
@@ -53,7 +55,13 @@ class JobResult:
 def list_inputs(spark_context: Any, input_uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
     if is_local(input_uri):
         return list_local_inputs(input_uri, extensions)
-    return HadoopFS(spark_context, input_uri).list_files(input_uri, extensions)
+    fs = HadoopFS(spark_context, input_uri)
+    files = fs.list_files(input_uri, extensions)
+    tracks = f"{input_uri.rstrip('/')}/{TRACKS_FILE}"
+    if files and fs.exists(tracks):  # acquisition's metadata, next to the audio as locally
+        table = parse_track_metadata(fs.read_bytes(tracks).decode("utf-8").splitlines())
+        files = [dataclasses.replace(f, metadata=table.get(f.track_id, {})) for f in files]
+    return files
 
 
 def config_key(config: Config) -> str:
@@ -182,6 +190,20 @@ def _transform_and_save(
     return lines, len(bins)
 
 
+def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
+    """Spark settings the URIs need (S3A endpoint, jars and credentials; the HDFS NameNode).
+    Secrets come from the environment and are never logged."""
+    from fmaprep.storage_conf import is_s3_uri, load_s3_settings, redact, spark_storage_conf
+
+    settings = None
+    if any(is_s3_uri(uri) for uri in uris):
+        settings = load_s3_settings(endpoint=config.job.s3_endpoint)
+    conf = spark_storage_conf(uris, settings)
+    if conf:
+        log.info("storage settings: %s", redact(conf))
+    return conf
+
+
 def run_preprocess(
     input_arg: str, output_arg: str, config: Config, session: Any = None
 ) -> JobResult:
@@ -190,7 +212,8 @@ def run_preprocess(
     input_uri, output_uri = resolve_uri(input_arg), resolve_uri(output_arg)
     own_session = session is None
     if own_session:
-        session = build_session(config.job.master, conf=config.job.spark_conf)
+        conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
+        session = build_session(config.job.master, conf=conf)
     try:
         return _run(session.sparkContext, input_uri, output_uri, config, started)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -124,8 +125,7 @@ def local_path(source: str) -> str:
     return source
 
 
-def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any]) -> Transformed:
-    path = local_path(item.source)
+def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any], path: str) -> Transformed:
     if not os.path.isfile(path):
         raise TrackError("read_failed", "file not found or not a regular file")
     size_mb = os.path.getsize(path) / 1e6
@@ -150,16 +150,31 @@ def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any]) -> Trans
     return out
 
 
-def process_file(
-    item: InputFile, cfg: PipelineConfig
+def process_bytes(
+    item: InputFile, data: bytes, cfg: PipelineConfig
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Turn one input into (record or None, manifest line). Never raises for a bad file."""
+    """:func:`process_file` for an input whose bytes Spark read from HDFS/S3: the bytes go to a
+    worker-local temporary file, so every decoder (and the mp3 length check) works unchanged."""
+    suffix = os.path.splitext(item.source)[1][:16]
+    with tempfile.NamedTemporaryFile(prefix="fmaprep-", suffix=suffix) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        return process_file(item, cfg, path=tmp.name)
+
+
+def process_file(
+    item: InputFile, cfg: PipelineConfig, path: str | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Turn one input into (record or None, manifest line). Never raises for a bad file.
+
+    ``path`` is where the bytes are, when not at ``item.source`` itself.
+    """
     line: dict[str, Any] = {"track_id": item.track_id, "source": item.source, "status": "ok"}
     # what --mode resume compares to tell an unchanged input from a replaced one
     line.update(bytes=item.size, mtime=item.mtime)
     line.update(item.metadata)
     try:
-        out = _encode(item, cfg, line)
+        out = _encode(item, cfg, line, path or local_path(item.source))
     except TrackError as exc:
         line.update(status="error", error=exc.manifest_text())
         return None, line

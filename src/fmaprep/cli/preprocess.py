@@ -10,6 +10,7 @@ from fmaprep.config import AUDIO_EXTENSIONS, ConfigError, load_config
 from fmaprep.decode import DECODERS
 from fmaprep.resample import RESAMPLERS
 from fmaprep.storage import StorageError
+from fmaprep.storage_conf import StorageConfError
 
 NAME = "preprocess"
 HELP = "decode, resample, normalize and mu-law encode audio files into pickle partitions"
@@ -59,6 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="FRACTION",
         help="exit non-zero when more than this share of inputs fail (default 0.05)",
+    )
+    p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 API endpoint for s3a:// (default: $FMAPREP_S3_ENDPOINT, conf/storage.toml, AWS)",
     )
     p.add_argument(
         "--dedupe",
@@ -113,10 +119,11 @@ def run(args: argparse.Namespace) -> int:
                 "extensions": extensions,
                 "spark_conf": spark_conf or None,
                 "dedupe": args.dedupe,
+                "s3_endpoint": args.s3_endpoint,
             },
         )
         result = run_preprocess(args.input, args.output, config)
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, StorageConfError) as exc:
         print(f"fmaprep: {exc}", file=sys.stderr)
         return 2
     print_summary(result, sys.stdout)
