@@ -106,6 +106,11 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         "--page-size", type=_positive_int, default=20, help="genre listing page size (max 200)"
     )
     parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry tracks an earlier run found bad for good (not audio, disallowed, 404)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -129,6 +134,7 @@ def run_scrape(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes,
         retries=args.retries,
         page_size=min(args.page_size, 200),
+        retry_failed=args.retry_failed,
     )
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))

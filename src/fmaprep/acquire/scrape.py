@@ -60,6 +60,7 @@ class ScrapeConfig:
     backoff: float = 1.0
     timeout: float = 60.0
     page_size: int = 20
+    retry_failed: bool = False  # retry tracks an earlier run found to be permanently bad
 
     def first_url(self) -> str:
         return listing_url(
@@ -78,6 +79,7 @@ class ScrapeSummary:
     skipped: int = 0
     failed: int = 0
     rejected: int = 0  # play-items without a usable id
+    known_bad: int = 0  # failed for good in an earlier run (not audio, disallowed, ...)
     pages: int = 0
     nbytes: int = 0
     requests: int = 0
@@ -93,7 +95,7 @@ class ScrapeSummary:
         lines = [
             f"scrape: {self.present}/{self.wanted} tracks present: {self.downloaded} downloaded "
             f"({human_bytes(self.nbytes)}), {self.skipped} already complete; {self.failed} "
-            f"failed, {self.rejected} rejected listing items; {self.pages} listing pages, "
+            f"failed, {self.known_bad} known bad, {self.rejected} rejected listing items; {self.pages} listing pages, "
             f"{self.requests} requests in {self.seconds:.1f}s"
         ]
         lines += [f"  failed {tid}: {why}" for tid, why in self.failures]
@@ -224,6 +226,9 @@ def _drive(run: _Run, pool: ThreadPoolExecutor, summary: ScrapeSummary, progress
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
             progress.add(skipped=1)
+        elif not run.config.retry_failed and run.tracks.failed_for_good(track.id):
+            summary.known_bad += 1
+            log.info("track %s failed for good in an earlier run; skipped", track.id6)
         else:
             pending[pool.submit(run.fetch, track)] = track
         # never more than `concurrency` in flight, nor more than the limit could still use

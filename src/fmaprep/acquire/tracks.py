@@ -30,6 +30,17 @@ from fmaprep.acquire.destination import Destination, track_path
 log = logging.getLogger(__name__)
 
 TRACKS_FILE = "_tracks.jsonl"
+# error reasons that another attempt will not fix: a rerun skips these tracks (unless asked)
+PERMANENT_ERRORS = (
+    "not_audio",
+    "robots_disallowed",
+    "too_large",
+    "bad_url",
+    "no_url",
+    "http_403",
+    "http_404",
+    "http_410",
+)
 FIELDS = (
     "id",
     "path",
@@ -97,6 +108,13 @@ class TrackLog:
         if size is None or size != line.get("bytes"):
             return False
         return self.dest.sha1(path) == line.get("sha1")
+
+    def failed_for_good(self, track_id: int) -> bool:
+        """True when the last line is an error that a retry would not fix (e.g. not audio)."""
+        line = self.latest.get(f"{track_id:06d}")
+        if not line or line.get("status") != "error":
+            return False
+        return str(line.get("error") or "").startswith(PERMANENT_ERRORS)
 
     def append(self, line: dict[str, Any]) -> None:
         text = json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n"
