@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -130,10 +131,10 @@ def test_hostile_site_scrape_then_rerun(serve: Any, tones: list[bytes], tmp_path
     assert {h.user_agent for h in site.hits} == {USER_AGENT}
     assert not [h for h in site.hits if h.status == 429]
     times = sorted(h.at for h in site.hits)
-    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= MIN_DELAY * 0.6
+    assert min(b - a for a, b in itertools.pairwise(times)) >= MIN_DELAY * 0.6
     audio = sorted(h.at for h in site.audio_hits())
     groups = [[audio[0]]]
-    for previous, current in zip(audio, audio[1:], strict=False):
+    for previous, current in itertools.pairwise(audio):
         if current - previous >= PAUSE * 0.8:
             groups.append([])
         groups[-1].append(current)
