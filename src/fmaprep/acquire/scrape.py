@@ -95,8 +95,8 @@ class ScrapeSummary:
         lines = [
             f"scrape: {self.present}/{self.wanted} tracks present: {self.downloaded} downloaded "
             f"({human_bytes(self.nbytes)}), {self.skipped} already complete; {self.failed} "
-            f"failed, {self.known_bad} known bad, {self.rejected} rejected listing items; {self.pages} listing pages, "
-            f"{self.requests} requests in {self.seconds:.1f}s"
+            f"failed, {self.known_bad} known bad, {self.rejected} rejected listing items; "
+            f"{self.pages} listing pages, {self.requests} requests in {self.seconds:.1f}s"
         ]
         lines += [f"  failed {tid}: {why}" for tid, why in self.failures]
         if self.listing_error:
