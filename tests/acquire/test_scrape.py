@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from fmaprep.acquire.destination import TMP_DIR, LocalDestination, Writer
 from fmaprep.acquire.http import USER_AGENT
+from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
 from fmaprep.cli import scrape as scrape_cli
 
@@ -313,3 +315,17 @@ def test_cli_reports_failures_with_exit_1(
 )
 def test_sniff_audio(head: bytes, ctype: str, ok: bool) -> None:
     assert (sniff_audio(head, ctype) is None) is ok
+
+
+def test_progress_bar_shows_tracks_bytes_and_pause(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    site = serve(FakeFMA([FakeTrack(i + 1, tones[i]) for i in range(3)], page_size=10))
+    stream = io.StringIO()
+    cfg = config(site, tmp_path, limit=3, batch_size=2, pause=0.3, concurrency=1)
+    progress = Progress(3, stream=stream, enabled=True)
+    scrape(cfg, progress=progress)
+    frames = stream.getvalue().split("\r")
+    assert any("pausing" in frame for frame in frames)
+    assert frames[-1].startswith("[" + "#" * 20 + "] 3/3 tracks, ")
+    assert "KiB" in frames[-1] and stream.getvalue().endswith("\n")
