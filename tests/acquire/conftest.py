@@ -38,7 +38,7 @@ class FakeTrack:
     id: Any  # as the site gives it: an int, or a hostile string
     audio: bytes = b""
     # ok | no_file_url | playback_only | html | truncated_once | error500_once | traversal
-    # | bad_id | disallowed | slow
+    # | bad_id | disallowed | foreign | slow
     kind: str = "ok"
     title: str = ""
 
@@ -105,6 +105,8 @@ class FakeFMA:
             info["fileName"] = "../../etc/passwd"
         if track.kind == "disallowed":
             info["fileUrl"] = f"{self.base_url}/private/{tid}.mp3"
+        elif track.kind == "foreign":  # another host (that would reach this server too)
+            info["fileUrl"] = self.base_url.replace("127.0.0.1", "localhost") + f"/files/{tid}.mp3"
         elif track.kind == "playback_only" or (track.kind == "no_file_url" and not on_track_page):
             pass
         else:

@@ -55,6 +55,7 @@ def hostile_site(tones: list[bytes]) -> FakeFMA:
         (19, "traversal"),
         ("12a", "bad_id"),
         (23, "disallowed"),
+        (27, "foreign"),
         (29, "ok"),
         (31, "ok"),
         (37, "ok"),  # beyond the limit: must not be fetched
@@ -107,6 +108,8 @@ def test_hostile_site_scrape_then_rerun(serve: Any, tones: list[bytes], tmp_path
     assert meta["000011"]["status"] == "error" and "not_audio" in meta["000011"]["error"]
     assert meta["000023"]["status"] == "error" and "robots" in meta["000023"]["error"]
     assert site.count("/private/") == 0
+    assert meta["000027"]["status"] == "error" and "host_not_allowed" in meta["000027"]["error"]
+    assert site.count("/files/27.mp3") == 0
     assert site.count("/files/12a") == 0 and summary.rejected == 1
     ok = meta["000019"]
     assert ok["status"] == "ok" and ok["bytes"] == len(by_id["19"].audio)
@@ -146,7 +149,7 @@ def test_hostile_site_scrape_then_rerun(serve: Any, tones: list[bytes], tmp_path
     # a second run downloads nothing (not even the known-bad tracks)
     before = len(site.audio_hits())
     again = scrape(config(site, dest))
-    assert again.downloaded == 0 and again.skipped == 8 and again.known_bad == 2
+    assert again.downloaded == 0 and again.skipped == 8 and again.known_bad == 3
     assert len(site.audio_hits()) == before
     assert files_under(dest) == expected
 

@@ -106,6 +106,13 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         "--page-size", type=_positive_int, default=20, help="genre listing page size (max 200)"
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also fetch from HOST (default: only the base URL's host and its subdomains)",
+    )
+    parser.add_argument(
         "--retry-failed",
         action="store_true",
         help="retry tracks an earlier run found bad for good (not audio, disallowed, 404)",
@@ -135,6 +142,7 @@ def run_scrape(args: argparse.Namespace) -> int:
         retries=args.retries,
         page_size=min(args.page_size, 200),
         retry_failed=args.retry_failed,
+        allow_hosts=tuple(host.lower() for host in args.allow_host),
     )
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))

@@ -155,9 +155,9 @@ class HttpClient:
         self._session = transport or requests.Session()
         self._session.headers["User-Agent"] = user_agent
         self.requests_made = 0
-        # robots.txt check for every URL requested, redirect targets included (set by the
-        # scraper once it has a Robots; robots.txt itself is always allowed)
-        self.allowed: Callable[[str], bool] | None = None
+        # asked about every URL before it is requested, redirect targets included: returns
+        # (reason, message) to refuse it (the scraper checks hosts and robots.txt here)
+        self.veto: Callable[[str], tuple[str, str] | None] | None = None
 
     def close(self) -> None:
         self._session.close()
@@ -167,12 +167,9 @@ class HttpClient:
         for _ in range(MAX_REDIRECTS + 1):
             if not _is_web_url(url):
                 raise FetchError("bad_url", f"refusing non-http(s) URL {url!r}")
-            if (
-                self.allowed is not None
-                and urlsplit(url).path != "/robots.txt"
-                and not self.allowed(url)
-            ):
-                raise FetchError("robots_disallowed", f"robots.txt disallows {url}")
+            refused = self.veto(url) if self.veto is not None else None
+            if refused is not None:
+                raise FetchError(*refused)
             self.throttle.before_request(download=download)
             self.requests_made += 1
             response = self._session.get(

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from fmaprep.acquire.destination import Destination, open_destination, track_path
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
@@ -61,6 +62,8 @@ class ScrapeConfig:
     timeout: float = 60.0
     page_size: int = 20
     retry_failed: bool = False  # retry tracks an earlier run found to be permanently bad
+    # hosts besides the base URL's (and its subdomains) that pages may send us to
+    allow_hosts: tuple[str, ...] = ()
 
     def first_url(self) -> str:
         return listing_url(
@@ -110,17 +113,38 @@ class _Run:
         self.client = client
         self.dest = dest
         self.robots = Robots(client)
-        client.allowed = self.robots.allowed
+        client.veto = self.veto
+        base = (urlsplit(config.base_url).hostname or "").lower()
+        self._base_host = base
+        self._base_domain = base.removeprefix("www.")
         self.tracks = TrackLog(dest)
         delay = self.robots.crawl_delay(config.first_url())
         if delay is not None and delay > client.throttle.min_delay:
             log.info("robots.txt asks for a crawl delay of %gs", delay)
             client.throttle.min_delay = delay
 
+    def veto(self, url: str) -> tuple[str, str] | None:
+        """Refuse URLs on foreign hosts (a hostile page must not point us anywhere it likes)
+        and URLs robots.txt disallows for us."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not (
+            host in (self._base_host, self._base_domain)
+            or host.endswith("." + self._base_domain)
+            or host in self.config.allow_hosts
+        ):
+            return "host_not_allowed", f"{url}: host {host!r} is not {self._base_host!r}"
+        if parts.path != "/robots.txt" and not self.robots.allowed(url):
+            return "robots_disallowed", f"robots.txt disallows {url}"
+        return None
+
     def listings(self, summary: ScrapeSummary) -> Any:
+        """New tracks from the listing pages, in order; stops after 3 pages with none new."""
         url: str | None = self.config.first_url()
         seen: set[str] = set()
-        while url and url not in seen:
+        ids: set[int] = set()
+        barren = 0
+        while url and url not in seen and barren < 3:
             seen.add(url)
             try:
                 page = self.client.get_page(url)
@@ -131,7 +155,10 @@ class _Run:
             summary.pages += 1
             listing = parse_listing(page.text, page.url, self.config.genre)
             summary.rejected += len(listing.rejected)
-            yield from listing.tracks
+            new = [t for t in listing.tracks if t.id not in ids]
+            ids.update(t.id for t in new)
+            barren = 0 if new else barren + 1
+            yield from new
             url = listing.next_url
 
     def resolve(self, track: TrackInfo) -> tuple[TrackInfo, str | None]:
@@ -217,12 +244,8 @@ def _settle(
 
 def _drive(run: _Run, pool: ThreadPoolExecutor, summary: ScrapeSummary, progress: Progress) -> None:
     limit, concurrency = run.config.limit, run.config.concurrency
-    seen: set[int] = set()
     pending: dict[Future[dict[str, Any]], TrackInfo] = {}
     for track in run.listings(summary):
-        if track.id in seen:
-            continue
-        seen.add(track.id)
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
             progress.add(skipped=1)

@@ -34,6 +34,7 @@ TRACKS_FILE = "_tracks.jsonl"
 PERMANENT_ERRORS = (
     "not_audio",
     "robots_disallowed",
+    "host_not_allowed",
     "too_large",
     "bad_url",
     "no_url",
