@@ -138,8 +138,9 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
 
         def _record(self, status: int) -> None:
             with site._lock:
+                arrived = getattr(self, "arrived", time.monotonic())
                 site.hits.append(
-                    Hit(time.monotonic(), self.path, status, self.headers.get("User-Agent", ""))
+                    Hit(arrived, self.path, status, self.headers.get("User-Agent", ""))
                 )
 
         def _send(
@@ -173,6 +174,7 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
                 return len(recent) >= site.burst
 
         def do_GET(self) -> None:
+            self.arrived = time.monotonic()
             parts = urlsplit(self.path)
             path = parts.path
             tracks = site.by_id()

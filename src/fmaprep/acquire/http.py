@@ -62,27 +62,34 @@ class Throttle:
         self._clock = clock
         self._sleep = sleep
         self._on_pause = on_pause
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the counters (hold() takes only this one)
+        self._start_lock = threading.Lock()  # serialises request starts
         self._next_start = 0.0  # clock time before which no request may start
         self._in_batch = 0  # download requests started in the current batch
 
     def before_request(self, download: bool = False) -> None:
-        """Block until this request may start, and reserve its slot."""
-        with self._lock:
-            now = self._clock()
-            pause = 0.0
-            if download:
-                if self._in_batch >= self.batch_size:
-                    self._in_batch = 0
-                    pause = self.pause
-                    self._next_start = max(self._next_start, now + self.pause)
-                self._in_batch += 1
-            start = max(now, self._next_start)
-            self._next_start = start + self.min_delay
-        if pause and self._on_pause is not None:
-            self._on_pause(pause)
-        if start > now:
-            self._sleep(start - now)
+        """Block until this request may start. Starts are serialised: the lock is held while
+        waiting, and the next start is counted from when this one actually woke up, so
+        threads woken late by the scheduler cannot bunch their requests together."""
+        with self._start_lock:
+            with self._lock:
+                now = self._clock()
+                pause = 0.0
+                if download:
+                    if self._in_batch >= self.batch_size:
+                        self._in_batch = 0
+                        pause = self.pause
+                        self._next_start = max(self._next_start, now + self.pause)
+                    self._in_batch += 1
+                wait = self._next_start - now
+            if pause and self._on_pause is not None:
+                self._on_pause(pause)
+            while wait > 0:  # hold() may move _next_start while we sleep
+                self._sleep(wait)
+                with self._lock:
+                    wait = self._next_start - self._clock()
+            with self._lock:
+                self._next_start = self._clock() + self.min_delay
 
     def hold(self, seconds: float) -> None:
         """No request starts within ``seconds`` from now (e.g. the server said Retry-After)."""
