@@ -27,6 +27,7 @@ USER_AGENT = f"fmaprep/{__version__} (+https://github.com/fmaprep/fmaprep)"
 ROBOTS_AGENT = "fmaprep"  # the product token robots.txt rules are matched against
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
+MAX_PAGE_BYTES = 16 * 1024 * 1024  # a listing or track page, or robots.txt
 
 
 class FetchError(Exception):
@@ -239,14 +240,31 @@ class HttpClient:
         instead of raised (robots.txt wants to see its 404)."""
 
         def once(attempt: int) -> Page:
-            response = self._open(url, download=False, stream=False)
+            response = self._open(url, download=False, stream=True)
             if response.status_code not in ok_statuses:
                 self._check_status(response, url)
+            body = bytearray()
+            try:
+                for chunk in response.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        raise FetchError("too_large", f"{url}: page over {MAX_PAGE_BYTES} bytes")
+            except requests.exceptions.ChunkedEncodingError as exc:
+                raise _RetryableError(f"page cut short: {exc}", None) from exc
+            finally:
+                response.close()
+            content_type = response.headers.get("Content-Type", "")
+            declared = "charset=" in content_type.lower() and response.encoding
+            encoding = declared or "utf-8"  # (not requests' ISO-8859-1 default for text/*)
+            try:
+                text = bytes(body).decode(encoding, errors="replace")
+            except LookupError:  # a charset Python does not know
+                text = bytes(body).decode("utf-8", errors="replace")
             return Page(
                 url=response.url or url,
                 status=response.status_code,
-                text=response.text,
-                content_type=response.headers.get("Content-Type", ""),
+                text=text,
+                content_type=content_type,
             )
 
         result = self._attempts(url, once)
