@@ -190,6 +190,13 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
                     return self._send(404, b"<html>no</html>", "text/html")
                 body = "<html><body>" + site.play_item(track, on_track_page=True) + "</body></html>"
                 return self._send(200, body.encode(), "text/html")
+            if path == "/evil-redirect":
+                self._record(302)
+                self.send_response(302)
+                self.send_header("Location", "file:///etc/passwd")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if path.startswith("/play/"):
                 tid = path[len("/play/") :]
                 self._record(302)

@@ -14,7 +14,7 @@ from fmaprep.acquire.destination import (
     open_destination,
     track_path,
 )
-from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog, make_line
+from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog, make_line, track_metadata
 
 
 def test_track_path_is_fma_layout() -> None:
@@ -90,3 +90,20 @@ def test_track_log_completeness_and_torn_line(tmp_path: Path) -> None:
     assert sorted(TrackLog(dest).latest) == ["000002", "000003", "000005"]
     (tmp_path / "000/000002.mp3").write_bytes(b"mp3 bytez")  # same size, other content
     assert not TrackLog(dest).is_complete(2)
+
+
+def test_track_metadata_for_the_preprocess_job() -> None:
+    text = "\n".join(
+        [
+            '{"id": "000002", "status": "error", "title": "old", "error": "x"}',
+            '{"id": "000002", "status": "ok", "title": "Food", "artist": "AWOL",'
+            ' "genre": "Hip-Hop"}',
+            '{"id": "000003", "status": "ok", "title": "Three"}',
+            '{"id": "000003", "status": "error", "error": "checksum_mismatch"}',
+            '{"id": "000004", "sta',
+        ]
+    )
+    meta = track_metadata(text)
+    assert list(meta) == ["000002"]
+    assert meta["000002"]["title"] == "Food" and meta["000002"]["genre"] == "Hip-Hop"
+    assert meta["000002"]["album"] is None

@@ -129,6 +129,8 @@ def test_404_is_not_retried_and_redirects_stay_on_http(serve: Any, tones: list[b
     assert download(http, f"{site.base_url}/play/1") == tones[0]  # 302 to /files/1.mp3
     with pytest.raises(FetchError, match="non-http"):
         download(http, "file:///etc/passwd")
+    with pytest.raises(FetchError, match="non-http"):
+        download(http, f"{site.base_url}/evil-redirect")  # a redirect to file://
     assert clock.slept == []
 
 

@@ -8,6 +8,13 @@ to 6 digits, and ``<dest>/_tracks.jsonl`` with one metadata line per track (see
 from __future__ import annotations
 
 from fmaprep.acquire.destination import Destination, open_destination, track_path
-from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog
+from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog, track_metadata
 
-__all__ = ["TRACKS_FILE", "Destination", "TrackLog", "open_destination", "track_path"]
+__all__ = [
+    "TRACKS_FILE",
+    "Destination",
+    "TrackLog",
+    "open_destination",
+    "track_metadata",
+    "track_path",
+]

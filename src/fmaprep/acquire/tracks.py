@@ -85,6 +85,22 @@ def parse_lines(text: str) -> Iterator[dict[str, Any]]:
             yield line
 
 
+CARRIED = ("title", "artist", "album", "genre")  # what the preprocess job carries into records
+
+
+def track_metadata(text: str) -> dict[str, dict[str, Any]]:
+    """{id: {title, artist, album, genre, ...}} from a ``_tracks.jsonl`` text, for the
+    preprocess job: the last line per id wins, and only ids whose last line is ``ok``."""
+    latest: dict[str, dict[str, Any]] = {}
+    for line in parse_lines(text):
+        latest[line["id"]] = line
+    return {
+        tid: {key: line.get(key) for key in (*CARRIED, "split", "subset", "source")}
+        for tid, line in latest.items()
+        if line.get("status") == "ok"
+    }
+
+
 class TrackLog:
     """The destination's ``_tracks.jsonl``: the latest line per id, and appends."""
 
