@@ -14,7 +14,7 @@ from types import ModuleType
 from fmaprep import __version__
 
 # module names under fmaprep.cli, in the order --help lists them
-SUBCOMMANDS = ("preprocess", "inspect", "demo", "bench")
+SUBCOMMANDS = ("preprocess", "inspect", "demo", "scrape", "fetch-dataset", "bench")
 
 TOP_EXAMPLES = """\
 examples:
