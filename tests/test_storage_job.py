@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +119,11 @@ def test_s3_to_hdfs(
     local_services: dict[str, str], corpus: Path, local_codes: dict[str, bytes], tmp_path: Path
 ) -> None:
     env = local_services
-    _upload(env, corpus, "raw-a")
+    run = uuid.uuid4().hex[:8]  # the services keep their data between test runs
+    _upload(env, corpus, f"raw-a-{run}")
     bucket = env["FMAPREP_S3_BUCKET"]
-    _job(env, f"s3a://{bucket}/raw-a/", "hdfs:///fmaprep-tests/out-a")
-    _hdfs(env, "-get", "/fmaprep-tests/out-a", str(tmp_path / "out"))
+    _job(env, f"s3a://{bucket}/raw-a-{run}/", f"hdfs:///fmaprep-tests/{run}/out-a")
+    _hdfs(env, "-get", f"/fmaprep-tests/{run}/out-a", str(tmp_path / "out"))
     _check(tmp_path / "out", local_codes, "s3a://")
 
 
@@ -129,9 +131,10 @@ def test_hdfs_to_s3(
     local_services: dict[str, str], corpus: Path, local_codes: dict[str, bytes], tmp_path: Path
 ) -> None:
     env = local_services
-    _hdfs(env, "-mkdir", "-p", "/fmaprep-tests/raw-b")
-    _hdfs(env, "-put", "-f", *[str(p) for p in corpus.iterdir()], "/fmaprep-tests/raw-b/")
+    run = uuid.uuid4().hex[:8]
+    _hdfs(env, "-mkdir", "-p", f"/fmaprep-tests/{run}/raw-b")
+    _hdfs(env, "-put", "-f", *[str(p) for p in corpus.iterdir()], f"/fmaprep-tests/{run}/raw-b/")
     bucket = env["FMAPREP_S3_BUCKET"]
-    _job(env, f"{env['FMAPREP_HDFS_URI']}/fmaprep-tests/raw-b", f"s3a://{bucket}/out-b")
-    _download(env, "out-b", tmp_path / "out")
+    _job(env, f"{env['FMAPREP_HDFS_URI']}/fmaprep-tests/{run}/raw-b", f"s3a://{bucket}/out-b-{run}")
+    _download(env, f"out-b-{run}", tmp_path / "out")
     _check(tmp_path / "out", local_codes, "hdfs://")
