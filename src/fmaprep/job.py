@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from fmaprep.storage import (
     drop_checksum_files,
     is_local,
     list_local_inputs,
+    local_path,
     parse_track_metadata,
     resolve_uri,
     sibling,
@@ -130,6 +132,14 @@ def _commit(fs: HadoopFS, staging: str, output_uri: str, mode: str, run_tag: str
 
 def _check_output(fs: HadoopFS, output_uri: str, mode: str) -> bool:
     """Whether OUTPUT exists; refuses an existing one unless the mode says what to do with it."""
+    if is_local(output_uri):
+        parent, _, name = local_path(output_uri).rstrip("/").rpartition("/")
+        if os.path.isdir(parent or "/"):
+            leftovers = sorted(
+                n for n in os.listdir(parent or "/") if n.startswith(f".{name}.fmaprep-")
+            )
+            if leftovers:
+                log.warning("left by interrupted runs (safe to delete): %s", ", ".join(leftovers))
     exists = fs.exists(output_uri)
     if exists and mode == "error":
         raise StorageError(
