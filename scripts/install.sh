@@ -39,7 +39,7 @@ fi
 stamp=.venv/.fmaprep-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -e '.[dev,bench]'
   touch "$stamp"
 fi
 echo "install.sh: .venv ready ($(.venv/bin/fmaprep --version))"

@@ -28,6 +28,29 @@ def write_audio(
     return path
 
 
+def write_mp3_lame(path: Path, frames: np.ndarray, sample_rate: int, vbr_quality: int = 2) -> Path:
+    """Encode with ffmpeg's libmp3lame in VBR mode (-q:a), as many real-world mp3s are made.
+
+    libsndfile's own encoder writes a different kind of file; FMA's mp3s come from LAME.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = path.with_suffix(".src.wav")
+    sf.write(wav, frames, sample_rate, subtype="FLOAT")
+    try:
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(wav),
+             "-c:a", "libmp3lame", "-q:a", str(vbr_quality), str(path)],
+            check=True,
+        )  # fmt: skip
+    finally:
+        wav.unlink()
+    return path
+
+
 def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr
     return amplitude * np.sin(2 * np.pi * freq * t)

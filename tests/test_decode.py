@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmaprep.decode import DECODERS, get_decoder, parse_wav
+from fmaprep.decode import DECODERS, get_decoder
 from fmaprep.errors import TrackError
+from fmaprep.wav import parse_wav
 
-from conftest import tone, write_audio
+from conftest import tone, write_audio, write_mp3_lame
 
 ALL = sorted(DECODERS)
 
@@ -100,6 +101,26 @@ def _best_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 2000) -> int:
     return best_lag
 
 
+@pytest.mark.parametrize("decoder", ["soundfile", "ffmpeg"])
+def test_block_wise_decode_of_vbr_mp3_equals_a_whole_file_decode(
+    tmp_path: Path, decoder: str
+) -> None:
+    """Streaming must not change a sample: VBR mp3s once came back with zeroed stretches when
+    read block by block (python-soundfile seeks after each read; see decode._read_frames)."""
+    import soundfile as sf
+
+    from fmaprep.synth import music
+
+    path = write_mp3_lame(tmp_path / "vbr.mp3", music(8.0, 44100, seed=3), 44100)
+    streamed = get_decoder(decoder)(str(path)).frames
+    assert streamed.shape[0] > 4 * 65536 // 2  # several blocks
+    whole, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    n = min(len(whole), len(streamed))
+    assert abs(len(whole) - len(streamed)) <= 1152
+    # ffmpeg's and mpg123's decoders agree to float rounding; a zeroed block would be ~1.0 off
+    assert float(np.max(np.abs(streamed[:n] - whole[:n]))) < 1e-3
+
+
 @pytest.mark.parametrize("decoder", ALL)
 def test_empty_file(tmp_path: Path, decoder: str) -> None:
     path = tmp_path / "empty.mp3"
@@ -142,6 +163,6 @@ def test_parse_wav_handles_pipe_sizes_and_formats() -> None:
     data += b"fmt " + len(fmt).to_bytes(4, "little") + fmt
     data += b"LIST" + (4).to_bytes(4, "little") + b"INFO"
     data += b"data" + b"\xff\xff\xff\xff" + samples.tobytes()
-    decoded = parse_wav(data)
-    assert decoded.sample_rate == 16000
-    np.testing.assert_array_equal(decoded.frames, samples)
+    frames, sample_rate = parse_wav(data)
+    assert sample_rate == 16000
+    np.testing.assert_array_equal(frames, samples)

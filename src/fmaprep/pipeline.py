@@ -1,12 +1,17 @@
 """One audio file to one record: decode -> channel -> resample -> normalize -> mu-law.
 
 This is what each Spark task maps over its files; it knows nothing about Spark. The signal steps
-are the pure functions of :mod:`fmaprep.signal` and :mod:`fmaprep.resample`.
+are the pure functions of :mod:`fmaprep.signal` and :mod:`fmaprep.resample`, applied block by
+block so that memory stays bounded by the 8 kHz output, not the decoded input.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +19,16 @@ import numpy as np
 import numpy.typing as npt
 
 from fmaprep.config import PipelineConfig
-from fmaprep.decode import Decoded, get_decoder
+from fmaprep.decode import BLOCK_FRAMES, Decoded, get_opener
 from fmaprep.errors import TrackError
-from fmaprep.resample import get_resampler
-from fmaprep.signal import mu_law_encode, peak_normalize, pick_channel
+from fmaprep.mp3info import read_mp3_info
+from fmaprep.resample import StreamResampler
+from fmaprep.signal import apply_gain, mu_law_encode, peak_gain, pick_channel
 
 # metadata carried from acquisition (_tracks.jsonl) into records and the manifest
 METADATA_KEYS = ("title", "artist", "album", "genre", "split", "subset")
+# decoded less than this share of what the container declares: the file was cut short
+TRUNCATED_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,19 @@ class InputFile:
     source: str  # absolute local path or URI, as the manifest reports it
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
+    mtime: float | None = None
 
     @property
     def track_id(self) -> str:
         return track_id_for(self.source)
+
+
+@dataclass(frozen=True)
+class Transformed:
+    codes: npt.NDArray[np.uint8]
+    gain: float
+    input_frames: int
+    peak: float
 
 
 def track_id_for(source: str) -> str:
@@ -43,15 +60,56 @@ def track_id_for(source: str) -> str:
     return stem or name
 
 
+def transform_blocks(
+    blocks: Iterable[npt.NDArray[np.float32]],
+    sample_rate: int,
+    cfg: PipelineConfig,
+    deadline: float = math.inf,
+) -> Transformed:
+    """Frames arriving in blocks to mu-law codes, with the checks that make a bad file an error.
+
+    Only the resampled mono signal is kept (4 bytes per output sample) until the peak is known.
+    """
+    resampler = StreamResampler(cfg.resampler, sample_rate, cfg.sample_rate)
+    max_frames = cfg.max_duration_s * sample_rate
+    chunks: list[npt.NDArray[np.float32]] = []
+    n_in = 0
+    for block in blocks:
+        if time.monotonic() > deadline:
+            raise TrackError("timeout", f"not decoded within {cfg.timeout_s:g} s")
+        n_in += len(block)
+        if n_in > max_frames:
+            raise TrackError("unsupported", f"longer than max_duration_s={cfg.max_duration_s:g}")
+        chunks.append(resampler.process(pick_channel(block, cfg.channel)))
+    chunks.append(resampler.process(np.zeros(0, dtype=np.float32), last=True))
+    if n_in == 0:
+        raise TrackError("empty", "decoded to 0 samples")
+    if n_in < cfg.min_duration_s * sample_rate:
+        raise TrackError(
+            "too_short", f"{n_in / sample_rate:.3f} s < min_duration_s={cfg.min_duration_s:g}"
+        )
+    peak = max((float(np.max(np.abs(c))) for c in chunks if c.size), default=0.0)
+    if not math.isfinite(peak):
+        raise TrackError("decode_failed", "decoder produced NaN/inf samples")
+    if peak <= 10 ** (cfg.silence_db / 20):
+        level = f"{20 * math.log10(peak):.1f} dBFS" if peak > 0 else "digital silence"
+        raise TrackError("silent", f"peak {level} is below {cfg.silence_db:g} dBFS")
+    gain = peak_gain(peak) if cfg.normalize == "peak" else 1.0
+    codes = np.empty(sum(c.size for c in chunks), dtype=np.uint8)
+    pos = 0
+    for i, chunk in enumerate(chunks):
+        codes[pos : pos + chunk.size] = mu_law_encode(apply_gain(chunk, gain), cfg.mu)
+        pos += chunk.size
+        chunks[i] = chunk[:0]  # free the float block as soon as it is encoded
+    return Transformed(codes, gain, n_in, peak)
+
+
 def transform(decoded: Decoded, cfg: PipelineConfig) -> tuple[npt.NDArray[np.uint8], float]:
-    """Decoded frames to mu-law codes; returns the codes and the normalization gain."""
-    mono = pick_channel(decoded.frames, cfg.channel)
-    resampled = get_resampler(cfg.resampler)(mono, decoded.sample_rate, cfg.sample_rate)
-    if cfg.normalize == "peak":
-        scaled, gain = peak_normalize(resampled)
-    else:
-        scaled, gain = resampled, 1.0
-    return mu_law_encode(scaled, cfg.mu), gain
+    """A whole decoded file to (codes, gain): the same computation the job streams."""
+    frames = decoded.frames
+    blocks = (frames[i : i + BLOCK_FRAMES] for i in range(0, len(frames), BLOCK_FRAMES))
+    out = transform_blocks(blocks, decoded.sample_rate, cfg)
+    return out.codes, out.gain
 
 
 def local_path(source: str) -> str:
@@ -67,41 +125,73 @@ def local_path(source: str) -> str:
     return source
 
 
-def process_file(
-    item: InputFile, cfg: PipelineConfig
+def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any], path: str) -> Transformed:
+    if not os.path.isfile(path):
+        raise TrackError("read_failed", "file not found or not a regular file")
+    size_mb = os.path.getsize(path) / 1e6
+    if size_mb > cfg.max_file_mb:
+        raise TrackError("unsupported", f"{size_mb:.0f} MB is over max_file_mb={cfg.max_file_mb:g}")
+    deadline = time.monotonic() + cfg.timeout_s
+    stream = get_opener(cfg.decoder)(path)
+    line.update(source_sample_rate=stream.sample_rate, source_channels=stream.channels)
+    out = transform_blocks(stream.blocks, stream.sample_rate, cfg, deadline)
+    declared = stream.declared_frames
+    if declared is None and path.lower().endswith(".mp3"):
+        info = read_mp3_info(path)
+        if info is not None and info.sample_rate == stream.sample_rate:
+            declared = info.declared_frames
+    if declared and out.input_frames < TRUNCATED_RATIO * declared:
+        raise TrackError(
+            "truncated",
+            f"decoded {out.input_frames / stream.sample_rate:.1f} s of the "
+            f"{declared / stream.sample_rate:.1f} s the file declares",
+        )
+    line.update(duration_s=round(out.input_frames / stream.sample_rate, 3))
+    return out
+
+
+def process_bytes(
+    item: InputFile, data: bytes, cfg: PipelineConfig
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Turn one input into (record or None, manifest line). Never raises for a bad file."""
+    """:func:`process_file` for an input whose bytes Spark read from HDFS/S3: the bytes go to a
+    worker-local temporary file, so every decoder (and the mp3 length check) works unchanged."""
+    suffix = os.path.splitext(item.source)[1][:16]
+    with tempfile.NamedTemporaryFile(prefix="fmaprep-", suffix=suffix) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        return process_file(item, cfg, path=tmp.name)
+
+
+def process_file(
+    item: InputFile, cfg: PipelineConfig, path: str | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Turn one input into (record or None, manifest line). Never raises for a bad file.
+
+    ``path`` is where the bytes are, when not at ``item.source`` itself.
+    """
     line: dict[str, Any] = {"track_id": item.track_id, "source": item.source, "status": "ok"}
+    # what --mode resume compares to tell an unchanged input from a replaced one
+    line.update(bytes=item.size, mtime=item.mtime)
     line.update(item.metadata)
     try:
-        path = local_path(item.source)
-        if not os.path.isfile(path):
-            raise TrackError("read_failed", "file not found or not a regular file")
-        decoded = get_decoder(cfg.decoder)(path)
-        codes, gain = transform(decoded, cfg)
+        out = _encode(item, cfg, line, path or local_path(item.source))
     except TrackError as exc:
         line.update(status="error", error=exc.manifest_text())
         return None, line
-    except (MemoryError, ValueError, RuntimeError, OSError) as exc:
+    except (MemoryError, ValueError, RuntimeError, OSError, EOFError) as exc:
         # Anything a decoder library throws that we did not classify still must not kill the job.
         error = TrackError("decode_failed", f"{type(exc).__name__}: {exc}")
         line.update(status="error", error=error.manifest_text())
         return None, line
-    line.update(
-        source_sample_rate=decoded.sample_rate,
-        source_channels=decoded.channels,
-        duration_s=round(decoded.duration_s, 3),
-        n_samples=int(codes.size),
-        gain=float(gain),
-    )
+    line.update(n_samples=int(out.codes.size), gain=float(out.gain))
     record: dict[str, Any] = {
         "track_id": item.track_id,
         "source": item.source,
         "sample_rate": cfg.sample_rate,
         "mu": cfg.mu,
-        "codes": codes,
-        "source_sample_rate": decoded.sample_rate,
-        "gain": float(gain),
+        "codes": out.codes,
+        "source_sample_rate": line["source_sample_rate"],
+        "gain": float(out.gain),
     }
     record.update(item.metadata)
     return record, line

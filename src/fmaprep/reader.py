@@ -86,16 +86,19 @@ def _read_header(f: IO[bytes]) -> tuple[bool, bytes]:
     return bool(compressed), _read_exact(f, _SYNC_SIZE, "sync marker")
 
 
-def iter_sequence_file(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    """Yield the BytesWritable payloads of one SequenceFile, one record at a time."""
+def iter_sequence_file(path: str | os.PathLike[str], dir_fd: int | None = None) -> Iterator[bytes]:
+    """Yield the BytesWritable payloads of one SequenceFile, one record at a time.
+
+    With ``dir_fd``, ``path`` is relative to that open directory (see :func:`read_records`).
+    """
     try:
-        yield from _iter_values(path)
+        yield from _iter_values(os.open(path, os.O_RDONLY, dir_fd=dir_fd))
     except ValueError as e:  # name the file: an output has many parts
         raise ValueError(f"{os.fspath(path)}: {e}") from e
 
 
-def _iter_values(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    with open(path, "rb") as f:
+def _iter_values(fd: int) -> Iterator[bytes]:
+    with open(fd, "rb") as f:
         compressed, sync = _read_header(f)
         while head := f.read(4):  # a clean end of file falls between records
             length = _INT.unpack(head + _read_exact(f, 4 - len(head), "record length"))[0]
@@ -193,9 +196,9 @@ def parse_byte_arrays(data: bytes) -> list[bytes | None]:
     return items
 
 
-def read_partition(path: str | os.PathLike[str]) -> Iterator[Any]:
+def read_partition(path: str | os.PathLike[str], dir_fd: int | None = None) -> Iterator[Any]:
     """Yield the Python objects of one ``part-*`` file, in write order."""
-    for value in iter_sequence_file(path):
+    for value in iter_sequence_file(path, dir_fd):
         try:
             blobs = parse_byte_arrays(value)
         except ValueError as e:
@@ -247,17 +250,34 @@ def read_records(
         raise FileNotFoundError(f"{output}: no such output directory")
     if not os.path.exists(os.path.join(root, "_SUCCESS")):
         raise FileNotFoundError(f"{output}: no _SUCCESS, the job did not finish (or still runs)")
-    # part-* only: skips _SUCCESS/_manifest.jsonl/_stats.json and Hadoop's .part-*.crc files.
-    names = sorted((n for n in os.listdir(root) if n.startswith("part-")), key=_natural_key)
-    if any(n.endswith(".parquet") for n in names):
-        raise NotImplementedError("parquet output: not yet")
-    filters = {
-        key: None if v is None else frozenset([v] if isinstance(v, str) else v)
-        for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
-    }
-    for name in names:
-        for record in read_partition(os.path.join(root, name)):
-            if not isinstance(record, dict):
-                raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
-            if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):
-                yield record
+    # The directory is opened once and every part is opened relative to it: if the output is
+    # replaced meanwhile (--mode overwrite renames the old one away, then deletes it), this
+    # reader keeps reading the old generation or fails loudly, and never mixes the two.
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        # part-* only: skips _SUCCESS/_manifest.jsonl/_stats.json and Hadoop's .crc files.
+        names = sorted((n for n in os.listdir(dir_fd) if n.startswith("part-")), key=_natural_key)
+        if any(n.endswith(".parquet") for n in names):
+            raise NotImplementedError("parquet output: not yet")
+        filters = {
+            key: None if v is None else frozenset([v] if isinstance(v, str) else v)
+            for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
+        }
+        for name in names:
+            try:
+                records = read_partition(name, dir_fd)
+                for record in records:
+                    if not isinstance(record, dict):
+                        raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
+                    if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):
+                        yield record
+            except FileNotFoundError as e:
+                raise OutputChangedError(
+                    f"{output} was replaced while it was being read ({name} is gone); read it again"
+                ) from e
+    finally:
+        os.close(dir_fd)
+
+
+class OutputChangedError(RuntimeError):
+    """The output directory was replaced or deleted during a read."""

@@ -27,7 +27,9 @@ def print_summary(result: JobResult, out: TextIO) -> None:
     c = result.counts
     speed = c["audio_seconds"] / result.wall_seconds if result.wall_seconds else 0.0
     out.write(
-        f"fmaprep preprocess: {c['inputs']} inputs, {c['ok']} ok, {c['failed']} failed; "
+        f"fmaprep preprocess: {c['inputs']} inputs, {c['ok']} ok, {c['failed']} failed"
+        + (f", {c['duplicates']} duplicates" if c.get("duplicates") else "")
+        + "; "
         f"{c['audio_seconds'] / 3600:.2f} h of audio in {result.wall_seconds:.1f} s "
         f"({speed:.0f}x real time) -> {result.output}\n"
     )
@@ -50,7 +52,10 @@ def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
             stats = json.load(f)
     parts = sorted(n for n in os.listdir(path) if n.startswith("part-"))
     out.write(f"{path}\n")
-    out.write(f"  inputs {counts['inputs']}, ok {counts['ok']}, failed {counts['failed']}\n")
+    out.write(
+        f"  inputs {counts['inputs']}, ok {counts['ok']}, failed {counts['failed']}, "
+        f"duplicates {counts['duplicates']}\n"
+    )
     out.write(
         f"  audio {counts['audio_seconds'] / 3600:.3f} h, {counts['output_samples']:,} samples, "
         f"{len(parts)} partitions\n"
@@ -64,7 +69,7 @@ def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
         )
     for reason, count in counts["failed_by_reason"].items():
         out.write(f"  failed ({reason}): {count}\n")
-    _failures([line for line in lines if line["status"] != "ok"], out)
+    _failures([line for line in lines if line["status"] == "error"], out)
     for record in islice(read_records(path), n_records):
         codes, rate = record["codes"], record["sample_rate"]
         meta = ", ".join(f"{k}={record[k]!r}" for k in ("title", "artist", "genre") if k in record)

@@ -61,3 +61,34 @@ def get_resampler(name: str) -> Resampler:
         raise ValueError(
             f"unknown resampler {name!r} (choose from {', '.join(RESAMPLERS)})"
         ) from None
+
+
+class StreamResampler:
+    """Resample a signal that arrives in blocks. soxr streams natively (its output does not
+    depend on how the input is cut); resampy has no streaming API, so its input is gathered and
+    resampled at the end, as the original design did."""
+
+    def __init__(self, name: str, sr_in: int, sr_out: int) -> None:
+        get_resampler(name)  # validate the name
+        self.name, self.sr_in, self.sr_out = name, sr_in, sr_out
+        self._pending: list[npt.NDArray[np.float32]] = []
+        self._soxr: object | None = None
+        if name == "soxr" and sr_in != sr_out:
+            import soxr
+
+            self._soxr = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
+
+    def process(self, x: npt.NDArray[np.float32], last: bool = False) -> npt.NDArray[np.float32]:
+        if self.sr_in == self.sr_out:
+            return x
+        if self._soxr is not None:
+            out = self._soxr.resample_chunk(x, last=last)  # type: ignore[attr-defined]
+            return np.asarray(out, dtype=np.float32)
+        self._pending.append(x)
+        if not last:
+            return np.zeros(0, dtype=np.float32)
+        whole = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        self._pending = []
+        if whole.size == 0:
+            return whole
+        return get_resampler(self.name)(whole, self.sr_in, self.sr_out)

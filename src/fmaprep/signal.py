@@ -41,11 +41,19 @@ def peak_normalize(x: FloatArray) -> tuple[npt.NDArray[np.float32], float]:
 
     Silence (peak 0) stays silence with gain 1.0.
     """
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak == 0.0 or not np.isfinite(peak):
-        return np.asarray(x, dtype=np.float32), 1.0
-    gain = 1.0 / peak
-    return (np.asarray(x, dtype=np.float32) * np.float32(gain)), gain
+    gain = peak_gain(float(np.max(np.abs(x))) if x.size else 0.0)
+    return apply_gain(x, gain), gain
+
+
+def peak_gain(peak: float) -> float:
+    """The gain that brings an absolute peak to 1.0 (1.0 for silence or a non-finite peak)."""
+    return 1.0 / peak if peak > 0.0 and np.isfinite(peak) else 1.0
+
+
+def apply_gain(x: FloatArray, gain: float) -> npt.NDArray[np.float32]:
+    """``x * gain`` in float32 (the same rounding whether applied whole or block by block)."""
+    x32 = np.asarray(x, dtype=np.float32)
+    return x32 if gain == 1.0 else x32 * np.float32(gain)
 
 
 def mu_law_encode(x: FloatArray, mu: int = 255) -> npt.NDArray[np.uint8]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 from importlib import resources
@@ -67,6 +68,16 @@ def executor_python(conf: dict[str, str]) -> str | None:
     return conf.get(EXECUTOR_PYTHON) or submitted_conf(EXECUTOR_PYTHON)
 
 
+def with_task_retries(master: str, attempts: int = 4) -> str:
+    """``local[N]`` becomes ``local[N,attempts]``: in local mode Spark otherwise gives a task one
+    attempt (spark.task.maxFailures applies to clusters only), so one crashed Python worker would
+    fail the whole job. A master that already says how many attempts is left alone."""
+    match = re.fullmatch(r"local(?:\[(\d+|\*)\])?", master)
+    if not match:
+        return master
+    return f"local[{match.group(1) or 1},{attempts}]"
+
+
 def log4j_config() -> str:
     return str(resources.files("fmaprep").joinpath("resources/log4j2.properties"))
 
@@ -111,7 +122,7 @@ def build_session(
 
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.master(with_task_retries(master)).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
     log.info("starting Spark (%s)%s", master, f", JAVA_HOME={java_home}" if java_home else "")

@@ -4,14 +4,15 @@ every input is read and decoded once."""
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pyspark.accumulators import AccumulatorParam
 
 from fmaprep.config import PipelineConfig
-from fmaprep.pipeline import InputFile, process_file
+from fmaprep.errors import TrackError
+from fmaprep.pipeline import InputFile, local_path, process_bytes, process_file
 
 ManifestLine = dict[str, Any]
 
@@ -42,9 +43,12 @@ def save_records(
     """
     manifest = spark_context.accumulator([], _ListParam())
 
-    def run_partition(chunks: Iterable[list[InputFile]]) -> Iterator[dict[str, Any]]:
-        for item in itertools.chain.from_iterable(chunks):
-            record, line = process_file(item, cfg)
+    def run_partition(inputs: Iterable[tuple[InputFile, bytes | None]]) -> Iterator[dict[str, Any]]:
+        for item, data in inputs:
+            if data is None:
+                record, line = process_file(item, cfg)
+            else:
+                record, line = process_bytes(item, data, cfg)
             manifest.add([line])
             if record is not None:
                 yield record
@@ -53,7 +57,7 @@ def save_records(
         lines: list[ManifestLine] = list(manifest.value)
         return len(lines), sum(1 for line in lines if line["status"] != "ok")
 
-    records = spark_context.parallelize(bins, len(bins)).mapPartitions(run_partition)
+    records = read_inputs(spark_context, bins).mapPartitions(run_partition)
     # batchSize=1: one record per pickle, so a long track never makes an oversized batch
     if run_while_saving is None:
         records.saveAsPickleFile(output_uri, batchSize=1)
@@ -62,3 +66,58 @@ def save_records(
             records.saveAsPickleFile(output_uri, batchSize=1)
     lines: list[ManifestLine] = list(manifest.value)
     return lines
+
+
+def read_inputs(spark_context: Any, bins: list[list[InputFile]]) -> Any:
+    """An RDD of (input, bytes or None), one partition per bin.
+
+    Local files are opened by the tasks themselves (bytes None: decoders stream from the
+    path). Anything else (hdfs://, s3a://, s3:// with EMRFS) is read by the executors' JVMs
+    through Hadoop's FileSystem with ``binaryFiles``, so the tasks need no filesystem client
+    and no directory shared with the driver; its byte-sized splits follow the same total.
+    """
+    items = [item for b in bins for item in b]
+    if all(is_local_source(item.source) for item in items):
+        return spark_context.parallelize(bins, len(bins)).flatMap(lambda b: [(i, None) for i in b])
+    by_source = spark_context.broadcast({item.source: item for item in items})
+    paths = ",".join(_escape_hadoop_path(item.source) for item in items)
+
+    def attach(pair: tuple[str, bytes]) -> tuple[InputFile, bytes]:
+        source, data = pair
+        item = by_source.value.get(source) or InputFile(source, len(data))
+        return item, data
+
+    return spark_context.binaryFiles(paths, minPartitions=len(bins)).map(attach)
+
+
+def is_local_source(source: str) -> bool:
+    return "://" not in source or source.startswith("file:")
+
+
+def _escape_hadoop_path(uri: str) -> str:
+    """Hadoop splits input paths on commas and expands globs: escape both in a real name."""
+    return "".join("\\" + c if c in ",{}[]*?\\" else c for c in uri)
+
+
+def hash_inputs(spark_context: Any, bins: list[list[InputFile]]) -> dict[str, str]:
+    """sha1 of every input's bytes, computed where the files are read (source -> hex digest)."""
+
+    def digest(pair: tuple[InputFile, bytes | None]) -> tuple[str, str]:
+        item, data = pair
+        if data is not None:
+            return item.source, hashlib.sha1(data).hexdigest()
+        try:
+            return item.source, file_sha1(local_path(item.source))
+        except (OSError, TrackError):
+            return item.source, f"unreadable:{item.source}"  # never equal to another file
+
+    pairs = read_inputs(spark_context, bins).map(digest).collect()
+    return dict(pairs)
+
+
+def file_sha1(path: str, block: int = 1 << 20) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

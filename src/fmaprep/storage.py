@@ -80,7 +80,8 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
     for p in candidates:
         if not _has_audio_extension(p, extensions):
             continue
-        files.append(InputFile(p, os.path.getsize(p), metadata.get(track_id_for(p), {})))
+        st = os.stat(p)
+        files.append(InputFile(p, st.st_size, metadata.get(track_id_for(p), {}), st.st_mtime))
     return files
 
 
@@ -164,24 +165,32 @@ class HadoopFS:
     def list_files(self, uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
         """Audio files under ``uri`` (recursively) or matching a glob, skipping hidden names."""
         path = self._p(uri)
-        found: list[tuple[str, int]] = []
+        found: list[tuple[str, int, float]] = []
         if _GLOB_CHARS & set(uri.split("://", 1)[-1]):
             for status in self._fs.globStatus(path) or []:
                 if status.isFile():
-                    found.append((str(status.getPath().toString()), int(status.getLen())))
+                    found.append(_status_tuple(status))
         else:
             it = self._fs.listFiles(path, True)
             while it.hasNext():
-                status = it.next()
-                found.append((str(status.getPath().toString()), int(status.getLen())))
+                found.append(_status_tuple(it.next()))
         files = []
-        for source, size in sorted(found):
+        for source, size, mtime in sorted(found):
             rel = source[len(uri) :] if source.startswith(uri) else source
             if any(_hidden(part) for part in rel.split("/") if part):
                 continue
             if _has_audio_extension(source, extensions):
-                files.append(InputFile(source, size))
+                files.append(InputFile(source, size, mtime=mtime))
         return files
+
+
+def _status_tuple(status: Any) -> tuple[str, int, float]:
+    """(URI, bytes, modification time in seconds) of a Hadoop FileStatus."""
+    return (
+        str(status.getPath().toString()),
+        int(status.getLen()),
+        int(status.getModificationTime()) / 1000.0,
+    )
 
 
 def drop_checksum_files(uri: str) -> None:

@@ -14,7 +14,7 @@ from types import ModuleType
 from fmaprep import __version__
 
 # module names under fmaprep.cli, in the order --help lists them
-SUBCOMMANDS = ("preprocess", "inspect", "demo", "package-env")
+SUBCOMMANDS = ("preprocess", "inspect", "demo", "scrape", "fetch-dataset", "bench", "package-env")
 
 TOP_EXAMPLES = """\
 examples:

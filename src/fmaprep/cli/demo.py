@@ -18,11 +18,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracks", type=int, default=24, help="number of tracks (default 24)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each track (default 30)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--encoder",
+        choices=["soundfile", "ffmpeg"],
+        default="soundfile",
+        help="mp3 encoder: libsndfile (fast, default) or ffmpeg's LAME VBR (like FMA)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from fmaprep.demo import make_demo_corpus
 
-    paths = make_demo_corpus(args.dest, args.tracks, args.seconds, args.seed)
+    paths = make_demo_corpus(args.dest, args.tracks, args.seconds, args.seed, args.encoder)
     print(f"fmaprep demo: {len(paths)} mp3 files in {args.dest}")
     return 0

@@ -10,6 +10,7 @@ from fmaprep.config import AUDIO_EXTENSIONS, ConfigError, load_config
 from fmaprep.decode import DECODERS
 from fmaprep.resample import RESAMPLERS
 from fmaprep.storage import StorageError
+from fmaprep.storage_conf import StorageConfError
 from fmaprep.workerenv import WorkerEnvironmentError
 
 NAME = "preprocess"
@@ -62,6 +63,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="exit non-zero when more than this share of inputs fail (default 0.05)",
     )
     p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 API endpoint for s3a:// (default: $FMAPREP_S3_ENDPOINT, conf/storage.toml, AWS)",
+    )
+    p.add_argument(
+        "--dedupe",
+        action="store_true",
+        default=None,
+        help="process byte-identical files once; the others get a 'duplicate' manifest line",
+    )
+    p.add_argument(
         "--extensions",
         help=f"comma-separated audio extensions (default {','.join(AUDIO_EXTENSIONS)})",
     )
@@ -107,10 +119,12 @@ def run(args: argparse.Namespace) -> int:
                 "max_error_rate": args.max_error_rate,
                 "extensions": extensions,
                 "spark_conf": spark_conf or None,
+                "dedupe": args.dedupe,
+                "s3_endpoint": args.s3_endpoint,
             },
         )
         result = run_preprocess(args.input, args.output, config)
-    except (ConfigError, StorageError, WorkerEnvironmentError) as exc:
+    except (ConfigError, StorageError, StorageConfError, WorkerEnvironmentError) as exc:
         print(f"fmaprep: {exc}", file=sys.stderr)
         return 2
     print_summary(result, sys.stdout)

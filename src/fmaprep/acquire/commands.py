@@ -1,0 +1,190 @@
+"""Argument parsing and running for ``fmaprep scrape`` and ``fmaprep fetch-dataset`` (the
+modules in :mod:`fmaprep.cli` only name these)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from fmaprep.acquire.dataset import ARCHIVES, DatasetError, fetch_dataset
+from fmaprep.acquire.destination import DestinationError
+from fmaprep.acquire.http import USER_AGENT
+from fmaprep.acquire.progress import Progress
+from fmaprep.acquire.scrape import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, ScrapeConfig, scrape
+
+log = logging.getLogger(__name__)
+
+SCRAPE_HELP = "download mp3s and metadata from the Free Music Archive website, politely"
+SCRAPE_EXAMPLES = """\
+  fmaprep scrape --genre Rock --limit 100 --dest /data/fma
+  fmaprep scrape --chart all --limit 40 --dest s3://bucket/fma --batch-size 20 --pause 30
+  fmaprep scrape --search 'piano' --limit 5 --dest "$PWD/build/fma" --min-delay 2
+  rerun the same command to resume: complete tracks are skipped, nothing partial is left.
+"""
+
+DATASET_HELP = "download, verify and unpack an FMA dataset archive (fma_small, ...)"
+DATASET_EXAMPLES = (
+    """\
+  fmaprep fetch-dataset fma_metadata --dest /data/fma
+  fmaprep fetch-dataset fma_small --dest /data/fma          (then: preprocess /data/fma ...)
+  fmaprep fetch-dataset fma_small --dest /data/fma --url http://mirror/fma_small.zip
+  archives: """
+    + ", ".join(f"{a.name} ({a.size})" for a in ARCHIVES.values())
+    + "\n"
+)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not >= 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--genre", metavar="HANDLE", help="a genre handle, e.g. Rock, Old-Time__Historic"
+    )
+    source.add_argument("--chart", metavar="NAME", help="a chart, e.g. all")
+    source.add_argument("--search", metavar="TEXT", help="a quick search")
+    parser.add_argument(
+        "--dest", required=True, help="absolute directory, file://, s3:// or s3a:// URI"
+    )
+    parser.add_argument(
+        "--base-url", default=DEFAULT_BASE_URL, help="the site (default %(default)s)"
+    )
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=20,
+        help="tracks to have at the destination, downloaded or already there (%(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=20,
+        help="downloads per batch before a pause (%(default)s)",
+    )
+    parser.add_argument(
+        "--pause", type=_seconds, default=30.0, help="seconds between batches (%(default)s)"
+    )
+    parser.add_argument(
+        "--min-delay",
+        type=_seconds,
+        default=1.0,
+        help="minimum seconds between any two requests (%(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=2,
+        help="downloads in flight at once (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BYTES,
+        help="largest file accepted (%(default)s)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_positive_int,
+        default=5,
+        help="attempts per request, with exponential backoff (%(default)s)",
+    )
+    parser.add_argument(
+        "--page-size", type=_positive_int, default=20, help="genre listing page size (max 200)"
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also fetch from HOST (default: only the base URL's host and its subdomains)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry tracks an earlier run found bad for good (not audio, disallowed, 404)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    parser.set_defaults(user_agent=USER_AGENT)
+
+
+def run_scrape(args: argparse.Namespace) -> int:
+    config = ScrapeConfig(
+        dest=args.dest,
+        genre=args.genre,
+        chart=args.chart,
+        search=args.search,
+        base_url=args.base_url,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        pause=args.pause,
+        min_delay=args.min_delay,
+        concurrency=args.concurrency,
+        max_bytes=args.max_bytes,
+        retries=args.retries,
+        page_size=min(args.page_size, 200),
+        retry_failed=args.retry_failed,
+        allow_hosts=tuple(host.lower() for host in args.allow_host),
+    )
+    try:
+        summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))
+    except DestinationError as exc:
+        print(f"fmaprep scrape: {exc}", file=sys.stderr)
+        return 2
+    print(summary.text(), file=sys.stderr)
+    return 0 if summary.failed == 0 and summary.listing_error is None else 1
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help=f"one of {', '.join(ARCHIVES)}")
+    parser.add_argument(
+        "--dest", required=True, help="absolute directory, file://, s3:// or s3a:// URI"
+    )
+    parser.add_argument("--url", help="fetch the archive from here instead of FMA's server")
+    parser.add_argument(
+        "--sha1", help="expected sha1 of the archive (default: FMA's published value)"
+    )
+    parser.add_argument("--tracks-csv", type=Path, help="FMA tracks.csv, when not in the archive")
+    parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded zip")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    try:
+        summary = fetch_dataset(
+            args.name,
+            args.dest,
+            url=args.url,
+            sha1=args.sha1,
+            tracks_csv=args.tracks_csv,
+            keep_archive=args.keep_archive,
+            progress=Progress(None, enabled=args.progress),
+        )
+    except (DatasetError, DestinationError) as exc:
+        print(f"fmaprep fetch-dataset: {exc}", file=sys.stderr)
+        return 1
+    print(summary.text(), file=sys.stderr)
+    return 0 if not summary.failures else 1

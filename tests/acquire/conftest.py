@@ -1,0 +1,262 @@
+"""A fake Free Music Archive on 127.0.0.1: a real ThreadingHTTPServer (port 0) serving listing
+and track pages with the site's markup, real mp3 bytes, a robots.txt, and hostile behaviour on
+demand (429 after a burst, a 500 now and then, truncated bodies, HTML instead of mp3, ...).
+It records every request (time, path, status) so tests can check politeness from the outside."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROBOTS = "User-agent: *\nDisallow: /private/\n"
+
+
+def make_mp3(freq: float, seconds: float = 0.25, sr: int = 44100) -> bytes:
+    """Real mp3 bytes of a sine tone (libsndfile's LAME encoder)."""
+    t = np.arange(int(seconds * sr)) / sr
+    tone = 0.4 * np.sin(2 * np.pi * freq * t)
+    buffer = io.BytesIO()
+    sf.write(buffer, tone, sr, format="MP3")
+    return buffer.getvalue()
+
+
+@dataclass
+class FakeTrack:
+    id: Any  # as the site gives it: an int, or a hostile string
+    audio: bytes = b""
+    # ok | no_file_url | playback_only | html | truncated_once | error500_once | traversal
+    # | bad_id | disallowed | foreign | slow
+    kind: str = "ok"
+    title: str = ""
+
+    @property
+    def sha1(self) -> str:
+        return hashlib.sha1(self.audio).hexdigest()
+
+    @property
+    def id6(self) -> str:
+        return f"{int(self.id):06d}"
+
+
+@dataclass
+class Hit:
+    at: float
+    path: str
+    status: int
+    user_agent: str
+
+
+@dataclass
+class FakeFMA:
+    tracks: list[FakeTrack]
+    page_size: int = 4
+    burst: int | None = None  # > burst audio requests within `window` seconds -> 429
+    window: float = 1.0
+    retry_after: int = 1
+    hits: list[Hit] = field(default_factory=list)
+    base_url: str = ""
+    gate: threading.Event = field(default_factory=threading.Event)  # releases "slow" bodies
+    half_sent: threading.Event = field(default_factory=threading.Event)
+    _served: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def by_id(self) -> dict[str, FakeTrack]:
+        return {str(t.id): t for t in self.tracks}
+
+    def audio_hits(self, status: int | None = None) -> list[Hit]:
+        return [
+            h
+            for h in self.hits
+            if h.path.startswith(("/files/", "/private/", "/play/"))
+            and (status is None or h.status == status)
+        ]
+
+    def count(self, prefix: str) -> int:
+        return sum(h.path.startswith(prefix) for h in self.hits)
+
+    # -- markup -------------------------------------------------------------------------
+    def info(self, track: FakeTrack, on_track_page: bool = False) -> dict[str, Any]:
+        tid = track.id
+        info: dict[str, Any] = {
+            "id": tid,
+            "handle": f"track-{tid}",
+            "url": f"{self.base_url}/track/track-{tid}/",
+            "title": track.title or f"Tone {tid}",
+            "artistName": "Synth <Artist> & Co",
+            "albumTitle": "Loopback Album",
+            "playbackUrl": f"{self.base_url}/play/{tid}",
+            "downloadUrl": f"{self.base_url}/download/{tid}",
+            "fileName": f"{tid}.mp3",
+        }
+        if track.kind == "traversal":
+            info["fileName"] = "../../etc/passwd"
+        if track.kind == "disallowed":
+            info["fileUrl"] = f"{self.base_url}/private/{tid}.mp3"
+        elif track.kind == "foreign":  # another host (that would reach this server too)
+            info["fileUrl"] = self.base_url.replace("127.0.0.1", "localhost") + f"/files/{tid}.mp3"
+        elif track.kind == "playback_only" or (track.kind == "no_file_url" and not on_track_page):
+            pass
+        else:
+            info["fileUrl"] = f"{self.base_url}/files/{tid}.mp3"
+        return info
+
+    def play_item(self, track: FakeTrack, on_track_page: bool = False) -> str:
+        data = html.escape(json.dumps(self.info(track, on_track_page)), quote=True)
+        return f'<div class="play-item gcol gid-electronic" data-track-info="{data}"></div>'
+
+    def listing(self, page: int) -> str:
+        start = (page - 1) * self.page_size
+        chunk = self.tracks[start : start + self.page_size]
+        items = "\n".join(self.play_item(t) for t in chunk)
+        more = start + self.page_size < len(self.tracks)
+        nxt = f'<a class="pagination-next" href="/genre/Test/?page={page + 1}">next</a>'
+        return (
+            "<html><body><div class='play-list'>" + items + "</div>"
+            "<div class='pagination-full'><a href='/genre/Test/?page=1'>1</a>"
+            + (nxt if more else "")
+            + "</div></body></html>"
+        )
+
+
+def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _record(self, status: int) -> None:
+            with site._lock:
+                arrived = getattr(self, "arrived", time.monotonic())
+                site.hits.append(
+                    Hit(arrived, self.path, status, self.headers.get("User-Agent", ""))
+                )
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            ctype: str,
+            extra: dict[str, str] | None = None,
+            length: int | None = None,
+        ) -> None:
+            self._record(status)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _first_time(self, key: str) -> bool:
+            with site._lock:
+                site._served[key] = site._served.get(key, 0) + 1
+                return site._served[key] == 1
+
+        def _rate_limited(self) -> bool:
+            if site.burst is None:
+                return False
+            now = time.monotonic()
+            with site._lock:
+                recent = [h for h in site.audio_hits(200) if now - h.at < site.window]
+                return len(recent) >= site.burst
+
+        def do_GET(self) -> None:
+            self.arrived = time.monotonic()
+            parts = urlsplit(self.path)
+            path = parts.path
+            tracks = site.by_id()
+            if path == "/robots.txt":
+                return self._send(200, ROBOTS.encode(), "text/plain")
+            if path.startswith("/genre/Test/"):
+                page = int(parse_qs(parts.query).get("page", ["1"])[0])
+                return self._send(200, site.listing(page).encode(), "text/html; charset=utf-8")
+            if path.startswith("/track/track-"):
+                tid = path[len("/track/track-") :].strip("/")
+                track = tracks.get(tid)
+                if track is None:
+                    return self._send(404, b"<html>no</html>", "text/html")
+                body = "<html><body>" + site.play_item(track, on_track_page=True) + "</body></html>"
+                return self._send(200, body.encode(), "text/html")
+            if path == "/evil-redirect":
+                self._record(302)
+                self.send_response(302)
+                self.send_header("Location", "file:///etc/passwd")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if path.startswith("/play/"):
+                tid = path[len("/play/") :]
+                self._record(302)
+                self.send_response(302)
+                self.send_header("Location", f"/files/{tid}.mp3")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if path.startswith(("/files/", "/private/")) and path.endswith(".mp3"):
+                return self._audio(tracks.get(path.rsplit("/", 1)[1][: -len(".mp3")]))
+            return self._send(404, b"<html>not found</html>", "text/html")
+
+        def _audio(self, track: FakeTrack | None) -> None:
+            if track is None:
+                return self._send(404, b"<html>not found</html>", "text/html")
+            if self._rate_limited():
+                extra = {"Retry-After": str(site.retry_after)}
+                return self._send(429, b"<html>slow down</html>", "text/html", extra)
+            kind = track.kind
+            if kind == "html":
+                return self._send(200, b"<!DOCTYPE html><html>Error</html>", "text/html")
+            if kind == "error500_once" and self._first_time(f"500-{track.id}"):
+                return self._send(500, b"<html>oops</html>", "text/html")
+            if kind == "truncated_once" and self._first_time(f"cut-{track.id}"):
+                half = track.audio[: len(track.audio) // 2]
+                self._send(200, half, "audio/mpeg", length=len(track.audio))
+                self.close_connection = True
+                return None
+            if kind == "slow":
+                half = len(track.audio) // 2
+                self._send(200, track.audio[:half], "audio/mpeg", length=len(track.audio))
+                self.wfile.flush()
+                site.half_sent.set()
+                if site.gate.wait(timeout=30):
+                    self.wfile.write(track.audio[half:])
+                return None
+            return self._send(200, track.audio, "audio/mpeg")
+
+    return Handler
+
+
+@pytest.fixture(scope="session")
+def tones() -> list[bytes]:
+    return [make_mp3(220.0 + 55.0 * i) for i in range(16)]
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """serve(FakeFMA) starts it on 127.0.0.1 and returns it with base_url set."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(site: FakeFMA) -> FakeFMA:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
+        server.daemon_threads = True
+        site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return site
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

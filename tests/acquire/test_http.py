@@ -1,0 +1,164 @@
+"""The polite HTTP client: throttle arithmetic on a fake clock, retries against loopback."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fmaprep.acquire.http import (
+    USER_AGENT,
+    FetchError,
+    HttpClient,
+    Throttle,
+    parse_retry_after,
+)
+
+from .conftest import FakeFMA, FakeTrack
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def starts(throttle: Throttle, clock: FakeClock, kinds: list[bool]) -> list[float]:
+    out = []
+    for download in kinds:
+        throttle.before_request(download=download)
+        out.append(clock.now)
+    return out
+
+
+def test_min_delay_spaces_every_request() -> None:
+    clock = FakeClock()
+    throttle = Throttle(0.5, batch_size=100, pause=30, clock=clock, sleep=clock.sleep)
+    times = starts(throttle, clock, [False, True, False, True])
+    assert times == [100.0, 100.5, 101.0, 101.5]
+
+
+def test_batch_then_pause_counts_downloads_only() -> None:
+    clock = FakeClock()
+    pauses: list[float] = []
+    throttle = Throttle(0.0, 3, 30.0, clock=clock, sleep=clock.sleep, on_pause=pauses.append)
+    times = starts(throttle, clock, [True, False, True, True, False, True, True, True, True])
+    assert times == [100.0] * 5 + [130.0, 130.0, 130.0, 160.0]
+    assert pauses == [30.0, 30.0]
+
+
+def test_hold_delays_everyone() -> None:
+    clock = FakeClock()
+    throttle = Throttle(0.0, 10, 0.0, clock=clock, sleep=clock.sleep)
+    throttle.hold(7.0)
+    assert starts(throttle, clock, [False]) == [107.0]
+
+
+def test_throttle_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Throttle(-1.0)
+    with pytest.raises(ValueError):
+        Throttle(batch_size=0)
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    date = email.utils.formatdate(1_000_030, usegmt=True)
+    assert parse_retry_after(date, now=1_000_000) == pytest.approx(30.0)
+
+
+def client(clock: FakeClock, retries: int = 3) -> HttpClient:
+    throttle = Throttle(0.0, 100, 0.0, clock=clock, sleep=clock.sleep)
+    return HttpClient(throttle, retries=retries, backoff=1.0, sleep=clock.sleep,
+                      rng=random.Random(1), timeout=10)  # fmt: skip
+
+
+def download(http: HttpClient, url: str) -> bytes:
+    sink = bytearray()
+    http.download(url, sink.extend, restart=sink.clear)
+    return bytes(sink)
+
+
+def test_retries_500_with_exponential_backoff_and_logs_attempts(
+    serve: Any, tones: list[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0], "error500_once"),
+                          FakeTrack(2, tones[1], "truncated_once")]))  # fmt: skip
+    clock = FakeClock()
+    http = client(clock)
+    caplog.set_level("WARNING")
+    assert download(http, f"{site.base_url}/files/1.mp3") == tones[0]
+    assert download(http, f"{site.base_url}/files/2.mp3") == tones[1]  # cut short, then whole
+    assert "attempt 1 of 3" in caplog.text
+    assert len(clock.slept) == 2 and all(0.5 <= s <= 1.5 for s in clock.slept)  # jittered 1 s
+    assert {h.user_agent for h in site.hits} == {USER_AGENT}
+
+
+def test_gives_up_after_the_last_attempt(serve: Any, tones: list[bytes]) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0])], burst=0, retry_after=9))  # always 429
+    clock = FakeClock()
+    http = client(clock, retries=3)
+    with pytest.raises(FetchError) as err:
+        download(http, f"{site.base_url}/files/1.mp3")
+    assert err.value.reason == "retries_exhausted"
+    assert len(site.hits) == 3
+    assert clock.slept[0] >= 9.0  # Retry-After wins over the 1 s backoff
+    backoffs = [s for s in clock.slept if s < 9]
+    assert backoffs == []  # every wait honoured Retry-After (the throttle's hold included)
+
+
+def test_404_is_not_retried_and_redirects_stay_on_http(serve: Any, tones: list[bytes]) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0])]))
+    clock = FakeClock()
+    http = client(clock)
+    with pytest.raises(FetchError) as err:
+        download(http, f"{site.base_url}/files/404.mp3")
+    assert err.value.reason == "http_404" and len(site.hits) == 1
+    assert download(http, f"{site.base_url}/play/1") == tones[0]  # 302 to /files/1.mp3
+    with pytest.raises(FetchError, match="non-http"):
+        download(http, "file:///etc/passwd")
+    with pytest.raises(FetchError, match="non-http"):
+        download(http, f"{site.base_url}/evil-redirect")  # a redirect to file://
+    assert clock.slept == []
+
+
+def test_max_bytes_and_head_check(serve: Any, tones: list[bytes], tmp_path: Path) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0]), FakeTrack(2, tones[1], "html")]))
+    http = client(FakeClock())
+    sink = bytearray()
+    with pytest.raises(FetchError) as err:
+        http.download(f"{site.base_url}/files/1.mp3", sink.extend, restart=sink.clear,
+                      max_bytes=100)  # fmt: skip
+    assert err.value.reason == "too_large"
+    with pytest.raises(FetchError) as err:
+        http.download(
+            f"{site.base_url}/files/2.mp3",
+            sink.extend,
+            restart=sink.clear,
+            check_head=lambda head, ctype: "html!" if b"html" in head else None,
+        )
+    assert err.value.reason == "not_audio" and sink == b""
+
+
+def test_real_throttle_spaces_requests_on_the_wire(serve: Any, tones: list[bytes]) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0])]))
+    http = HttpClient(Throttle(0.1, 2, 0.3), retries=1)
+    started = time.monotonic()
+    for _ in range(4):
+        download(http, f"{site.base_url}/files/1.mp3")
+    # 4 downloads, batch of 2 then a 0.3 s pause: >= 0.1 + 0.3 + 0.1 s on the wire
+    hits = [h.at for h in site.hits]
+    assert hits[1] - hits[0] >= 0.08 and hits[2] - hits[1] >= 0.28 and hits[3] - hits[2] >= 0.08
+    assert time.monotonic() - started < 3

@@ -1,0 +1,340 @@
+"""The scraper against a hostile fake FMA on loopback (see conftest.py)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fmaprep.acquire.destination import TMP_DIR, LocalDestination, Writer
+from fmaprep.acquire.http import USER_AGENT
+from fmaprep.acquire.progress import Progress
+from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
+from fmaprep.cli import scrape as scrape_cli
+
+from .conftest import FakeFMA, FakeTrack
+
+BATCH, PAUSE, MIN_DELAY = 3, 0.4, 0.05
+
+
+def lines(dest: Path) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for raw in (dest / "_tracks.jsonl").read_text().splitlines():
+        line = json.loads(raw)
+        latest[line["id"]] = line
+    return latest
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def hostile_site(tones: list[bytes]) -> FakeFMA:
+    kinds = [
+        (2, "ok"),
+        (5, "no_file_url"),
+        (7, "playback_only"),
+        (11, "html"),
+        (13, "truncated_once"),
+        (17, "error500_once"),
+        (19, "traversal"),
+        ("12a", "bad_id"),
+        (23, "disallowed"),
+        (27, "foreign"),
+        (29, "ok"),
+        (31, "ok"),
+        (37, "ok"),  # beyond the limit: must not be fetched
+    ]
+    tracks = [FakeTrack(tid, tones[i], kind) for i, (tid, kind) in enumerate(kinds)]
+    # the server's own rule, which the throttle below keeps to: <= BATCH downloads per PAUSE
+    return FakeFMA(tracks, page_size=4, burst=BATCH, window=PAUSE * 0.75)
+
+
+def config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
+    values: dict[str, Any] = dict(
+        dest=str(dest),
+        base_url=site.base_url,
+        genre="Test",
+        limit=8,
+        batch_size=BATCH,
+        pause=PAUSE,
+        min_delay=MIN_DELAY,
+        concurrency=2,
+        retries=3,
+        backoff=0.05,
+        timeout=10,
+    )
+    values.update(overrides)
+    return ScrapeConfig(**values)
+
+
+GOOD = [2, 5, 7, 13, 17, 19, 29, 31]
+
+
+def test_hostile_site_scrape_then_rerun(serve: Any, tones: list[bytes], tmp_path: Path) -> None:
+    site = serve(hostile_site(tones))
+    dest = tmp_path / "dest"
+    summary = scrape(config(site, dest))
+    by_id = site.by_id()
+
+    # the right files arrive intact, under the id-only layout
+    assert summary.downloaded == 8, summary.text()
+    for tid in GOOD:
+        track = by_id[str(tid)]
+        path = dest / track.id6[:3] / f"{track.id6}.mp3"
+        assert sha1(path) == track.sha1, tid
+    expected = {f"000/{by_id[str(t)].id6}.mp3" for t in GOOD} | {"_tracks.jsonl"}
+    assert files_under(dest) == expected  # no partial, no passwd, no HTML page, no 000037
+    assert not any(p.name == "passwd" for p in tmp_path.rglob("*"))
+    assert site.count("/files/37.mp3") == 0
+
+    # hostile items: HTML rejected, robots obeyed, a non-integer id never used
+    meta = lines(dest)
+    assert meta["000011"]["status"] == "error" and "not_audio" in meta["000011"]["error"]
+    assert meta["000023"]["status"] == "error" and "robots" in meta["000023"]["error"]
+    assert site.count("/private/") == 0
+    assert meta["000027"]["status"] == "error" and "host_not_allowed" in meta["000027"]["error"]
+    assert site.count("/files/27.mp3") == 0
+    assert site.count("/files/12a") == 0 and summary.rejected == 1
+    ok = meta["000019"]
+    assert ok["status"] == "ok" and ok["bytes"] == len(by_id["19"].audio)
+    assert ok["sha1"] == by_id["19"].sha1 and ok["path"] == "000/000019.mp3"
+    assert ok["artist"] == "Synth <Artist> & Co" and ok["genre"] == "Test"
+    assert set(ok) >= {
+        "id",
+        "title",
+        "artist",
+        "album",
+        "genre",
+        "urls",
+        "bytes",
+        "sha1",
+        "fetched_at",
+        "status",
+    }
+    assert meta["000007"]["urls"]["final"].endswith("/files/7.mp3")  # via playbackUrl
+    assert [h.status for h in site.hits if h.path == "/files/17.mp3"] == [500, 200]
+    assert [h.status for h in site.hits if h.path == "/files/13.mp3"] == [200, 200]  # cut, whole
+    assert site.count("/track/track-5/") == 1 and site.count("/play/7") == 1
+
+    # politeness, seen from the server
+    assert {h.user_agent for h in site.hits} == {USER_AGENT}
+    assert not [h for h in site.hits if h.status == 429]
+    times = sorted(h.at for h in site.hits)
+    # min_delay, seen at the server: any window of 5 * MIN_DELAY holds at most 6 requests, and
+    # consecutive requests are MIN_DELAY apart, but for a rare gap or two squeezed by the
+    # server's own scheduling jitter (the server shares a GIL with the client)
+    window = 5 * MIN_DELAY
+    assert max(sum(t <= u < t + window for u in times) for t in times) <= 6 + 1
+    squeezed = [b - a for a, b in itertools.pairwise(times) if b - a < 0.8 * MIN_DELAY]
+    assert len(squeezed) <= 2, squeezed
+    audio = sorted(h.at for h in site.audio_hits())
+    groups = [[audio[0]]]
+    for previous, current in itertools.pairwise(audio):
+        if current - previous >= PAUSE * 0.8:
+            groups.append([])
+        groups[-1].append(current)
+    assert max(len(g) for g in groups) <= BATCH, [len(g) for g in groups]
+    assert len(groups) >= len(audio) // BATCH
+
+    # a second run downloads nothing (not even the known-bad tracks)
+    before = len(site.audio_hits())
+    again = scrape(config(site, dest))
+    assert again.downloaded == 0 and again.skipped == 8 and again.known_bad == 3
+    assert len(site.audio_hits()) == before
+    assert files_under(dest) == expected
+
+
+def test_429_retry_after_is_honoured(
+    serve: Any, tones: list[bytes], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = serve(
+        FakeFMA(
+            [FakeTrack(i + 1, tones[i]) for i in range(5)],
+            page_size=10,
+            burst=2,
+            window=1.0,
+            retry_after=1,
+        )
+    )
+    caplog.set_level("WARNING")
+    summary = scrape(
+        config(
+            site,
+            tmp_path,
+            limit=5,
+            batch_size=10,
+            pause=0,
+            min_delay=0.01,
+            concurrency=1,
+            retries=4,
+        )
+    )
+    assert summary.downloaded == 5
+    for track in site.tracks:
+        assert sha1(tmp_path / "000" / f"{track.id6}.mp3") == track.sha1
+    audio = site.audio_hits()
+    limited = [i for i, h in enumerate(audio) if h.status == 429]
+    assert limited, "the burst should have been answered with 429"
+    for i in limited:
+        assert audio[i + 1].at - audio[i].at >= 0.95  # Retry-After: 1
+    assert "attempt 1 of 4" in caplog.text
+
+
+class _Boom(BaseException):
+    pass
+
+
+class _FailingDestination(LocalDestination):
+    """Raises (like a Ctrl-C) after some bytes of one track have been written."""
+
+    def __init__(self, root: Path, victim: str) -> None:
+        super().__init__(root)
+        self.victim = victim
+
+    def writer(self, key: str) -> Writer:
+        inner = super().writer(key)
+        if not key.endswith(self.victim):
+            return inner
+        original = inner._write
+
+        def write(data: bytes) -> None:
+            original(data[:100])
+            raise _Boom("interrupted mid-download")
+
+        inner._write = write  # type: ignore[method-assign]
+        return inner
+
+
+def test_interrupted_in_process_resumes(serve: Any, tones: list[bytes], tmp_path: Path) -> None:
+    site = serve(FakeFMA([FakeTrack(i + 1, tones[i]) for i in range(4)], page_size=10))
+    cfg = config(site, tmp_path, limit=4, concurrency=1, pause=0)
+    with pytest.raises(_Boom):
+        scrape(cfg, dest=_FailingDestination(tmp_path, "000003.mp3"))
+    assert files_under(tmp_path) == {"000/000001.mp3", "000/000002.mp3", "_tracks.jsonl"}
+    summary = scrape(cfg)
+    assert (summary.downloaded, summary.skipped) == (2, 2)
+    for track in site.tracks:
+        assert sha1(tmp_path / "000" / f"{track.id6}.mp3") == track.sha1
+    assert site.count("/files/1.mp3") == 1
+
+
+RUNNER = textwrap.dedent(
+    """
+    import argparse, sys
+    from fmaprep.cli import scrape
+    parser = argparse.ArgumentParser()
+    scrape.add_arguments(parser)
+    sys.exit(scrape.run(parser.parse_args(sys.argv[1:])))
+    """
+)
+
+
+def cli_args(site: FakeFMA, dest: Path, *extra: str) -> list[str]:
+    return [
+        "--base-url", site.base_url, "--genre", "Test", "--dest", str(dest),
+        "--limit", "4", "--pause", "0.2", "--batch-size", "20", "--min-delay", "0.02",
+        "--concurrency", "1", "--retries", "2", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_killed_subprocess_resumes_cleanly(serve: Any, tones: list[bytes], tmp_path: Path) -> None:
+    tracks = [
+        FakeTrack(2, tones[0]),
+        FakeTrack(3, tones[1]),
+        FakeTrack(4, tones[2], "slow"),
+        FakeTrack(5, tones[3]),
+    ]
+    site = serve(FakeFMA(tracks, page_size=10))
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, *cli_args(site, dest)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert site.half_sent.wait(timeout=60), "the download never started"
+        staged = list((dest / TMP_DIR).glob("*.part"))
+        assert files_under(dest) - {p.relative_to(dest).as_posix() for p in staged} == {
+            "000/000002.mp3",
+            "000/000003.mp3",
+            "_tracks.jsonl",
+        }
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not (dest / "000" / "000004.mp3").exists()  # nothing partial where it counts
+    tracks[2].kind = "ok"
+    site.gate.set()
+
+    args = argparse.ArgumentParser()
+    scrape_cli.add_arguments(args)
+    assert scrape_cli.run(args.parse_args(cli_args(site, dest))) == 0
+    for track in tracks:
+        assert sha1(dest / "000" / f"{track.id6}.mp3") == track.sha1
+    assert files_under(dest) == {f"000/00000{i}.mp3" for i in (2, 3, 4, 5)} | {"_tracks.jsonl"}
+    assert site.count("/files/2.mp3") == 1 and site.count("/files/4.mp3") == 2
+    assert [line["status"] for line in lines(dest).values()] == ["ok"] * 4
+
+
+def test_cli_refuses_relative_destination(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    scrape_cli.add_arguments(parser)
+    args = parser.parse_args(["--genre", "Rock", "--dest", "relative/dir", "--no-progress"])
+    assert scrape_cli.run(args) == 2
+    assert "absolute" in capsys.readouterr().err
+
+
+def test_cli_reports_failures_with_exit_1(
+    serve: Any, tones: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = serve(FakeFMA([FakeTrack(1, tones[0]), FakeTrack(2, tones[1], "html")], page_size=10))
+    parser = argparse.ArgumentParser()
+    scrape_cli.add_arguments(parser)
+    assert scrape_cli.run(parser.parse_args(cli_args(site, tmp_path))) == 1
+    err = capsys.readouterr().err
+    assert "1 downloaded" in err and "failed 000002: not_audio" in err
+
+
+@pytest.mark.parametrize(
+    ("head", "ctype", "ok"),
+    [
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00", "audio/mpeg", True),
+        (b"\xff\xfb\x90\x64\x00", "application/octet-stream", True),
+        (b"\xff\xfb\x90\x64\x00", "text/html; charset=utf-8", False),
+        (b"<!DOCTYPE html><html>", "audio/mpeg", False),
+        (b"\x00\x00\x00\x18ftypmp42", "", False),
+        (b"\xff\xe0\x00\x00", "", False),  # frame sync with a reserved layer
+    ],
+)
+def test_sniff_audio(head: bytes, ctype: str, ok: bool) -> None:
+    assert (sniff_audio(head, ctype) is None) is ok
+
+
+def test_progress_bar_shows_tracks_bytes_and_pause(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    site = serve(FakeFMA([FakeTrack(i + 1, tones[i]) for i in range(3)], page_size=10))
+    stream = io.StringIO()
+    cfg = config(site, tmp_path, limit=3, batch_size=2, pause=0.3, concurrency=1)
+    progress = Progress(3, stream=stream, enabled=True)
+    scrape(cfg, progress=progress)
+    frames = stream.getvalue().split("\r")
+    assert any("pausing" in frame for frame in frames)
+    assert frames[-1].startswith("[" + "#" * 20 + "] 3/3 tracks, ")
+    assert "KiB" in frames[-1] and stream.getvalue().endswith("\n")

@@ -1,0 +1,84 @@
+"""The session fixture that starts scripts/local-services.sh for the storage tests.
+
+Imported by tests/test_local_services.py and tests/test_check_storage.py (not a conftest, so it
+merges cleanly with the suite's own conftest.py). The first use runs ``up`` (which fetches the
+jars the first time), every later use reuses it, and ``down`` runs at the end of the session
+unless the services were already running before the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ROOT / "scripts" / "local-services.sh"
+CHECK = ROOT / "scripts" / "check-storage.sh"
+_STATE: dict[str, dict[str, str]] = {}
+
+
+def _ports_free(base: int) -> bool:
+    for port in range(base, base + 6):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return False
+    return True
+
+
+def run(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def services_env() -> dict[str, str]:
+    """os.environ plus the exports that ``local-services.sh env`` prints."""
+    out = run(["bash", str(SERVICES), "env"]).stdout
+    env = dict(os.environ)
+    for line in out.splitlines():
+        assert line.startswith("export "), line
+        key, _, value = line[len("export ") :].partition("=")
+        value = shlex.split(value)[0]
+        env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+    return env
+
+
+def services_up(env: dict[str, str] | None = None) -> None:
+    proc = run(["bash", str(SERVICES), "up"], env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def local_services() -> Iterator[dict[str, str]]:
+    if "env" in _STATE:
+        yield _STATE["env"]
+        return
+    already = run(["bash", str(SERVICES), "status"]).returncode == 0
+    env = dict(os.environ)
+    if not already and "FMAPREP_PORT_BASE" not in env:
+        # Another checkout may run its own services: take the first free block of ports,
+        # starting from the one this checkout used last time.
+        saved = ROOT / ".services" / "ports.env"
+        base = 29100
+        if saved.exists():
+            found = re.search(r"^SAVED_PORT_BASE=(\d+)$", saved.read_text(), re.MULTILINE)
+            base = int(found.group(1)) if found else base
+        while not _ports_free(base) and base < 29900:
+            base += 10
+        env["FMAPREP_PORT_BASE"] = str(base)
+    services_up(env)
+    _STATE["env"] = services_env()
+    try:
+        yield _STATE["env"]
+    finally:
+        if not already:
+            run(["bash", str(SERVICES), "down"])
