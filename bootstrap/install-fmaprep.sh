@@ -85,6 +85,8 @@ for name in ("fmaprep.pipeline", "numpy", "scipy.signal", "soundfile", "soxr", "
              "numba", "pydub", "imageio_ffmpeg"):
     importlib.import_module(name)
 import imageio_ffmpeg, soundfile
+from fmaprep.cli import build_parser
+build_parser()  # jobs/preprocess.py runs the CLI, which imports every subcommand
 assert imageio_ffmpeg.get_ffmpeg_exe()
 print("install-fmaprep: ok: libsndfile", soundfile.__libsndfile_version__,
       "ffmpeg", imageio_ffmpeg.get_ffmpeg_exe())

