@@ -144,9 +144,9 @@ def run_preprocess(
             )
             bins = pack_by_bytes(todo, n)
             log.info("processing in %d partitions on %s", len(bins), sc.master)
-            from fmaprep.sparkjob import save_records
+            from fmaprep.sparkjob import saver_for
 
-            new_lines = save_records(
+            new_lines = saver_for(config.job.format)(
                 sc, bins, config.pipeline, staging, lambda poll: Progress(len(todo), poll)
             )
         else:

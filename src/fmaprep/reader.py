@@ -1,5 +1,8 @@
 """Read fmaprep OUTPUT without Spark or a JVM (contract 5).
 
+``read_records`` reads both output formats: ``part-*.parquet`` files through
+:mod:`fmaprep.parquet_reader` (pyarrow), every other ``part-*`` file as the pickle format below.
+
 ``rdd.saveAsPickleFile(path, batchSize)`` writes one Hadoop SequenceFile per partition, in layers:
 
 1. SequenceFile version 6: key NullWritable (0 bytes), value BytesWritable (int length + bytes).
@@ -249,13 +252,16 @@ def read_records(
         raise FileNotFoundError(f"{output}: no _SUCCESS, the job did not finish (or still runs)")
     # part-* only: skips _SUCCESS/_manifest.jsonl/_stats.json and Hadoop's .part-*.crc files.
     names = sorted((n for n in os.listdir(root) if n.startswith("part-")), key=_natural_key)
-    if any(n.endswith(".parquet") for n in names):
-        raise NotImplementedError("parquet output: not yet")
     filters = {
         key: None if v is None else frozenset([v] if isinstance(v, str) else v)
         for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
     }
     for name in names:
+        if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
+            from fmaprep.parquet_reader import read_parquet_part
+
+            yield from read_parquet_part(os.path.join(root, name), filters, _matches)
+            continue
         for record in read_partition(os.path.join(root, name)):
             if not isinstance(record, dict):
                 raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
