@@ -13,18 +13,8 @@ import pytest
 
 from fmaprep.reader import read_records
 
-# the column layout fmaprep's job writes (fmaprep.sparkjob.PARQUET_COLUMNS), restated
-SCHEMA = pa.schema(
-    [
-        pa.field("track_id", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("sample_rate", pa.int32()),
-        pa.field("mu", pa.int32()),
-        pa.field("genre", pa.string()),
-        pa.field("split", pa.string()),
-        pa.field("codes", pa.binary(), nullable=False),
-    ]
-)
+from conftest import PARQUET_SCHEMA as SCHEMA
+from conftest import write_parquet_output
 
 
 def make_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -47,17 +37,6 @@ def make_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def write_output(root: Path, parts: list[list[dict[str, Any]]], **kw: Any) -> Path:
-    root.mkdir(parents=True)
-    for n, records in enumerate(parts):
-        columns = {f.name: [r.get(f.name) for r in records] for f in SCHEMA if f.name != "codes"}
-        columns["codes"] = [r["codes"].tobytes() for r in records]
-        table = pa.table(columns, schema=kw.pop("schema", SCHEMA))
-        pq.write_table(table, root / f"part-{n:05d}-0a1b-c000.snappy.parquet", **kw)
-    (root / "_SUCCESS").touch()
-    return root
-
-
 def assert_same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
     assert [g["track_id"] for g in got] == [w["track_id"] for w in want]
     for g, w in zip(got, want, strict=True):
@@ -72,7 +51,7 @@ def assert_same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
 
 def test_round_trip_across_parts_and_small_row_groups(tmp_path: Path) -> None:
     records = make_records(40)
-    out = write_output(tmp_path / "o", [records[:7], [], records[7:]], row_group_size=3)
+    out = write_parquet_output(tmp_path / "o", [records[:7], [], records[7:]], row_group_size=3)
     assert_same(list(read_records(str(out))), records)
 
 
@@ -96,14 +75,14 @@ def test_filters_equal_filtering_all_records(
     tmp_path: Path, filters: dict[str, Any], keep: Any
 ) -> None:
     records = make_records(30, seed=1)
-    out = write_output(tmp_path / "o", [records[:11], records[11:]], row_group_size=4)
+    out = write_parquet_output(tmp_path / "o", [records[:11], records[11:]], row_group_size=4)
     assert_same(list(read_records(str(out), **filters)), [r for r in records if keep(r)])
 
 
 def test_missing_filter_column_reads_as_none(tmp_path: Path) -> None:
     records = [{k: v for k, v in r.items() if k != "split"} for r in make_records(6)]
     schema = pa.schema([f for f in SCHEMA if f.name != "split"])
-    out = write_output(tmp_path / "o", [records], schema=schema)
+    out = write_parquet_output(tmp_path / "o", [records], schema=schema)
     assert list(read_records(str(out), splits=["train"])) == []
     assert len(list(read_records(str(out), genres=["Rock", "Jazz", "Folk"]))) == 4
 
@@ -111,7 +90,7 @@ def test_missing_filter_column_reads_as_none(tmp_path: Path) -> None:
 def test_large_binary_codes(tmp_path: Path) -> None:
     records = make_records(8, seed=2)
     schema = pa.schema([f.with_type(pa.large_binary()) if f.name == "codes" else f for f in SCHEMA])
-    out = write_output(tmp_path / "o", [records], schema=schema)
+    out = write_parquet_output(tmp_path / "o", [records], schema=schema)
     assert_same(list(read_records(str(out))), records)
 
 
