@@ -2,8 +2,9 @@
 
 Conversion (exact, documented so tests can restate it): ``x = fmaprep.signal.mu_law_decode(codes,
 mu)`` lies in [-1, 1]; the sample is ``round(x * 32767)`` as int16 (round half to even, numpy's
-``rint``), so codes 0 and mu map to -32767 and 32767 and silence (128 for mu = 255) to 0. The
-wav's rate is the record's ``sample_rate`` (8000 Hz by default), one channel.
+``rint``), so codes 0 and mu map to -32767 and 32767 (for mu = 255 the codes next to zero, 127
+and 128, map to -3 and 3: an odd mu has no exact zero level). The wav's rate is the record's
+``sample_rate`` (8000 Hz by default), one channel.
 """
 
 from __future__ import annotations
