@@ -51,6 +51,59 @@ def write_mp3_lame(path: Path, frames: np.ndarray, sample_rate: int, vbr_quality
     return path
 
 
+# the column layout fmaprep's job writes for --format parquet (fmaprep.sparkjob.PARQUET_COLUMNS,
+# restated; metadata columns beyond genre/split/title are left out, as a file may)
+PARQUET_SCHEMA_FIELDS = (
+    ("track_id", "string", False),
+    ("source", "string", False),
+    ("sample_rate", "int32", True),
+    ("mu", "int32", True),
+    ("title", "string", True),
+    ("genre", "string", True),
+    ("split", "string", True),
+    ("codes", "binary", False),
+)
+
+
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [pa.field(n, getattr(pa, t)(), nullable=null) for n, t, null in PARQUET_SCHEMA_FIELDS]
+    )
+
+
+PARQUET_SCHEMA = _parquet_schema()
+
+
+def write_parquet_output(root: Path, parts: list[list[dict[str, Any]]], **kw: Any) -> Path:
+    """An OUTPUT directory of parquet parts written with pyarrow (not Spark) from record dicts,
+    with ``_SUCCESS`` and a manifest line per record; ``kw`` goes to ``pq.write_table`` (and
+    ``schema=`` replaces PARQUET_SCHEMA)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = kw.pop("schema", PARQUET_SCHEMA)
+    root.mkdir(parents=True)
+    lines = []
+    for n, records in enumerate(parts):
+        columns = {f.name: [r.get(f.name) for r in records] for f in schema if f.name != "codes"}
+        columns["codes"] = [r["codes"].tobytes() for r in records]
+        pq.write_table(
+            pa.table(columns, schema=schema), root / f"part-{n:05d}-0a1b-c000.snappy.parquet", **kw
+        )
+        for r in records:
+            line = {"track_id": r["track_id"], "source": r["source"], "status": "ok"}
+            line.update(duration_s=r["codes"].size / 8000, n_samples=int(r["codes"].size))
+            line.update({k: r[k] for k in ("genre", "split") if k in r})
+            lines.append(line)
+    (root / "_SUCCESS").touch()
+    (root / "_manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return root
+
+
 def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr
     return amplitude * np.sin(2 * np.pi * freq * t)
@@ -65,6 +118,40 @@ def spark() -> Iterator[Any]:
     session = build_session("local[2]", app_name="fmaprep-tests")
     yield session
     session.stop()
+
+
+TRAINING_GENRES = ("Rock", "Jazz", "Folk")
+
+
+@pytest.fixture(scope="session")
+def job_outputs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A real OUTPUT per format (pickle, parquet): ``fmaprep.job.run_preprocess`` on generated
+    mp3s of assorted lengths, rates and genres (one track without metadata), plus one bad file."""
+    import json
+
+    from fmaprep.config import load_config
+    from fmaprep.job import run_preprocess
+    from fmaprep.synth import music
+
+    root = tmp_path_factory.mktemp("train-corpus")
+    tracks = []
+    for i in range(6):
+        tid = f"{200 + i:06d}"
+        sr = (44100, 22050, 48000)[i % 3]
+        write_audio(root / tid[:3] / f"{tid}.mp3", music(1.0 + 0.5 * i, sr, seed=10 + i), sr)
+        if i < 5:
+            genre, split = TRAINING_GENRES[i % 3], ("train", "valid")[i % 2]
+            tracks.append({"id": int(tid), "title": f"T{i}", "genre": genre, "split": split})
+    (root / "_tracks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tracks))
+    (root / "000" / "000299.mp3").write_bytes(b"\x00" * 64)  # fails: not audio
+    outputs = {}
+    for fmt in ("pickle", "parquet"):
+        out = tmp_path_factory.mktemp(f"train-{fmt}") / "out"
+        config = load_config(job_overrides={"format": fmt, "max_error_rate": 0.5})
+        result = run_preprocess(str(root), str(out), config, spark)
+        assert result.counts == {**result.counts, "inputs": 7, "ok": 6, "failed": 1}
+        outputs[fmt] = out
+    return outputs
 
 
 ROOT = Path(__file__).resolve().parents[1]

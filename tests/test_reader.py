@@ -354,12 +354,13 @@ def test_parts_sorted_by_number_and_empty_parts(tmp_path: Path) -> None:
     assert_same_records(list(read_records(str(out))), recs)
 
 
-def test_parquet_not_yet(tmp_path: Path) -> None:
+def test_corrupt_parquet_part_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    # parquet parts are read by fmaprep.parquet_reader (tests/test_parquet_reader.py)
     out = tmp_path / "o"
     out.mkdir()
     (out / "_SUCCESS").touch()
     (out / "part-00000-abc.snappy.parquet").write_bytes(b"PAR1")
-    with pytest.raises(NotImplementedError, match="parquet output: not yet"):
+    with pytest.raises(ValueError, match=r"part-00000-abc\.snappy\.parquet: not a readable"):
         next(read_records(str(out)))
 
 

@@ -15,7 +15,7 @@ from fmaprep.resample import RESAMPLERS
 
 Normalize = Literal["peak", "none"]
 ChannelName = Literal["left", "right", "mix"]
-OutputFormat = Literal["pickle"]
+OutputFormat = Literal["pickle", "parquet"]
 RerunMode = Literal["error", "overwrite", "resume"]
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".m4a")

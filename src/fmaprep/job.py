@@ -190,13 +190,12 @@ def _transform_and_save(
     if not files:
         fs.mkdirs(staging)
         return [], 0
-    from fmaprep.sparkjob import save_records
+    from fmaprep.sparkjob import saver_for
 
     bins = pack_by_bytes(files, _partition_count(sc, files, config))
     log.info("processing %d files in %d partitions on %s", len(files), len(bins), sc.master)
-    lines = save_records(
-        sc, bins, config.pipeline, staging, lambda poll: Progress(len(files), poll)
-    )
+    save = saver_for(config.job.format)
+    lines = save(sc, bins, config.pipeline, staging, lambda poll: Progress(len(files), poll))
     return lines, len(bins)
 
 

