@@ -46,8 +46,14 @@ def peak_normalize(x: FloatArray) -> tuple[npt.NDArray[np.float32], float]:
 
 
 def peak_gain(peak: float) -> float:
-    """The gain that brings an absolute peak to 1.0 (1.0 for silence or a non-finite peak)."""
-    return 1.0 / peak if peak > 0.0 and np.isfinite(peak) else 1.0
+    """The gain that brings an absolute peak to 1.0.
+
+    1.0 for silence, a non-finite peak, or a peak so small (float32 denormal) that its inverse
+    would overflow float32 to inf: such a signal is silence for every practical purpose.
+    """
+    if not np.isfinite(peak) or peak < np.finfo(np.float32).tiny:
+        return 1.0
+    return 1.0 / peak
 
 
 def apply_gain(x: FloatArray, gain: float) -> npt.NDArray[np.float32]:
