@@ -14,7 +14,9 @@ from fmaprep.storage_conf import StorageConfError
 from fmaprep.workerenv import WorkerEnvironmentError
 
 NAME = "preprocess"
-HELP = "decode, resample, normalize and mu-law encode audio files into pickle partitions"
+HELP = (
+    "decode, resample, normalize and mu-law encode audio files into pickle (or parquet) partitions"
+)
 EXAMPLES = """\
   fmaprep preprocess build/demo/corpus build/demo/out
   fmaprep preprocess ~/fma_small out/ --master 'local[2]' --mode overwrite
