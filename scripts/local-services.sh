@@ -388,6 +388,7 @@ cmd_env() {
   load_settings
   cat <<EOF
 export FMAPREP_HDFS_URI=hdfs://127.0.0.1:$NN_PORT
+export FMAPREP_WEBHDFS_URL=http://127.0.0.1:$NN_HTTP_PORT
 export FMAPREP_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export FMAPREP_S3_BUCKET=$BUCKET
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY

@@ -27,6 +27,7 @@ def test_env_prints_the_documented_exports(local_services: dict[str, str]) -> No
     names = [m.group(1) for m in re.finditer(r"^export (\w+)=", out, re.MULTILINE)]
     assert names == [
         "FMAPREP_HDFS_URI",
+        "FMAPREP_WEBHDFS_URL",
         "FMAPREP_S3_ENDPOINT",
         "FMAPREP_S3_BUCKET",
         "AWS_ACCESS_KEY_ID",

@@ -62,7 +62,6 @@ def test_open_destination(tmp_path: Path) -> None:
     assert isinstance(local, LocalDestination) and local.root == tmp_path
     for bad, why in [
         ("relative/dir", "absolute"),
-        ("hdfs://nn:8020/fma", "not supported yet"),
         ("ftp://host/x", "unknown destination scheme"),
         ("s3://", "no bucket"),
         ("file://otherhost/x", "local path"),

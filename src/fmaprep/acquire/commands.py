@@ -58,7 +58,9 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--chart", metavar="NAME", help="a chart, e.g. all")
     source.add_argument("--search", metavar="TEXT", help="a quick search")
     parser.add_argument(
-        "--dest", required=True, help="absolute directory, file://, s3:// or s3a:// URI"
+        "--dest",
+        required=True,
+        help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
     )
     parser.add_argument(
         "--base-url", default=DEFAULT_BASE_URL, help="the site (default %(default)s)"
@@ -156,7 +158,9 @@ def run_scrape(args: argparse.Namespace) -> int:
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help=f"one of {', '.join(ARCHIVES)}")
     parser.add_argument(
-        "--dest", required=True, help="absolute directory, file://, s3:// or s3a:// URI"
+        "--dest",
+        required=True,
+        help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
     )
     parser.add_argument("--url", help="fetch the archive from here instead of FMA's server")
     parser.add_argument(

@@ -3,8 +3,8 @@
 under a temporary name (or an unfinished multipart upload) and publish them in one step on
 ``commit()``.
 
-Backends: an absolute local directory (or ``file://`` URI) now; ``s3://`` / ``s3a://`` through
-boto3 (:mod:`fmaprep.acquire.s3`); ``hdfs://`` is not implemented yet.
+Backends: an absolute local directory (or ``file://`` URI); ``s3://`` / ``s3a://`` through
+boto3 (:mod:`fmaprep.acquire.s3`); ``hdfs://`` through WebHDFS (:mod:`fmaprep.acquire.webhdfs`).
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class LocalDestination(Destination):
 
 
 def open_destination(uri: str) -> Destination:
-    """A destination for an absolute local path, ``file://``, ``s3://`` or ``s3a://`` URI."""
+    """A destination for an absolute local path, ``file://``, ``s3://``, ``s3a://`` or ``hdfs://``."""
     if not uri:
         raise DestinationError("empty destination")
     parts = urlsplit(uri)
@@ -228,10 +228,9 @@ def open_destination(uri: str) -> Destination:
 
         return S3Destination(parts.netloc, parts.path.strip("/"), uri)
     if scheme == "hdfs":
-        raise DestinationError(
-            f"{uri}: hdfs:// destinations are not supported yet; acquire to a local directory "
-            "or S3 and copy (hdfs dfs -put)"
-        )
+        from fmaprep.acquire.webhdfs import WebHDFSDestination
+
+        return WebHDFSDestination(uri)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise DestinationError(f"{uri}: file:// URIs must name a local path")

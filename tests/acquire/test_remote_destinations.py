@@ -1,5 +1,6 @@
-"""Scrape straight into S3 (s3proxy on loopback, started by the test run), then preprocess from
-there: objects complete, metadata carried, rerun downloads nothing. (slow)"""
+"""Scrape straight into S3 (s3proxy) and HDFS (WebHDFS), both on loopback and started by the
+test run, then preprocess from there: files complete, metadata carried, a rerun downloads
+nothing. (slow)"""
 
 from __future__ import annotations
 
