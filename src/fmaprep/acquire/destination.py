@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import secrets
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,35 @@ class Writer(ABC):
 
     @abstractmethod
     def _abort(self) -> None: ...
+
+
+class SpooledWriter(Writer):
+    """A writer for stores without append or partial objects (S3, WebHDFS): bytes spool to a
+    local temporary file (in memory up to 8 MB) and go up whole on commit, in ``_upload``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+
+    def _write(self, data: bytes) -> None:
+        self._spool.write(data)
+
+    def _restart(self) -> None:
+        self._spool.seek(0)
+        self._spool.truncate()
+
+    def _commit(self) -> None:
+        self._spool.seek(0)
+        try:
+            self._upload(self._spool)  # type: ignore[arg-type]
+        finally:
+            self._spool.close()
+
+    def _abort(self) -> None:
+        self._spool.close()
+
+    @abstractmethod
+    def _upload(self, data: BinaryIO) -> None: ...
 
 
 class Destination(ABC):

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fmaprep.acquire.destination import Destination, Writer, check_key
+from fmaprep.acquire.destination import Destination, SpooledWriter, Writer, check_key
 
 ENDPOINT_ENV = "FMAPREP_S3_ENDPOINT"
 
@@ -46,28 +45,13 @@ def _missing(exc: Exception) -> bool:
     return code in ("404", "NoSuchKey", "NotFound")
 
 
-class _S3Writer(Writer):
+class _S3Writer(SpooledWriter):
     def __init__(self, client: Any, bucket: str, key: str) -> None:
         super().__init__()
-        self._client = client
-        self._bucket = bucket
-        self._key = key
-        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
+        self._client, self._bucket, self._key = client, bucket, key
 
-    def _write(self, data: bytes) -> None:
-        self._spool.write(data)
-
-    def _restart(self) -> None:
-        self._spool.seek(0)
-        self._spool.truncate()
-
-    def _commit(self) -> None:
-        self._spool.seek(0)
-        self._client.upload_fileobj(self._spool, self._bucket, self._key)
-        self._spool.close()
-
-    def _abort(self) -> None:
-        self._spool.close()
+    def _upload(self, data: BinaryIO) -> None:
+        self._client.upload_fileobj(data, self._bucket, self._key)  # multipart when big
 
 
 class S3Destination(Destination):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import getpass
 import io
 import os
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +19,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from fmaprep.acquire.destination import Destination, DestinationError, Writer, check_key
+from fmaprep.acquire.destination import (
+    Destination,
+    DestinationError,
+    SpooledWriter,
+    Writer,
+    check_key,
+)
 
 WEBHDFS_ENV = "FMAPREP_WEBHDFS_URL"
 TIMEOUT = 60
@@ -77,32 +82,19 @@ class WebHDFS:
         return None if response.status_code == 404 else response.content
 
 
-class _WebHDFSWriter(Writer):
+class _WebHDFSWriter(SpooledWriter):
     def __init__(self, fs: WebHDFS, final: str, tmp_dir: str) -> None:
         super().__init__()
         self._fs, self._final, self._tmp_dir = fs, final, tmp_dir
-        self._spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115
 
-    def _write(self, data: bytes) -> None:
-        self._spool.write(data)
-
-    def _restart(self) -> None:
-        self._spool.seek(0)
-        self._spool.truncate()
-
-    def _commit(self) -> None:
-        self._spool.seek(0)
+    def _upload(self, data: BinaryIO) -> None:
         tmp = f"{self._tmp_dir}/{uuid.uuid4().hex}.part"
         self._fs.mkdirs(self._tmp_dir)
-        self._fs.create(tmp, self._spool)  # type: ignore[arg-type]
+        self._fs.create(tmp, data)
         self._fs.mkdirs(self._final.rsplit("/", 1)[0] or "/")
         if self._fs.length(self._final) is not None:
             self._fs.delete(self._final)  # RENAME does not replace
         self._fs.rename(tmp, self._final)
-        self._spool.close()
-
-    def _abort(self) -> None:
-        self._spool.close()
 
 
 class WebHDFSDestination(Destination):
