@@ -15,6 +15,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,22 @@ def local_services() -> Iterator[dict[str, str]]:
     finally:
         if not already:
             run(["bash", str(SERVICES), "down"])
+
+
+def s3(env: dict[str, str]) -> Any:
+    """A boto3 client for the local S3 server, with the keys from ``env`` (not os.environ)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["FMAPREP_S3_ENDPOINT"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )

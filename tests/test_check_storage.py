@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from local_services_fixture import CHECK, ROOT, local_services, run, services_up
+from local_services_fixture import CHECK, ROOT, local_services, run, s3, services_up
 
 __all__ = ["local_services"]  # the fixture, re-exported for pytest
 
@@ -47,24 +47,6 @@ def hdfs(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
-
-
-def s3(env: dict[str, str]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=env["FMAPREP_S3_ENDPOINT"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
 
 
 def fail_lines(stdout: str) -> list[str]:

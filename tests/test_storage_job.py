@@ -17,7 +17,7 @@ from fmaprep.config import load_config
 from fmaprep.job import run_preprocess
 from fmaprep.reader import read_records
 from fmaprep.synth import music
-from local_services_fixture import local_services
+from local_services_fixture import local_services, s3
 
 from conftest import write_audio, write_mp3_lame
 
@@ -68,22 +68,7 @@ def _job(env: dict[str, str], src: str, dst: str) -> subprocess.CompletedProcess
 
 
 def _s3(env: dict[str, str]) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["FMAPREP_S3_ENDPOINT"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
-    return client, env["FMAPREP_S3_BUCKET"]
+    return s3(env), env["FMAPREP_S3_BUCKET"]
 
 
 def _upload(env: dict[str, str], corpus: Path, prefix: str) -> None:
