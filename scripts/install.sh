@@ -42,4 +42,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install --quiet -e '.[dev,bench]'
   touch "$stamp"
 fi
+# one tiny job writes the driver JVM's class-data archive, so that every later job starts ~1 s
+# faster (src/fmaprep/jvmstart.py); a failure here costs only that second
+.venv/bin/python -m fmaprep.warmup || echo "install.sh: warm-up job failed; jobs still run" >&2
 echo "install.sh: .venv ready ($(.venv/bin/fmaprep --version))"

@@ -112,12 +112,12 @@ def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.nda
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """One local[2] SparkSession for the whole test run (a JVM start costs seconds)."""
-    from fmaprep.spark import build_session
+    from fmaprep.spark import build_session, stop_session
 
     os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/fmaprep-numba-cache")
     session = build_session("local[2]", app_name="fmaprep-tests")
     yield session
-    session.stop()
+    stop_session(session)
 
 
 TRAINING_GENRES = ("Rock", "Jazz", "Folk")

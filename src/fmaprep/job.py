@@ -28,7 +28,7 @@ from fmaprep.outputs import (
 from fmaprep.partition import choose_partition_count, pack_by_bytes
 from fmaprep.pipeline import InputFile
 from fmaprep.progress import Progress
-from fmaprep.spark import build_session, is_local_master
+from fmaprep.spark import build_session, is_local_master, stop_session
 from fmaprep.storage import (
     TRACKS_FILE,
     HadoopFS,
@@ -232,7 +232,7 @@ def run_preprocess(
         return _run(session.sparkContext, input_uri, output_uri, config, started)
     finally:
         if own_session:
-            session.stop()
+            stop_session(session)
 
 
 def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: float) -> JobResult:

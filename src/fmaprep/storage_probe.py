@@ -266,6 +266,8 @@ def check_spark(uris: list[str], log_path: str) -> bool:
     """One local[1] Spark session: per URI read one file and write/read/delete one probe."""
     try:
         from pyspark.sql import SparkSession
+
+        from fmaprep.spark import stop_session
     except ImportError:
         for uri in uris:
             emit("spark", uri, "fail", "python has no pyspark", "run scripts/install.sh")
@@ -316,7 +318,7 @@ def check_spark(uris: list[str], log_path: str) -> bool:
             all_ok = all_ok and ok
     finally:
         with _quiet_stderr(log_path):
-            spark.stop()
+            stop_session(spark)
     return all_ok
 
 
