@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fmaprep.signal import mu_law_decode, mu_law_encode, peak_normalize, pick_channel
+from fmaprep.signal import (
+    mu_law_decode,
+    mu_law_encode,
+    mu_law_encode_f32,
+    peak_normalize,
+    pick_channel,
+)
 
 # Hand-computed with mu = 255 (ln 256 = 5.545177444):
 #   x = 0.5:  c = ln(128.5)/ln(256) = 0.875703;  (1.875703/2)*255 + 0.5 = 239.65 -> 239
@@ -136,3 +142,34 @@ def test_peak_normalize_property(x: np.ndarray) -> None:
     else:
         assert float(np.max(np.abs(y))) == pytest.approx(1.0, rel=1e-6)
         np.testing.assert_allclose(y, x * gain, rtol=1e-6, atol=1e-30)
+
+
+def _f32_from_bits(bits: np.ndarray) -> np.ndarray:
+    return np.asarray(bits, dtype=np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("mu", [255, 127, 15, 1])
+def test_mu_law_table_equals_the_formula_at_every_bucket_edge(mu: int) -> None:
+    """The table path splits float32 patterns into 2**16 buckets; every bucket's first and last
+    three patterns and 1M random patterns give the formula's code (NaN excluded)."""
+    starts = np.arange(1 << 16, dtype=np.uint64) << np.uint64(16)
+    offsets = np.array([0, 1, 2, 0xFFFD, 0xFFFE, 0xFFFF], dtype=np.uint64)
+    edges = (starts[:, None] + offsets[None, :]).ravel()
+    random = np.random.default_rng(mu).integers(0, 1 << 32, 1_000_000, dtype=np.uint64)
+    x = _f32_from_bits(np.concatenate([edges, random]))
+    x = x[~np.isnan(x)]
+    np.testing.assert_array_equal(mu_law_encode_f32(x, mu), mu_law_encode(x, mu))
+
+
+def test_mu_law_table_equals_the_formula_densely_where_codes_change_fastest() -> None:
+    """Float32s all over [-0.01, 0.01] (the steep part near 0) and every one around +-1."""
+    lo, hi = np.array([0.0, 0.01], dtype=np.float32).view(np.uint32)
+    pos = np.arange(lo, hi, 101, dtype=np.uint64)  # every 101st of ~1e9 patterns
+    one = np.float32(1.0).view(np.uint32)
+    around_one = np.arange(one - 200_000, one + 200_000, dtype=np.uint64)
+    bits = np.concatenate([pos, around_one])
+    x = _f32_from_bits(bits)
+    for signed in (x, -x):
+        np.testing.assert_array_equal(mu_law_encode_f32(signed), mu_law_encode(signed))
+    special = np.array([np.inf, -np.inf, 0.0, -0.0, 2.0, -2.0, 1e-45, -1e-45], dtype=np.float32)
+    np.testing.assert_array_equal(mu_law_encode_f32(special), mu_law_encode(special))

@@ -23,7 +23,7 @@ from fmaprep.decode import BLOCK_FRAMES, Decoded, get_opener
 from fmaprep.errors import TrackError
 from fmaprep.mp3info import read_mp3_info
 from fmaprep.resample import StreamResampler
-from fmaprep.signal import apply_gain, mu_law_encode, peak_gain, pick_channel
+from fmaprep.signal import apply_gain, mu_law_encode_f32, peak_gain, pick_channel
 
 # metadata carried from acquisition (_tracks.jsonl) into records and the manifest
 METADATA_KEYS = ("title", "artist", "album", "genre", "split", "subset")
@@ -98,7 +98,7 @@ def transform_blocks(
     codes = np.empty(sum(c.size for c in chunks), dtype=np.uint8)
     pos = 0
     for i, chunk in enumerate(chunks):
-        codes[pos : pos + chunk.size] = mu_law_encode(apply_gain(chunk, gain), cfg.mu)
+        codes[pos : pos + chunk.size] = mu_law_encode_f32(apply_gain(chunk, gain), cfg.mu)
         pos += chunk.size
         chunks[i] = chunk[:0]  # free the float block as soon as it is encoded
     return Transformed(codes, gain, n_in, peak)
