@@ -78,6 +78,15 @@ def test_options_use_an_archive_or_ask_the_jvm_to_write_one(
     assert jvmstart.driver_java_options(home) == []
 
 
+def test_partial_archives_of_killed_jvms_are_cleaned_after_a_day(tmp_path: Path) -> None:
+    old, fresh = tmp_path / ".spark-a.jsa.1.part", tmp_path / ".spark-a.jsa.2.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    jvmstart._remove_stale_parts(tmp_path)
+    assert not old.exists() and fresh.exists()
+
+
 @pytest.mark.slow
 def test_a_real_jvm_writes_the_archive_once_then_maps_classes_from_it(tmp_path: Path) -> None:
     if jvmstart.archive_path(find_java_home()) is None:

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,22 @@ def driver_java_options(java_home: str | None, extra_class_path: str = "") -> li
     except OSError as exc:
         log.debug("no class-data archive: %s", exc)
         return []
+    _remove_stale_parts(final.parent)
     pending = PendingArchive(final.with_name(f".{final.name}.{os.getpid()}.part"), final)
     _pending.append(pending)
     log.info("first start with this Java and Spark: writing a class-data archive to %s", final)
     return [f"-XX:ArchiveClassesAtExit={pending.partial}", QUIET_CDS]
+
+
+def _remove_stale_parts(directory: Path, older_than_s: float = 86400.0) -> None:
+    """Partial archives of JVMs that were killed before they could finish (a day is plenty)."""
+    now = time.time()
+    for part in directory.glob(".spark-*.part"):
+        try:
+            if now - part.stat().st_mtime > older_than_s:
+                part.unlink()
+        except OSError:
+            pass  # another process removed or finished it
 
 
 def finish_archive(timeout_s: float = 60.0) -> None:
