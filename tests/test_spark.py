@@ -50,3 +50,36 @@ def test_quick_stop_closes_the_accumulator_server_and_a_new_session_works(tmp_pa
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_agents_and_flight_recorder_turn_the_class_data_archive_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fmaprep.spark import _has_agent
+
+    monkeypatch.delenv("JAVA_TOOL_OPTIONS", raising=False)
+    monkeypatch.delenv("JDK_JAVA_OPTIONS", raising=False)
+    assert not _has_agent("-Xmx2g -Dfoo=bar")
+    assert _has_agent("-XX:StartFlightRecording=filename=x.jfr")
+    assert _has_agent("-javaagent:/opt/jacoco.jar")
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-agentlib:jdwp=transport=dt_socket")
+    assert _has_agent("")
+
+
+@pytest.mark.slow
+def test_a_job_under_flight_recorder_runs(tmp_path: Path) -> None:
+    """JDK 17 crashes when Flight Recorder meets a dynamic class-data archive; the job must
+    notice the recorder and start without the archive."""
+    from conftest import tone, write_audio
+
+    write_audio(tmp_path / "in" / "000001.mp3", tone(440.0, 1.0, 44100), 44100)
+    subprocess.run([sys.executable, "-m", "fmaprep.warmup"], check=True, timeout=300)
+    recording = tmp_path / "rec.jfr"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "-q", "preprocess", str(tmp_path / "in"),
+         str(tmp_path / "out"), "--master", "local[1]", "--spark-conf",
+         f"spark.driver.extraJavaOptions=-XX:StartFlightRecording=filename={recording}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "_SUCCESS").exists()

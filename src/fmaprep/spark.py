@@ -85,13 +85,38 @@ def log4j_config() -> str:
     return str(resources.files("fmaprep").joinpath("resources/log4j2.properties"))
 
 
+# JVMTI agents and Flight Recorder hook class loading; JDK 17.0.15 crashes (SIGSEGV in
+# check_shared_class_file_load_hook) when such a hook meets a dynamic class-data archive
+AGENT_OPTIONS = (
+    "-javaagent",
+    "-agentlib",
+    "-agentpath",
+    "-XX:StartFlightRecording",
+    "-XX:+FlightRecorder",
+)
+
+
+def _has_agent(extra_java_options: str) -> bool:
+    """Whether the driver JVM will run an agent (options here or in the JVM's env variables)."""
+    given = " ".join(
+        [
+            extra_java_options,
+            os.environ.get("JAVA_TOOL_OPTIONS", ""),
+            os.environ.get("JDK_JAVA_OPTIONS", ""),
+        ]
+    )
+    return any(option in given for option in AGENT_OPTIONS)
+
+
 def _startup_options(master: str, java_home: str | None, conf: dict[str, str]) -> list[str]:
     """Driver JVM options that shorten start-up, when this process is the one starting it."""
     from pyspark import SparkContext
 
     if "PYSPARK_GATEWAY_PORT" in os.environ or SparkContext._gateway is not None:
         return []  # spark-submit (or an earlier session) already started the JVM
-    options = driver_java_options(java_home, conf.get("spark.driver.extraClassPath", ""))
+    options = []
+    if not _has_agent(conf.get("spark.driver.extraJavaOptions", "")):
+        options = driver_java_options(java_home, conf.get("spark.driver.extraClassPath", ""))
     if is_local_master(master):
         # C1 only: on a few cores the C2 compiler threads compete with the Python workers for
         # the whole (short) life of a local JVM, whose own work is moving bytes. Saves ~0.4 s.
