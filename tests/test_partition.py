@@ -31,3 +31,6 @@ def test_partition_count() -> None:
     assert choose_partition_count(300 * 5 * mb, 300, 2, 64 * mb) == 24  # by bytes
     assert choose_partition_count(10 * mb, 100, 2, 64 * mb) == 6  # a few tasks per core
     assert choose_partition_count(10 * mb, 4, 8, 64 * mb) == 4  # never more than files
+    assert choose_partition_count(700 * mb, 180, 2, 64 * mb) == 12  # 11 by bytes: whole rounds
+    assert choose_partition_count(700 * mb, 180, 3, 64 * mb) == 12
+    assert choose_partition_count(650 * mb, 180, 4, 64 * mb) == 12
