@@ -92,6 +92,11 @@ def test_every_input_has_one_manifest_line(
     names = {p.name for p in output.iterdir()}
     assert {"_SUCCESS", "_manifest.jsonl", "_stats.json"} <= names
     assert not [n for n in names if n.startswith(".")]  # no staging or checksum leftovers
+    assert {n for n in names if not n.startswith("part-")} == {
+        "_SUCCESS",
+        "_manifest.jsonl",
+        "_stats.json",
+    }  # the workers' _temporary scratch is gone too
     stats = json.loads((output / "_stats.json").read_text())
     assert (
         stats["ok"] == 8

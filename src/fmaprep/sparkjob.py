@@ -6,7 +6,11 @@ back through an accumulator, so every input is read and decoded once."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from pyspark.accumulators import AccumulatorParam
@@ -14,6 +18,10 @@ from pyspark.accumulators import AccumulatorParam
 from fmaprep.config import PipelineConfig
 from fmaprep.errors import TrackError
 from fmaprep.pipeline import METADATA_KEYS, InputFile, local_path, process_bytes, process_file
+from fmaprep.seqfile import PickleFileWriter
+from fmaprep.spark import is_local_master
+from fmaprep.storage import is_local
+from fmaprep.storage import local_path as local_dir
 
 ManifestLine = dict[str, Any]
 
@@ -29,28 +37,31 @@ class _ListParam(AccumulatorParam[list[ManifestLine]]):
         return value1
 
 
+def _records(
+    inputs: Iterable[tuple[InputFile, bytes | None]], cfg: PipelineConfig, manifest: Any
+) -> Iterator[dict[str, Any]]:
+    """The pipeline over one partition's inputs: records out, manifest lines to ``manifest``."""
+    for item, data in inputs:
+        if data is None:
+            record, line = process_file(item, cfg)
+        else:
+            record, line = process_bytes(item, data, cfg)
+        manifest.add([line])
+        if record is not None:
+            yield record
+
+
 def _process(
     spark_context: Any, bins: list[list[InputFile]], cfg: PipelineConfig
 ) -> tuple[Any, Any, Callable[[], tuple[int, int]]]:
-    """The records RDD (lazy), the manifest accumulator it fills, and a progress poll."""
+    """The inputs RDD (lazy), the manifest accumulator the pipeline fills, and a progress poll."""
     manifest = spark_context.accumulator([], _ListParam())
-
-    def run_partition(inputs: Iterable[tuple[InputFile, bytes | None]]) -> Iterator[dict[str, Any]]:
-        for item, data in inputs:
-            if data is None:
-                record, line = process_file(item, cfg)
-            else:
-                record, line = process_bytes(item, data, cfg)
-            manifest.add([line])
-            if record is not None:
-                yield record
 
     def poll() -> tuple[int, int]:
         lines: list[ManifestLine] = list(manifest.value)
         return len(lines), sum(1 for line in lines if line["status"] != "ok")
 
-    records = read_inputs(spark_context, bins).mapPartitions(run_partition)
-    return records, manifest, poll
+    return read_inputs(spark_context, bins), manifest, poll
 
 
 def _run_save(
@@ -78,11 +89,43 @@ def save_records(
     ``run_while_saving`` receives a poll function (files done, failed) and returns a context
     manager that is active while Spark works (used for console progress).
     """
-    records, manifest, poll = _process(spark_context, bins, cfg)
-    # batchSize=1: one record per pickle, so a long track never makes an oversized batch
-    _run_save(lambda: records.saveAsPickleFile(output_uri, batchSize=1), poll, run_while_saving)
+    inputs, manifest, poll = _process(spark_context, bins, cfg)
+    if is_local_master(spark_context.master) and is_local(output_uri):
+        save = partial(_save_direct, inputs, cfg, manifest, local_dir(output_uri))
+    else:
+        records = inputs.mapPartitions(lambda part: _records(part, cfg, manifest))
+        # batchSize=1: one record per pickle, so a long track never makes an oversized batch
+        save = partial(records.saveAsPickleFile, output_uri, batchSize=1)
+    _run_save(save, poll, run_while_saving)
     lines: list[ManifestLine] = list(manifest.value)
     return lines
+
+
+def _save_direct(inputs: Any, cfg: PipelineConfig, manifest: Any, directory: str) -> None:
+    """``saveAsPickleFile`` done by the Python workers themselves, for a local job writing to a
+    local directory: the same files (see :mod:`fmaprep.seqfile`), without the records crossing
+    into the JVM. Each task writes ``_temporary/<part>.<attempt>`` and renames it into place
+    when complete, so a retried task replaces, never mixes, and readers see whole parts."""
+    scratch = os.path.join(directory, "_temporary")
+    os.makedirs(scratch, exist_ok=True)
+
+    def write_partition(
+        index: int, part: Iterable[tuple[InputFile, bytes | None]]
+    ) -> Iterator[int]:
+        name = f"part-{index:05d}"
+        tmp = os.path.join(scratch, f"{name}.{os.getpid()}.{uuid.uuid4().hex}")
+        with open(tmp, "wb") as f:
+            writer = PickleFileWriter(f)
+            for record in _records(part, cfg, manifest):
+                writer.append(record)
+            writer.close()
+        os.replace(tmp, os.path.join(directory, name))
+        yield index
+
+    inputs.mapPartitionsWithIndex(write_partition).count()
+    shutil.rmtree(scratch, ignore_errors=True)
+    with open(os.path.join(directory, "_SUCCESS"), "wb"):
+        pass
 
 
 def read_inputs(spark_context: Any, bins: list[list[InputFile]]) -> Any:
@@ -179,7 +222,8 @@ def save_records_parquet(
     apply on HDFS and S3."""
     from pyspark.sql import SparkSession
 
-    records, manifest, poll = _process(spark_context, bins, cfg)
+    inputs, manifest, poll = _process(spark_context, bins, cfg)
+    records = inputs.mapPartitions(lambda part: _records(part, cfg, manifest))
     session = SparkSession.getActiveSession() or SparkSession(spark_context)
     schema = ", ".join(
         f"{name} {kind}" + (" not null" if name in ("track_id", "source", "codes") else "")
