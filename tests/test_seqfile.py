@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fmaprep import seqfile
 from fmaprep.reader import read_partition
 from fmaprep.seqfile import PickleFileWriter
 
@@ -49,7 +50,12 @@ def test_bytes_equal_sparks_save_as_pickle_file(spark: Any, tmp_path: Path, n: i
 
 
 @pytest.mark.slow
-def test_spark_and_the_reader_read_what_we_write(spark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_pending", [32 * 1024 * 1024, 100_000])
+def test_spark_and_the_reader_read_what_we_write(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_pending: int
+) -> None:
+    """Also when big records are written in groups of fewer than 10 (bounded memory)."""
+    monkeypatch.setattr(seqfile, "MAX_PENDING_BYTES", max_pending)
     recs = records(23)
     out = tmp_path / "out"
     out.mkdir()
