@@ -1,18 +1,18 @@
 """What the job is measured against: decoding alone, and the plain script people write first.
 
-Each function runs in this process (or its own pool) and returns (audio seconds, wall seconds).
+Each returns (audio seconds, wall seconds): decoding in this process, the script in its own.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from fmaprep.decode import get_opener
-from fmaprep.signal import mu_law_encode_f32
 
 
 def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float, float]:
@@ -26,23 +26,20 @@ def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float
     return audio, time.perf_counter() - started
 
 
-def _librosa_one(path: str) -> float:
-    """The plain script: librosa.load, left channel, librosa.resample (soxr_hq), peak, mu-law
-    (fmaprep's own table-driven mu-law, so the comparison is about everything else)."""
-    import librosa
-
-    y, sr = librosa.load(path, sr=None, mono=False)
-    left = y[0] if y.ndim == 2 else y
-    out = librosa.resample(left, orig_sr=sr, target_sr=8000, res_type="soxr_hq")
-    peak = float(np.max(np.abs(out))) or 1.0
-    codes = mu_law_encode_f32((out / peak).astype(np.float32), 255)
-    np.save("/dev/null", codes)
-    return float(len(left) / sr)
-
-
-def librosa_pool(paths: Sequence[str], processes: int) -> tuple[float, float]:
-    """``multiprocessing.Pool(processes).map`` of the plain script, wall time from pool start."""
-    started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        audio = sum(pool.map(_librosa_one, list(paths), chunksize=1))
-    return audio, time.perf_counter() - started
+def librosa_script(paths: Sequence[str], processes: int) -> tuple[float, float]:
+    """The plain multiprocessing + librosa script (:mod:`fmaprep.bench.librosa_script`) in a
+    fresh process, timed whole (interpreter and imports included, as the job's runs are)."""
+    with tempfile.TemporaryDirectory(prefix="fmaprep-librosa-") as tmp:
+        list_file = os.path.join(tmp, "inputs.txt")
+        with open(list_file, "w") as f:
+            f.write("\n".join(paths) + "\n")
+        out_dir = os.path.join(tmp, "out")
+        os.mkdir(out_dir)
+        cmd = [sys.executable, "-m", "fmaprep.bench.librosa_script", str(processes),
+               list_file, out_dir]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"librosa script failed: {proc.stderr.strip()[-500:]}")
+    return float(proc.stdout.split()[-1]), wall
