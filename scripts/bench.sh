@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Usage: scripts/bench.sh [DIR]
+#   Reproduces the README's benchmark on this machine (quiet machine, ~30 min): makes a 3-hour
+#   corpus (45 songs of 4 min, LAME VBR) and a 12-hour one (the same files linked 4 times under
+#   new track ids: same decode work, no hour of encoding), a 3-hour 320 kbps mp3 for --memory,
+#   then runs `fmaprep bench` for each figure. Tables, plots and summary.json land in DIR/results.
+#   Safe to rerun: corpora are reused. DIR defaults to build/bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+dir=${1:-build/bench}
+fmaprep=.venv/bin/fmaprep
+mkdir -p "$dir/results"
+
+[[ -d $dir/corpus3h ]] || $fmaprep demo "$dir/corpus3h" --tracks 45 --seconds 240 --encoder ffmpeg
+if [[ ! -d $dir/corpus12h ]]; then
+  .venv/bin/python - "$dir/corpus3h" "$dir/corpus12h.tmp" <<'PY'
+import os, sys
+from pathlib import Path
+src, dest = Path(sys.argv[1]), Path(sys.argv[2])
+for copy in range(1, 5):
+    for mp3 in sorted(src.rglob("*.mp3")):
+        track = f"{int(mp3.stem) + 100000 * copy:06d}"
+        target = dest / track[:3] / f"{track}.mp3"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(mp3, target)
+PY
+  mv "$dir/corpus12h.tmp" "$dir/corpus12h"
+fi
+if [[ ! -f $dir/big.mp3 ]]; then
+  .venv/bin/python - "$dir/big.mp3" <<'PY'
+import subprocess, sys, tempfile
+import soundfile as sf
+from fmaprep.decode import ffmpeg_exe
+from fmaprep.synth import music
+with tempfile.TemporaryDirectory() as tmp:
+    sf.write(f"{tmp}/piece.wav", music(32.0, 44100, seed=7, stereo=True), 44100, subtype="PCM_16")
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-stream_loop", "338",
+                    "-i", f"{tmp}/piece.wav", "-t", "10800", "-c:a", "libmp3lame", "-b:a", "320k",
+                    f"{sys.argv[1]}.tmp.mp3"], check=True)
+PY
+  mv "$dir/big.mp3.tmp.mp3" "$dir/big.mp3"
+fi
+
+r=$dir/results
+$fmaprep bench "$dir/corpus3h" --masters 'local[1],local[2]' --repeat 5 --baselines --out "$r/3h"
+$fmaprep bench "$dir/corpus12h" --masters 'local[1],local[2]' --repeat 3 --out "$r/12h"
+if [[ ! -d $dir/corpus1 ]]; then
+  mkdir -p "$dir/corpus1"
+  ln "$(find "$dir/corpus3h" -name '*.mp3' | sort | head -1)" "$dir/corpus1/"
+fi
+$fmaprep bench "$dir/corpus1" --masters 'local[2]' --repeat 5 --out "$r/1file"
+$fmaprep bench "$dir/big.mp3" --memory --out "$r/memory"
+$fmaprep bench "$dir/corpus3h" --masters 'local[2]' --configs original --repeat 1 --out "$r/3h-original"
+$fmaprep bench "$dir/corpus12h" --masters 'local[2]' --configs original --repeat 1 --out "$r/12h-original"
