@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from fmaprep.bench import runner
 from fmaprep.bench.fit import amdahl, fit_serial_fraction
 from fmaprep.bench.runner import Run, table_rows, threads_of
 
@@ -32,6 +33,32 @@ def test_table_rows() -> None:
     assert rows[1]["speedup"] == pytest.approx(11 / 6, abs=1e-3)
     assert rows[1]["efficiency"] == pytest.approx(11 / 12, abs=1e-3)
     assert rows[1]["audio_h_per_h"] == pytest.approx(600.0)
+
+
+def test_runs_go_round_robin_so_drift_hits_every_setting_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order: list[str] = []
+
+    def fake_job(
+        input_dir: str, master: str, extra: list[str], workdir: Path
+    ) -> tuple[float, float]:
+        order.append(f"{'original' if extra else 'default'} {master}")
+        return float(len(order)), 60.0
+
+    def fake_extra() -> float:
+        order.append("librosa")
+        return 1.0
+
+    monkeypatch.setattr(runner, "run_job", fake_job)
+    runs, extras = runner.run_matrix(
+        "in", ["local[1]", "local[2]"], ["default", "original"], 2, {"librosa": fake_extra}
+    )
+    one_round = ["default local[1]", "default local[2]", "original local[1]",
+                 "original local[2]", "librosa"]  # fmt: skip
+    assert order == one_round * 2
+    assert [r.seconds for r in runs] == [[1.0, 6.0], [2.0, 7.0], [3.0, 8.0], [4.0, 9.0]]
+    assert extras == {"librosa": [1.0, 1.0]}
 
 
 def test_threads_of() -> None:

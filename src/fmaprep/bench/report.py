@@ -6,12 +6,14 @@ import json
 import logging
 import os
 import statistics
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from fmaprep.bench.baselines import decode_only, librosa_script
 from fmaprep.bench.plot import plot_speedup
-from fmaprep.bench.runner import run_matrix, table_rows, write_table
+from fmaprep.bench.runner import run_matrix, table_rows, threads_of, write_table
 from fmaprep.config import PipelineConfig
 from fmaprep.pipeline import InputFile, process_file
 
@@ -31,6 +33,10 @@ def pipeline_per_core(paths: list[str]) -> tuple[float, float]:
     return audio, time.perf_counter() - started
 
 
+def _librosa_wall(paths: list[str], processes: int) -> float:
+    return librosa_script(paths, processes)[1]
+
+
 def run_benchmark(  # noqa: PLR0917 (one call site, the CLI)
     input_dir: str,
     paths: list[str],
@@ -40,7 +46,12 @@ def run_benchmark(  # noqa: PLR0917 (one call site, the CLI)
     out_dir: Path,
     baselines: bool,
 ) -> dict[str, Any]:
-    runs = run_matrix(input_dir, masters, configs, repeat)
+    # the librosa script runs with as many processes as each default setting has threads
+    librosa_threads = sorted({threads_of(m) for m in masters}) if baselines else []
+    extras: dict[str, Callable[[], float]] = {
+        f"librosa x{n}": partial(_librosa_wall, paths, n) for n in librosa_threads
+    }
+    runs, extra_seconds = run_matrix(input_dir, masters, configs, repeat, extras)
     rows = table_rows(runs)
     csv_path, md_path = write_table(rows, out_dir)
     fits = plot_speedup(rows, out_dir / "speedup.png")
@@ -67,9 +78,7 @@ def run_benchmark(  # noqa: PLR0917 (one call site, the CLI)
         }
         librosa: dict[str, Any] = {}
         for run in (r for r in runs if r.config == "default"):
-            wall_l = statistics.median(
-                librosa_script(paths, run.threads)[1] for _ in range(len(run.seconds))
-            )
+            wall_l = statistics.median(extra_seconds[f"librosa x{run.threads}"])
             librosa[run.master] = {
                 "librosa_s": round(wall_l, 2),
                 "fmaprep_s": round(run.median, 2),

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +65,35 @@ def run_job(input_dir: str, master: str, extra: list[str], workdir: Path) -> tup
     return wall, float(stats["audio_seconds"])
 
 
-def run_matrix(input_dir: str, masters: list[str], configs: list[str], repeat: int) -> list[Run]:
-    runs = []
+def run_matrix(
+    input_dir: str,
+    masters: list[str],
+    configs: list[str],
+    repeat: int,
+    extras: dict[str, Callable[[], float]] | None = None,
+) -> tuple[list[Run], dict[str, list[float]]]:
+    """Every setting ``repeat`` times, round-robin (repeat 1 of all settings, then repeat 2...),
+    so a machine that slows down or speeds up mid-benchmark moves every setting alike instead of
+    skewing the ratios between them. ``extras`` (name -> a timed run returning wall seconds,
+    e.g. a baseline script) join each round. Returns the runs and the extras' seconds."""
+    extra_seconds: dict[str, list[float]] = {name: [] for name in extras or {}}
+    settings = [(config, master) for config in configs for master in masters]
+    seconds: dict[tuple[str, str], list[float]] = {s: [] for s in settings}
+    audio: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="fmaprep-bench-") as tmp:
-        for config in configs:
-            for master in masters:
-                seconds, audio = [], 0.0
-                for i in range(repeat):
-                    wall, audio = run_job(input_dir, master, CONFIGS[config], Path(tmp))
-                    seconds.append(wall)
-                    log.info("%s %s run %d/%d: %.1f s", config, master, i + 1, repeat, wall)
-                runs.append(Run(config, master, threads_of(master), seconds, audio))
-    return runs
+        for i in range(repeat):
+            for config, master in settings:
+                wall, audio[config, master] = run_job(input_dir, master, CONFIGS[config], Path(tmp))
+                seconds[config, master].append(wall)
+                log.info("%s %s run %d/%d: %.1f s", config, master, i + 1, repeat, wall)
+            for name, timed in (extras or {}).items():
+                extra_seconds[name].append(timed())
+                log.info("%s run %d/%d: %.1f s", name, i + 1, repeat, extra_seconds[name][-1])
+    runs = [
+        Run(config, master, threads_of(master), seconds[config, master], audio[config, master])
+        for config, master in settings
+    ]
+    return runs, extra_seconds
 
 
 def table_rows(runs: list[Run]) -> list[dict[str, object]]:
