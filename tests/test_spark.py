@@ -80,6 +80,7 @@ def test_a_job_under_flight_recorder_runs(tmp_path: Path) -> None:
          str(tmp_path / "out"), "--master", "local[1]", "--spark-conf",
          f"spark.driver.extraJavaOptions=-XX:StartFlightRecording=filename={recording}"],
         capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path,  # a crashing JVM drops its hs_err_pid* files in the working directory
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / "_SUCCESS").exists()
