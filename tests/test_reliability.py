@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmaprep.bench.memory import pyspark_processes
 from fmaprep.config import load_config
 from fmaprep.decode import decode
 from fmaprep.job import run_preprocess
@@ -123,24 +124,8 @@ def test_dedupe(spark: Any, tmp_path: Path) -> None:
 
 
 def _worker_pids() -> list[int]:
-    """Python workers forked by pyspark.daemon (children of the daemon process)."""
-    daemons = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"pyspark.daemon" in cmd:
-                daemons.append(int(pid))
-    children = []
-    for daemon in daemons:
-        try:
-            tasks = Path(f"/proc/{daemon}/task/{daemon}/children").read_text().split()
-        except OSError:
-            continue
-        children.extend(int(c) for c in tasks)
-    return children
+    """Python workers forked by pyspark.daemon (not the daemons themselves)."""
+    return pyspark_processes()[1]
 
 
 def test_killed_worker_is_retried_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 
-def _pyspark_workers() -> list[int]:
-    """pyspark.daemon processes and the workers they fork."""
-    pids = []
+def pyspark_processes() -> tuple[list[int], list[int]]:
+    """(pyspark.daemon processes, the Python workers they forked), from /proc."""
+    daemons: list[int] = []
+    workers: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -22,13 +23,13 @@ def _pyspark_workers() -> list[int]:
         except OSError:
             continue
         if b"pyspark.daemon" in cmdline:
-            pids.append(int(entry))
+            daemons.append(int(entry))
             try:
                 children = Path(f"/proc/{entry}/task/{entry}/children").read_text().split()
             except OSError:
                 children = []
-            pids.extend(int(c) for c in children)
-    return pids
+            workers.extend(int(c) for c in children)
+    return daemons, workers
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -51,7 +52,8 @@ def worker_peak_rss(input_path: str, extra: list[str] | None = None, poll_s: flo
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         peak = 0.0
         while proc.poll() is None:
-            for pid in _pyspark_workers():
+            daemons, workers = pyspark_processes()
+            for pid in daemons + workers:
                 peak = max(peak, _peak_rss_mb(pid))
             time.sleep(poll_s)
         _, stderr = proc.communicate()
