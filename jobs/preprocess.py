@@ -8,7 +8,7 @@ CLI's ``local[*]`` default).
 import sys
 
 from fmaprep.cli import main
-from fmaprep.spark import submitted_master
+from fmaprep.spark.session import submitted_master
 
 
 def job_args(argv: list[str]) -> list[str]:

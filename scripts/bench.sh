@@ -31,8 +31,8 @@ if [[ ! -f $dir/big.mp3 ]]; then
   .venv/bin/python - "$dir/big.mp3" <<'PY'
 import subprocess, sys, tempfile
 import soundfile as sf
-from fmaprep.decode import ffmpeg_exe
-from fmaprep.synth import music
+from fmaprep.audio.decode import ffmpeg_exe
+from fmaprep.audio.synth import music
 with tempfile.TemporaryDirectory() as tmp:
     sf.write(f"{tmp}/piece.wav", music(32.0, 44100, seed=7, stereo=True), 44100, subtype="PCM_16")
     subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-stream_loop", "338",

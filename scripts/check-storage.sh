@@ -12,7 +12,7 @@
 #     local  the directory (or nearest parent) exists and takes a write/read/delete probe
 #   then, when all of that passed, a tiny Spark job (local[1], .venv's pyspark) that reads one
 #   file and writes/reads/deletes one probe per URI through the Hadoop filesystem the job uses,
-#   with the job's settings (conf/storage.toml via fmaprep.storage_conf).
+#   with the job's settings (conf/storage.toml via fmaprep.storage.s3_settings).
 #   Output: one line per check ("ok" or "FAIL CHECK URI: what and why. Fix: ..."); each failure
 #   is one line. --json: one JSON object per check {"check","uri","status","message","fix"}.
 #   Exit 0 only when every check passed; 1 when one failed; 2 on bad usage.
@@ -227,13 +227,13 @@ EOF
 # ---------------------------------------------------------------- s3 (python + boto3)
 s3_checks() {
   local uri=$1
-  if [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import boto3, fmaprep.storage_probe' 2>/dev/null; then
+  if [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import boto3, fmaprep.storage.probe' 2>/dev/null; then
     emit tools "$uri" fail "no python with boto3 and fmaprep (tried ${PYTHON:-python3})" \
       "run scripts/install.sh (creates .venv with boto3), or set FMAPREP_PYTHON"
     return 1
   fi
   local rc=0 check u status message fix
-  "$PYTHON" -m fmaprep.storage_probe s3 "$uri" >"$WORK/s3.tsv" 2>"$WORK/s3.err" || rc=$?
+  "$PYTHON" -m fmaprep.storage.probe s3 "$uri" >"$WORK/s3.tsv" 2>"$WORK/s3.err" || rc=$?
   while IFS=$'\t' read -r check u status message fix; do
     emit "$check" "$u" "$status" "$message" "$fix"
   done <"$WORK/s3.tsv"
@@ -297,7 +297,7 @@ if ((SPARK)); then
     for uri in "${URIS[@]}"; do
       emit spark "$uri" skip "not run: fix the failures above first"
     done
-  elif [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import pyspark, fmaprep.storage_probe' 2>/dev/null; then
+  elif [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import pyspark, fmaprep.storage.probe' 2>/dev/null; then
     emit spark "${URIS[0]}" fail "no python with pyspark and fmaprep (tried ${PYTHON:-python3})" \
       "run scripts/install.sh, or set FMAPREP_PYTHON"
   else
@@ -305,7 +305,7 @@ if ((SPARK)); then
     : >"$log"
     rc=0
     # shellcheck disable=SC2094 # the probe appends its JVM's chatter to the log it is given
-    "$PYTHON" -m fmaprep.storage_probe spark "$log" "${SPARK_URIS[@]}" >"$WORK/spark.tsv" \
+    "$PYTHON" -m fmaprep.storage.probe spark "$log" "${SPARK_URIS[@]}" >"$WORK/spark.tsv" \
       2>>"$log" || rc=$?
     while IFS=$'\t' read -r check u status message fix; do
       emit "$check" "$u" "$status" "$message" "$fix"

@@ -44,5 +44,5 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
 fi
 # one tiny job writes the driver JVM's class-data archive, so that every later job starts ~1 s
 # faster (src/fmaprep/jvmstart.py); a failure here costs only that second
-.venv/bin/python -m fmaprep.warmup || echo "install.sh: warm-up job failed; jobs still run" >&2
+.venv/bin/python -m fmaprep.job.warmup || echo "install.sh: warm-up job failed; jobs still run" >&2
 echo "install.sh: .venv ready ($(.venv/bin/fmaprep --version))"

@@ -40,7 +40,7 @@ spark_env() {
   need_venv
   SPARK_HOME=$("$venv_python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
   local java_home
-  java_home=$("$venv_python" -c 'from fmaprep.spark import find_java_home; print(find_java_home() or "")')
+  java_home=$("$venv_python" -c 'from fmaprep.spark.session import find_java_home; print(find_java_home() or "")')
   if [[ -n $java_home ]]; then export JAVA_HOME=$java_home; fi
   export SPARK_HOME
   export SPARK_PID_DIR="$state/pids" SPARK_LOG_DIR="$state/logs"

@@ -36,7 +36,7 @@ die() { echo "local-yarn.sh: $*" >&2; exit 1; }
 java_bin() {
   [[ -x $venv_python ]] || die "no .venv: run scripts/install.sh first"
   local home
-  home=$("$venv_python" -c 'from fmaprep.spark import find_java_home; print(find_java_home() or "")')
+  home=$("$venv_python" -c 'from fmaprep.spark.session import find_java_home; print(find_java_home() or "")')
   if [[ -n $home ]]; then
     export JAVA_HOME=$home
   elif [[ -z ${JAVA_HOME:-} ]]; then

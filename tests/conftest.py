@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def write_mp3_lame(path: Path, frames: np.ndarray, sample_rate: int, vbr_quality
     return path
 
 
-# the column layout fmaprep's job writes for --format parquet (fmaprep.sparkjob.PARQUET_COLUMNS,
+# the column layout the job writes for --format parquet (fmaprep.formats.parquet.PARQUET_COLUMNS,
 # restated; metadata columns beyond genre/split/title are left out, as a file may)
 PARQUET_SCHEMA_FIELDS = (
     ("track_id", "string", False),
@@ -104,6 +105,42 @@ def write_parquet_output(root: Path, parts: list[list[dict[str, Any]]], **kw: An
     return root
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A whole decoded file (the job streams; tests look at all of it)."""
+
+    frames: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.frames.shape[1])
+
+
+def decode_whole(path: str | Path, decoder: str = "soundfile") -> Decoded:
+    """Every block of a decoder's stream, joined."""
+    from fmaprep.audio.decode import get_opener
+
+    stream = get_opener(decoder)(str(path))
+    blocks = list(stream.blocks)
+    frames = np.concatenate(blocks) if blocks else np.zeros((0, stream.channels), np.float32)
+    return Decoded(frames.astype(np.float32, copy=False), stream.sample_rate)
+
+
+def reference_codes(path: str | Path, cfg: Any) -> tuple[np.ndarray, float]:
+    """(codes, gain) of one file by the pure functions applied to the whole signal at once:
+    what the streaming job must give on the same decoded samples."""
+    from fmaprep.audio.resample import get_resampler
+    from fmaprep.audio.signal import apply_gain, mu_law_encode, peak_gain, pick_channel
+
+    decoded = decode_whole(path, cfg.decoder)
+    x = get_resampler(cfg.resampler)(
+        pick_channel(decoded.frames, cfg.channel), decoded.sample_rate, cfg.sample_rate
+    )
+    gain = peak_gain(float(np.max(np.abs(x)))) if cfg.normalize == "peak" else 1.0
+    return mu_law_encode(apply_gain(x, gain), cfg.mu), gain
+
+
 def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * sr)) / sr
     return amplitude * np.sin(2 * np.pi * freq * t)
@@ -112,7 +149,7 @@ def tone(freq: float, seconds: float, sr: int, amplitude: float = 0.5) -> np.nda
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """One local[2] SparkSession for the whole test run (a JVM start costs seconds)."""
-    from fmaprep.spark import build_session, stop_session
+    from fmaprep.spark.session import build_session, stop_session
 
     os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/fmaprep-numba-cache")
     session = build_session("local[2]", app_name="fmaprep-tests")
@@ -125,13 +162,13 @@ TRAINING_GENRES = ("Rock", "Jazz", "Folk")
 
 @pytest.fixture(scope="session")
 def job_outputs(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A real OUTPUT per format (pickle, parquet): ``fmaprep.job.run_preprocess`` on generated
+    """A real OUTPUT per format (pickle, parquet): ``fmaprep.job.run.run_preprocess`` on generated
     mp3s of assorted lengths, rates and genres (one track without metadata), plus one bad file."""
     import json
 
+    from fmaprep.audio.synth import music
     from fmaprep.config import load_config
-    from fmaprep.job import run_preprocess
-    from fmaprep.synth import music
+    from fmaprep.job.run import run_preprocess
 
     root = tmp_path_factory.mktemp("train-corpus")
     tracks = []

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fmaprep.audio.synth import music
 from fmaprep.config import PipelineConfig
-from fmaprep.packaging import EXCLUDED, base_interpreter, requirement_name
-from fmaprep.pipeline import InputFile, process_file
-from fmaprep.synth import music
+from fmaprep.model import InputFile
+from fmaprep.pipeline import process_file
+from fmaprep.spark.packaging import EXCLUDED, base_interpreter, requirement_name
 
 from conftest import write_audio
 
@@ -194,7 +195,8 @@ def test_bootstrap_installs_everything_the_job_imports(tmp_path: Path) -> None:
     script = (
         "import sys, numpy as np\n"
         "from fmaprep.config import PipelineConfig\n"
-        "from fmaprep.pipeline import InputFile, process_file\n"
+        "from fmaprep.model import InputFile\n"
+        "from fmaprep.pipeline import process_file\n"
         "for resampler, decoder in (('soxr', 'soundfile'), ('resampy', 'ffmpeg')):\n"
         "    cfg = PipelineConfig(resampler=resampler, decoder=decoder)\n"
         "    record, line = process_file(InputFile(sys.argv[1], 0), cfg)\n"

@@ -45,3 +45,14 @@ def test_bad_config_is_rejected(tmp_path: Path, text: str, message: str) -> None
 def test_shipped_default_config_loads() -> None:
     cfg = load_config(Path(__file__).parents[1] / "conf" / "pipeline.toml")
     assert cfg.pipeline == PipelineConfig()
+
+
+def test_every_configurable_decoder_and_resampler_is_implemented() -> None:
+    from typing import get_args
+
+    from fmaprep.audio.decode import OPENERS
+    from fmaprep.audio.resample import RESAMPLERS
+    from fmaprep.config import DecoderName, ResamplerName
+
+    assert set(get_args(DecoderName)) == set(OPENERS)
+    assert set(get_args(ResamplerName)) == set(RESAMPLERS)

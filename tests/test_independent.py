@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soxr
 
+from fmaprep.audio.synth import music
 from fmaprep.config import load_config
-from fmaprep.job import run_preprocess
-from fmaprep.reader import read_records
-from fmaprep.synth import music
+from fmaprep.formats.records import read_records
+from fmaprep.job.run import run_preprocess
 
 from conftest import write_audio
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fmaprep.audio.signal import mu_law_decode
 from fmaprep.config import PipelineConfig
-from fmaprep.pipeline import InputFile, process_file, track_id_for
-from fmaprep.signal import mu_law_decode
+from fmaprep.model import InputFile, track_id_for
+from fmaprep.pipeline import process_file
 
 from conftest import tone, write_audio
 

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 
 def read_records(output: str, **filters: Any) -> Iterator[dict[str, Any]]:
-    """Yield the records of a fmaprep OUTPUT without Spark or a JVM (see fmaprep.reader)."""
-    from fmaprep.reader import read_records as _read_records
+    """Yield the records of an OUTPUT without Spark or a JVM (fmaprep.formats.records)."""
+    from fmaprep.formats.records import read_records as _read_records
 
     return _read_records(output, **filters)
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from fmaprep.decode import DECODERS
-from fmaprep.resample import RESAMPLERS
-
 Normalize = Literal["peak", "none"]
 ChannelName = Literal["left", "right", "mix"]
 OutputFormat = Literal["pickle", "parquet"]
 RerunMode = Literal["error", "overwrite", "resume"]
+# what --decoder / --resampler accept; fmaprep.audio implements each (tests check both agree)
+DecoderName = Literal["soundfile", "ffmpeg", "pydub"]
+ResamplerName = Literal["soxr", "resampy"]
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".m4a")
 
@@ -33,8 +33,8 @@ class PipelineConfig:
     channel: ChannelName = "left"
     normalize: Normalize = "peak"
     mu: int = 255
-    decoder: str = "soundfile"
-    resampler: str = "soxr"
+    decoder: DecoderName = "soundfile"
+    resampler: ResamplerName = "soxr"
     # limits that turn pathological files into error lines instead of stuck or dead tasks
     min_duration_s: float = 0.25  # shorter: "too_short"
     silence_db: float = -60.0  # peak below this (dBFS, after resampling): "silent"
@@ -49,8 +49,8 @@ class PipelineConfig:
         _check_choice("normalize", self.normalize, get_args(Normalize))
         if not 1 <= self.mu <= 255:
             raise ConfigError(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
-        _check_choice("decoder", self.decoder, tuple(DECODERS))
-        _check_choice("resampler", self.resampler, tuple(RESAMPLERS))
+        _check_choice("decoder", self.decoder, get_args(DecoderName))
+        _check_choice("resampler", self.resampler, get_args(ResamplerName))
         if self.min_duration_s < 0 or self.max_duration_s <= self.min_duration_s:
             raise ConfigError("need 0 <= min_duration_s < max_duration_s")
         if self.silence_db > 0:

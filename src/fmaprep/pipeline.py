@@ -1,8 +1,10 @@
 """One audio file to one record: decode -> channel -> resample -> normalize -> mu-law.
 
-This is what each Spark task maps over its files; it knows nothing about Spark. The signal steps
-are the pure functions of :mod:`fmaprep.signal` and :mod:`fmaprep.resample`, applied block by
-block so that memory stays bounded by the 8 kHz output, not the decoded input.
+This is what each Spark task maps over its files; it knows nothing about Spark, storage or paths
+beyond the one local file it opens. The signal steps are the pure functions of
+:mod:`fmaprep.audio.signal` and :mod:`fmaprep.audio.resample`, applied block by block so that
+memory stays bounded by the 8 kHz output, not the decoded input. Imports ``audio``, ``config``
+and ``model`` only (no pyspark, no boto3: the worker path stays lean).
 """
 
 from __future__ import annotations
@@ -12,37 +14,21 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from fmaprep.audio.decode import get_opener
+from fmaprep.audio.mp3info import read_mp3_info
+from fmaprep.audio.resample import StreamResampler
+from fmaprep.audio.signal import apply_gain, mu_law_encode_f32, peak_gain, pick_channel
 from fmaprep.config import PipelineConfig
-from fmaprep.decode import BLOCK_FRAMES, Decoded, get_opener
-from fmaprep.errors import TrackError
-from fmaprep.mp3info import read_mp3_info
-from fmaprep.resample import StreamResampler
-from fmaprep.signal import apply_gain, mu_law_encode_f32, peak_gain, pick_channel
+from fmaprep.model import InputFile, TrackError
 
-# metadata carried from acquisition (_tracks.jsonl) into records and the manifest
-METADATA_KEYS = ("title", "artist", "album", "genre", "split", "subset")
 # decoded less than this share of what the container declares: the file was cut short
 TRUNCATED_RATIO = 0.9
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """One input as the driver found it: where it is, how big, and what acquisition knew."""
-
-    source: str  # absolute local path or URI, as the manifest reports it
-    size: int
-    metadata: dict[str, str] = field(default_factory=dict)
-    mtime: float | None = None
-
-    @property
-    def track_id(self) -> str:
-        return track_id_for(self.source)
 
 
 @dataclass(frozen=True)
@@ -51,13 +37,6 @@ class Transformed:
     gain: float
     input_frames: int
     peak: float
-
-
-def track_id_for(source: str) -> str:
-    """The input file's stem: FMA's ``000/000002.mp3`` is ``"000002"``."""
-    name = source.rstrip("/").rsplit("/", 1)[-1]
-    stem, _, _ = name.rpartition(".")
-    return stem or name
 
 
 def transform_blocks(
@@ -104,28 +83,9 @@ def transform_blocks(
     return Transformed(codes, gain, n_in, peak)
 
 
-def transform(decoded: Decoded, cfg: PipelineConfig) -> tuple[npt.NDArray[np.uint8], float]:
-    """A whole decoded file to (codes, gain): the same computation the job streams."""
-    frames = decoded.frames
-    blocks = (frames[i : i + BLOCK_FRAMES] for i in range(0, len(frames), BLOCK_FRAMES))
-    out = transform_blocks(blocks, decoded.sample_rate, cfg)
-    return out.codes, out.gain
-
-
-def local_path(source: str) -> str:
-    """The path a worker opens for ``source``; only local files are readable here."""
-    if source.startswith("file://"):
-        return source[len("file://") :]
-    if source.startswith("file:"):
-        return source[len("file:") :]
-    if "://" in source:
-        raise TrackError(
-            "read_failed", f"no reader for {source.split('://', 1)[0]}:// in this build"
-        )
-    return source
-
-
 def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any], path: str) -> Transformed:
+    if "://" in path:
+        raise TrackError("read_failed", f"no local path for {path.split('://', 1)[0]}:// here")
     if not os.path.isfile(path):
         raise TrackError("read_failed", "file not found or not a regular file")
     size_mb = os.path.getsize(path) / 1e6
@@ -174,7 +134,7 @@ def process_file(
     line.update(bytes=item.size, mtime=item.mtime)
     line.update(item.metadata)
     try:
-        out = _encode(item, cfg, line, path or local_path(item.source))
+        out = _encode(item, cfg, line, path or item.source)
     except TrackError as exc:
         line.update(status="error", error=exc.manifest_text())
         return None, line

@@ -11,10 +11,11 @@ from fmaprep.acquire.destination import (
     DestinationError,
     LocalDestination,
     check_key,
-    open_destination,
-    track_path,
 )
-from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog, make_line, track_metadata
+from fmaprep.acquire.targets import open_destination
+from fmaprep.acquire.tracklog import TrackLog
+from fmaprep.model import track_path
+from fmaprep.tracks import TRACKS_FILE, make_line, track_metadata
 
 
 def test_track_path_is_fma_layout() -> None:
@@ -105,4 +106,4 @@ def test_track_metadata_for_the_preprocess_job() -> None:
     meta = track_metadata(text)
     assert list(meta) == ["000002"]
     assert meta["000002"]["title"] == "Food" and meta["000002"]["genre"] == "Hip-Hop"
-    assert meta["000002"]["album"] is None
+    assert "album" not in meta["000002"]  # unknown fields are absent, as in records

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fmaprep.acquire.scrape import ScrapeConfig, scrape
-from fmaprep.reader import read_records
+from fmaprep.formats.records import read_records
 from local_services_fixture import local_services
 
 from .conftest import FakeFMA, FakeTrack, make_mp3

@@ -9,8 +9,8 @@ import pytest
 
 from fmaprep.acquire.scrape import ScrapeConfig, scrape
 from fmaprep.config import load_config
-from fmaprep.job import run_preprocess
-from fmaprep.reader import read_records
+from fmaprep.formats.records import read_records
+from fmaprep.job.run import run_preprocess
 
 from .conftest import FakeFMA, FakeTrack, make_mp3
 

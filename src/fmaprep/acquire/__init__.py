@@ -1,20 +1,12 @@
-"""Acquisition: the throttled FMA website scraper and the FMA dataset-archive importer.
+"""Acquisition: the throttled FMA website scraper, the FMA dataset-archive importer, and the
+synthetic demo corpus.
 
 Both write FMA's layout (design contract 9): ``<dest>/<id[:3]>/<id>.mp3`` with the id zero-padded
 to 6 digits, and ``<dest>/_tracks.jsonl`` with one metadata line per track (see
-:mod:`fmaprep.acquire.tracks`).
+:mod:`fmaprep.tracks`).
+
+``destination`` (where tracks are stored: local, S3, HDFS via ``s3``/``webhdfs``, chosen by
+``targets``), ``http`` (throttled, retrying client), ``robots``, ``site`` (FMA page parsing),
+``scrape``, ``dataset``, ``tracklog`` (the destination's ``_tracks.jsonl``), ``demo``. May import
+``model``, ``tracks``, ``audio`` and ``storage``; the preprocess job never imports this room.
 """
-
-from __future__ import annotations
-
-from fmaprep.acquire.destination import Destination, open_destination, track_path
-from fmaprep.acquire.tracks import TRACKS_FILE, TrackLog, track_metadata
-
-__all__ = [
-    "TRACKS_FILE",
-    "Destination",
-    "TrackLog",
-    "open_destination",
-    "track_metadata",
-    "track_path",
-]

@@ -28,10 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from fmaprep.acquire.destination import Destination, check_key, open_destination, track_path
+from fmaprep.acquire.destination import Destination, check_key
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.progress import Progress, human_bytes
-from fmaprep.acquire.tracks import TrackLog, make_line
+from fmaprep.acquire.targets import open_destination
+from fmaprep.acquire.tracklog import TrackLog
+from fmaprep.model import track_path
+from fmaprep.storage.checksum import file_sha1
+from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +165,6 @@ def _download(client: HttpClient, url: str, target: Path, progress: Progress) ->
     return digest.hexdigest()
 
 
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _load_metadata(
     archive: zipfile.ZipFile, dest: Destination, tracks_csv: Path | None
 ) -> dict[int, dict[str, str | None]]:
@@ -265,7 +261,7 @@ def fetch_dataset(
     zip_path = staging / f"{name}.zip"
     summary = DatasetSummary(name)
     try:
-        if zip_path.is_file() and _file_sha1(zip_path) == expected_sha1:
+        if zip_path.is_file() and file_sha1(zip_path) == expected_sha1:
             log.info("reusing %s from an earlier run", zip_path)
             got = expected_sha1
         else:

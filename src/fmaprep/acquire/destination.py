@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
+
+from fmaprep.storage.checksum import stream_sha1
 
 TMP_DIR = ".fmaprep-tmp"  # staging area inside a local destination (hidden, never *.mp3)
 _KEY = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -27,14 +28,6 @@ _KEY = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]
 
 class DestinationError(ValueError):
     """A destination URI that cannot be used."""
-
-
-def track_path(track_id: int) -> str:
-    """``<id[:3]>/<id>.mp3`` for an integer id, zero-padded to 6 digits (design contract 9)."""
-    if isinstance(track_id, bool) or not isinstance(track_id, int) or track_id <= 0:
-        raise ValueError(f"track id must be a positive integer, not {track_id!r}")
-    name = f"{track_id:06d}"
-    return f"{name[:3]}/{name}.mp3"
 
 
 def check_key(key: str) -> str:
@@ -163,11 +156,8 @@ class Destination(ABC):
             return None
 
     def sha1(self, key: str) -> str:
-        digest = hashlib.sha1()
         with self.open_read(key) as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+            return stream_sha1(stream)
 
     def cleanup(self) -> None:  # noqa: B027  (optional hook)
         """Drop staging leftovers of an earlier, interrupted run."""
@@ -243,34 +233,3 @@ class LocalDestination(Destination):
     def cleanup(self) -> None:
         for leftover in self.staged():
             leftover.unlink(missing_ok=True)
-
-
-def open_destination(uri: str) -> Destination:
-    """A destination for an absolute local path, ``file://``, ``s3://``, ``s3a://`` or ``hdfs://``."""
-    if not uri:
-        raise DestinationError("empty destination")
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme in ("s3", "s3a"):
-        if not parts.netloc:
-            raise DestinationError(f"{uri}: no bucket")
-        from fmaprep.acquire.s3 import S3Destination
-
-        return S3Destination(parts.netloc, parts.path.strip("/"), uri)
-    if scheme == "hdfs":
-        from fmaprep.acquire.webhdfs import WebHDFSDestination
-
-        return WebHDFSDestination(uri)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise DestinationError(f"{uri}: file:// URIs must name a local path")
-        return LocalDestination(Path(unquote(parts.path)))
-    if scheme and len(scheme) > 1:  # (a one-letter scheme is a Windows drive)
-        raise DestinationError(f"{uri}: unknown destination scheme {scheme!r}")
-    path = Path(uri)
-    if not path.is_absolute():
-        raise DestinationError(
-            f"{uri}: relative destination; give an absolute path (e.g. {Path.cwd() / uri}) "
-            "or a file:// / s3:// URI"
-        )
-    return LocalDestination(path)

@@ -16,12 +16,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from fmaprep.acquire.destination import Destination, open_destination, track_path
+from fmaprep.acquire.destination import Destination
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
 from fmaprep.acquire.site import TrackInfo, listing_url, parse_listing, parse_track_page
-from fmaprep.acquire.tracks import TrackLog, make_line
+from fmaprep.acquire.targets import open_destination
+from fmaprep.acquire.tracklog import TrackLog
+from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
+from fmaprep.model import track_path
+from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,9 @@ def sniff_audio(head: bytes, content_type: str) -> str | None:
     ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
     if ctype.startswith(_TEXT_TYPES):
         return f"Content-Type is {ctype}, not audio"
-    if head.startswith(b"ID3"):
+    if starts_like_mp3(head):
         return None
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
-        return None  # an MPEG audio frame sync with a valid layer
-    if head.lstrip()[:1] == b"<":
+    if looks_like_text(head, any_tag=True):
         return "body looks like HTML/XML, not audio"
     return "body has neither an ID3 tag nor an MPEG frame sync"
 

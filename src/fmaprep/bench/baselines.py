@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from fmaprep.decode import get_opener
+from fmaprep.audio.decode import get_opener
 
 
 def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float, float]:

@@ -14,7 +14,7 @@ from multiprocessing import Pool
 import librosa
 import numpy as np
 
-from fmaprep.signal import (
+from fmaprep.audio.signal import (
     mu_law_encode_f32,  # the same mu-law as fmaprep's, so only the rest differs
 )
 

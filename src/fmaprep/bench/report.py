@@ -15,7 +15,8 @@ from fmaprep.bench.baselines import decode_only, librosa_script
 from fmaprep.bench.plot import plot_speedup
 from fmaprep.bench.runner import run_matrix, table_rows, threads_of, write_table
 from fmaprep.config import PipelineConfig
-from fmaprep.pipeline import InputFile, process_file
+from fmaprep.model import InputFile
+from fmaprep.pipeline import process_file
 
 log = logging.getLogger(__name__)
 

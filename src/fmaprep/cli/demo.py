@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.demo import make_demo_corpus
+    from fmaprep.acquire.demo import make_demo_corpus
 
     paths = make_demo_corpus(args.dest, args.tracks, args.seconds, args.seed, args.encoder)
     print(f"fmaprep demo: {len(paths)} mp3 files in {args.dest}")

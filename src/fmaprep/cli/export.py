@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.export import export_memmap
+    from fmaprep.train.export import export_memmap
 
     try:
         result = export_memmap(

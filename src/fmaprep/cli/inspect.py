@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.report import inspect_output
+    from fmaprep.report.summary import inspect_output
 
     try:
         inspect_output(args.output, sys.stdout, args.records)

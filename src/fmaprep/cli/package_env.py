@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.packaging import PackagingError, package_env, submit_hint
+    from fmaprep.spark.packaging import PackagingError, package_env, submit_hint
 
     try:
         packed = package_env(

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import get_args
 
-from fmaprep.config import AUDIO_EXTENSIONS, ConfigError, load_config
-from fmaprep.decode import DECODERS
-from fmaprep.resample import RESAMPLERS
-from fmaprep.storage import StorageError
-from fmaprep.storage_conf import StorageConfError
-from fmaprep.workerenv import WorkerEnvironmentError
+from fmaprep.config import (
+    AUDIO_EXTENSIONS,
+    ConfigError,
+    DecoderName,
+    ResamplerName,
+    load_config,
+)
+from fmaprep.spark.workerenv import WorkerEnvironmentError
+from fmaprep.storage.s3_settings import StorageConfError
+from fmaprep.storage.uris import StorageError
 
 NAME = "preprocess"
 HELP = (
@@ -38,9 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="pipeline config file ([pipeline], [job]); flags override it",
     )
     p.add_argument("--master", help="Spark master (default local[*])")
-    p.add_argument("--decoder", choices=sorted(DECODERS), help="audio decoder (default soundfile)")
     p.add_argument(
-        "--resampler", choices=sorted(RESAMPLERS), help="resampler (default soxr, high quality)"
+        "--decoder", choices=sorted(get_args(DecoderName)), help="audio decoder (default soundfile)"
+    )
+    p.add_argument(
+        "--resampler",
+        choices=sorted(get_args(ResamplerName)),
+        help="resampler (default soxr, high quality)",
     )
     p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default 8000)")
     p.add_argument(
@@ -94,8 +103,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.job import run_preprocess
-    from fmaprep.report import print_summary
+    from fmaprep.job.run import run_preprocess
+    from fmaprep.job.summary import print_summary
 
     try:
         spark_conf = dict(kv.split("=", 1) for kv in args.spark_conf)

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.preview import write_preview
+    from fmaprep.train.preview import write_preview
 
     try:
         info = write_preview(args.output, args.track, args.out)

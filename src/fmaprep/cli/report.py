@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.htmlreport import write_report
+    from fmaprep.report.html import write_report
 
     try:
         data = write_report(args.output, args.out)

@@ -1,0 +1,3 @@
+"""Reports on an OUTPUT: ``summary`` (``fmaprep inspect``) and ``html`` (``fmaprep report``, one
+self-contained page). May import ``formats``, ``storage`` and ``model``.
+"""

@@ -1,0 +1,63 @@
+"""``fmaprep inspect``: counts, hours of audio, failures by reason and the first records."""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import islice
+from typing import Any, TextIO
+
+from fmaprep.formats.manifest import (
+    MANIFEST_FILE,
+    STATS_FILE,
+    failure_lines,
+    parse_manifest,
+    summarize,
+)
+from fmaprep.storage.uris import local_path, resolve_uri
+
+
+def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
+    """Counts, hours of audio, failures by reason, and the first records of a local OUTPUT."""
+    from fmaprep.formats.records import read_records
+
+    path = local_path(resolve_uri(output))
+    with open(os.path.join(path, MANIFEST_FILE), "rb") as f:
+        lines = parse_manifest(f.read())
+    counts = summarize(lines)
+    stats: dict[str, Any] = {}
+    if os.path.isfile(os.path.join(path, STATS_FILE)):
+        with open(os.path.join(path, STATS_FILE)) as f:
+            stats = json.load(f)
+    parts = sorted(n for n in os.listdir(path) if n.startswith("part-"))
+    out.write(f"{path}\n")
+    out.write(
+        f"  inputs {counts['inputs']}, ok {counts['ok']}, failed {counts['failed']}, "
+        f"duplicates {counts['duplicates']}\n"
+    )
+    out.write(
+        f"  audio {counts['audio_seconds'] / 3600:.3f} h, {counts['output_samples']:,} samples, "
+        f"{len(parts)} partitions\n"
+    )
+    if stats:
+        pipeline = stats.get("config", {}).get("pipeline", {})
+        out.write(
+            f"  made in {stats.get('wall_seconds', '?')} s on {stats.get('master', '?')} with "
+            + ", ".join(f"{k}={v}" for k, v in sorted(pipeline.items()))
+            + "\n"
+        )
+    for reason, count in counts["failed_by_reason"].items():
+        out.write(f"  failed ({reason}): {count}\n")
+    out.writelines(failure_lines([line for line in lines if line["status"] == "error"]))
+    for record in islice(read_records(path), n_records):
+        codes, rate = record["codes"], record["sample_rate"]
+        meta = ", ".join(f"{k}={record[k]!r}" for k in ("title", "artist", "genre") if k in record)
+        out.write(
+            f"  record {record['track_id']}: {codes.size} codes @ {rate} Hz "
+            f"({codes.size / rate:.1f} s), codes {int(codes.min())}..{int(codes.max())}"
+            + (f", {meta}" if meta else "")
+            + "\n"
+        )
+
+
+__all__ = ["inspect_output"]

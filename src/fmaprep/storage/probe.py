@@ -1,0 +1,393 @@
+"""The S3 and Spark steps of ``scripts/check-storage.sh`` (the HDFS steps use the ``hdfs`` tool).
+
+``python -m fmaprep.storage.probe s3 URI`` and ``python -m fmaprep.storage.probe spark URI...``
+print one tab-separated result per check: ``check<TAB>uri<TAB>status<TAB>message<TAB>fix`` with
+status ``pass``, ``fail`` or ``skip``; the shell script formats them. Both use the settings of
+:mod:`fmaprep.storage.s3_settings`, the same that the job uses. No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from fmaprep.storage.s3_settings import (
+    S3Settings,
+    StorageConfError,
+    is_s3_uri,
+    load_s3_settings,
+    spark_storage_conf,
+)
+
+FIX_LOCAL = "start the local services: scripts/local-services.sh up"
+
+
+_OUT = sys.stdout  # results only; main() points it at a copy of fd 1 before the JVM starts
+
+
+def emit(check: str, uri: str, status: str, message: str, fix: str = "") -> None:
+    clean = [s.replace("\t", " ").replace("\n", " ").strip() for s in (message, fix)]
+    print("\t".join([check, uri, status, *clean]), file=_OUT, flush=True)
+
+
+def probe_name() -> str:
+    # No leading "_" or ".": Hadoop's input formats skip such names as hidden.
+    return f"fmaprep_probe_{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, prefix) of an s3/s3a URI; the prefix ends with ``/`` unless empty."""
+    parts = urlsplit(uri)
+    prefix = parts.path.lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return parts.netloc, prefix
+
+
+def _key_hint(environ: dict[str, str] | os._Environ[str]) -> str:
+    key = environ.get("AWS_ACCESS_KEY_ID", "")
+    return f"access key {key[:4]}... from AWS_ACCESS_KEY_ID" if key else "the default AWS chain"
+
+
+# ------------------------------------------------------------------------------------------ S3
+def s3_client(settings: S3Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=settings.region,
+        s3={"addressing_style": "path" if settings.path_style_access else "auto"},
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=20,
+        # Only the checksums S3 requires: third-party S3 servers refuse the newer default headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client("s3", endpoint_url=settings.endpoint, config=config)
+
+
+def check_s3(uri: str) -> bool:
+    """Run the S3 checks for one URI in order; stop at the first failure. True when all pass."""
+    try:
+        import boto3
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
+    except ImportError:
+        emit("tools", uri, "fail", "python has no boto3", "run scripts/install.sh (boto3 in .venv)")
+        return False
+    try:
+        settings = load_s3_settings()
+    except StorageConfError as exc:
+        emit("s3.config", uri, "fail", f"bad storage settings: {exc}", "fix conf/storage.toml")
+        return False
+    bucket, prefix = split_s3(uri)
+    if not bucket:
+        emit("s3.uri", uri, "fail", "no bucket in the URI", "write s3a://BUCKET/prefix/")
+        return False
+    emit("tools", uri, "pass", f"python with boto3 {boto3.__version__} ({sys.executable})")
+
+    # 1. endpoint reachable: any HTTP answer will do.
+    endpoint = settings.endpoint or f"https://s3.{settings.region}.amazonaws.com"
+    host = urlsplit(endpoint)
+    port = host.port or (443 if host.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host.hostname or "", port), timeout=5):
+            pass
+    except OSError as exc:
+        where = (
+            "FMAPREP_S3_ENDPOINT / [s3] endpoint in conf/storage.toml"
+            if settings.endpoint
+            else "the network route to AWS"
+        )
+        emit(
+            "s3.endpoint",
+            uri,
+            "fail",
+            f"S3 endpoint {endpoint} not reachable ({exc.strerror or exc})",
+            f"start the S3 server (locally: scripts/local-services.sh up) or correct {where}",
+        )
+        return False
+    emit("s3.endpoint", uri, "pass", f"S3 endpoint {endpoint} answers (region {settings.region})")
+
+    client = s3_client(settings)
+    # 2. credentials valid and 3. bucket exists: one list call tells them apart.
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except NoCredentialsError:
+        emit(
+            "s3.credentials",
+            uri,
+            "fail",
+            "no AWS credentials found",
+            'export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (locally: eval "$(scripts/local-'
+            'services.sh env)") or attach an instance role',
+        )
+        return False
+    except EndpointConnectionError as exc:
+        emit("s3.endpoint", uri, "fail", f"S3 endpoint stopped answering: {exc}", FIX_LOCAL)
+        return False
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        hint = _key_hint(os.environ)
+        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}:
+            why = {
+                "InvalidAccessKeyId": "the server does not know the access key",
+                "SignatureDoesNotMatch": "the secret key does not match the access key",
+            }.get(code, "the session token is invalid or expired")
+            emit(
+                "s3.credentials",
+                uri,
+                "fail",
+                f"wrong S3 credentials ({code}): {why} ({hint})",
+                "export the right AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (locally: eval "
+                '"$(scripts/local-services.sh env)")',
+            )
+            return False
+        emit("s3.credentials", uri, "pass", f"credentials accepted ({hint})")
+        if code in {"NoSuchBucket", "404"}:
+            emit(
+                "s3.bucket",
+                uri,
+                "fail",
+                f"bucket {bucket} does not exist at {endpoint}",
+                f"create it (aws s3 mb s3://{bucket}; locally: FMAPREP_S3_BUCKET={bucket} "
+                "scripts/local-services.sh up) or correct the bucket name",
+            )
+        elif code in {"AccessDenied", "403", "AllAccessDisabled"}:
+            emit(
+                "s3.bucket",
+                uri,
+                "fail",
+                f"access denied listing s3://{bucket}/{prefix} ({code})",
+                f"grant s3:ListBucket on arn:aws:s3:::{bucket} to these credentials",
+            )
+        else:
+            emit("s3.bucket", uri, "fail", f"listing s3://{bucket}/{prefix}: {code} ({status})", "")
+        return False
+    except BotoCoreError as exc:
+        emit("s3.endpoint", uri, "fail", f"S3 request failed: {exc}", FIX_LOCAL)
+        return False
+    emit("s3.credentials", uri, "pass", f"credentials accepted ({_key_hint(os.environ)})")
+    emit("s3.bucket", uri, "pass", f"bucket {bucket} exists and lists")
+
+    return _s3_roundtrip(client, uri, bucket, prefix)
+
+
+def _s3_roundtrip(client: Any, uri: str, bucket: str, prefix: str) -> bool:
+    """Put / get / list / delete a probe under the prefix (no ACL header is ever sent)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    key = prefix + probe_name()
+    payload = f"fmaprep storage probe {time.time()}".encode()
+    step = "put"
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=payload)
+        step = "get"
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        if body != payload:
+            raise ValueError("read back different bytes")
+        step = "list"
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        if key not in {item["Key"] for item in listed}:
+            raise ValueError("probe not listed")
+        step = "delete"
+        client.delete_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError, ValueError) as exc:
+        code = (
+            str(exc.response.get("Error", {}).get("Code", ""))
+            if isinstance(exc, ClientError)
+            else ""
+        )
+        action = {"put": "PutObject", "get": "GetObject", "list": "ListBucket"}.get(
+            step, "DeleteObject"
+        )
+        emit(
+            "s3.roundtrip",
+            uri,
+            "fail",
+            f"{step} of probe s3://{bucket}/{key} failed: {code or exc}",
+            f"grant s3:{action} on arn:aws:s3:::{bucket}/{prefix}* (writes send no ACL, so "
+            "'bucket owner enforced' is fine)",
+        )
+        return False
+    emit(
+        "s3.roundtrip", uri, "pass", f"put/get/list/delete of a probe under s3://{bucket}/{prefix}"
+    )
+    return True
+
+
+# --------------------------------------------------------------------------------------- Spark
+def _java_cause(exc: BaseException) -> str:
+    """The innermost Java exception message of a Py4J error, on one line."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    cause = java
+    while cause.getCause() is not None:
+        cause = cause.getCause()
+    text = str(cause.toString())
+    return text.splitlines()[0][:400]
+
+
+@contextmanager
+def _quiet_stderr(log_path: str) -> Iterator[None]:
+    """Send the JVM's and Ivy's chatter (fds 1 and 2) to a log file, restore afterwards."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def check_spark(uris: list[str], log_path: str) -> bool:
+    """One local[1] Spark session: per URI read one file and write/read/delete one probe."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        for uri in uris:
+            emit("spark", uri, "fail", "python has no pyspark", "run scripts/install.sh")
+        return False
+    try:
+        conf = spark_storage_conf(uris)
+    except StorageConfError as exc:
+        for uri in uris:
+            emit("spark", uri, "fail", f"bad storage settings: {exc}", "fix conf/storage.toml")
+        return False
+    # Fail fast in a health check: few retries, short timeouts (the job keeps S3A's defaults).
+    conf.update(
+        {
+            "spark.hadoop.fs.s3a.attempts.maximum": "2",
+            "spark.hadoop.fs.s3a.retry.limit": "2",
+            "spark.hadoop.fs.s3a.connection.establish.timeout": "5000",
+            "spark.hadoop.ipc.client.connect.max.retries": "2",
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "1",
+        }
+    )
+    builder = SparkSession.builder.master("local[1]").appName("fmaprep-check-storage")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    try:
+        with _quiet_stderr(log_path):
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        for uri in uris:
+            emit(
+                "spark",
+                uri,
+                "fail",
+                f"Spark did not start: {_java_cause(exc)} (log {log_path})",
+                "check Java (scripts/install.sh) and, for s3a, that Maven Central is reachable "
+                "for spark.jars.packages",
+            )
+        return False
+    all_ok = True
+    try:
+        sc = spark.sparkContext
+        jvm: Any = sc._jvm  # the JVM Hadoop FileSystem API, as the job uses
+        hconf = sc._jsc.hadoopConfiguration()
+        for uri in uris:
+            with _quiet_stderr(log_path):
+                ok, message, fix = _spark_one(sc, jvm, hconf, uri)
+            emit("spark", uri, "pass" if ok else "fail", message, fix)
+            all_ok = all_ok and ok
+    finally:
+        with _quiet_stderr(log_path):
+            spark.stop()
+    return all_ok
+
+
+def _spark_one(sc: Any, jvm: Any, hconf: Any, uri: str) -> tuple[bool, str, str]:
+    root = jvm.org.apache.hadoop.fs.Path(uri)
+    step = "open the filesystem"
+    try:
+        fs = root.getFileSystem(hconf)
+        fs_name = fs.getClass().getSimpleName()
+        step = "list"
+        existed = bool(fs.exists(root))
+        sample: str | None = None
+        if existed and fs.getFileStatus(root).isFile():
+            sample = str(root.toString())
+        elif existed:
+            files = fs.listFiles(root, True)
+            prefix = str(fs.makeQualified(root).toString()).rstrip("/")
+            while files.hasNext():
+                path = str(files.next().getPath().toString())
+                parts = path[len(prefix) :].strip("/").split("/")
+                if not any(part.startswith(("_", ".")) for part in parts):
+                    sample = path  # a job input: Hadoop skips _hidden and .hidden names
+                    break
+        read_note = "no input file to read"
+        if sample is not None:
+            step = f"read {sample}"
+            sizes = sc.binaryFiles(sample, 1).map(lambda kv: len(kv[1])).collect()
+            read_note = f"read {sizes[0] if sizes else 0} bytes of {sample}"
+        base = str(root.toString()).rstrip("/")
+        if existed and sample == base:
+            base = str(root.getParent().toString()).rstrip("/")
+        probe = f"{base}/{probe_name()}"
+        payload = f"fmaprep spark probe {time.time()}"
+        step = f"write probe {probe}"
+        sc.parallelize([payload], 1).saveAsTextFile(probe)
+        step = f"read probe {probe}"
+        back = sc.textFile(probe).collect()
+        if back != [payload]:
+            return False, f"probe {probe} read back {back!r}", "check the storage for corruption"
+        step = f"delete probe {probe}"
+        fs.delete(jvm.org.apache.hadoop.fs.Path(probe), True)
+        if not existed and fs.exists(root) and not fs.listStatus(root):
+            fs.delete(root, False)  # the probe created the target directory: leave no trace
+    except Exception as exc:
+        return (
+            False,
+            f"Spark could not {step}: {_java_cause(exc)}",
+            "run the earlier checks' fixes; for s3a see conf/storage.toml, for hdfs the NameNode",
+        )
+    return True, f"{read_note}; wrote/read/deleted a probe via {fs_name} (local[1])", ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _OUT  # noqa: PLW0603 - one results stream per process
+    args = sys.argv[1:] if argv is None else argv
+    _OUT = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    if len(args) >= 2 and args[0] == "s3":
+        return 0 if all([check_s3(uri) for uri in args[1:]]) else 1
+    if len(args) >= 3 and args[0] == "spark":
+        log_path, uris = args[1], args[2:]
+        bad = [u for u in uris if not (is_s3_uri(u) or "://" in u)]
+        if bad:
+            print(f"storage_probe: give URIs with a scheme, got {bad}", file=sys.stderr)
+            return 2
+        return 0 if check_spark(uris, log_path) else 1
+    print(
+        "usage: python -m fmaprep.storage.probe s3 URI... | spark LOGFILE URI...",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

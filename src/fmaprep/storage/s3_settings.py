@@ -1,0 +1,295 @@
+"""S3 settings from ``conf/storage.toml`` + the environment, as Hadoop/Spark conf for S3A.
+
+The one place that says how fmaprep talks to S3: ``scripts/check-storage.sh`` and the preprocess
+job both call :func:`load_s3_settings` and :func:`spark_s3a_conf`, so the health check probes the
+exact configuration that the job will run with.
+
+Precedence: explicit arguments (CLI flags) > environment > the TOML file > built-in defaults.
+Environment: ``FMAPREP_STORAGE_CONF`` (path of the TOML file), ``FMAPREP_S3_ENDPOINT``,
+``AWS_REGION`` / ``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
+``AWS_SESSION_TOKEN``. Secrets are copied into the conf dict (S3A reads them from there) but
+:func:`redact` hides them for printing; nothing in this module logs.
+
+``python -m fmaprep.storage.s3_settings [--spark|--hadoop|--settings]`` prints the (redacted)
+result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+#: The file read when none is named: ``conf/storage.toml`` in the repository (absent when
+#: fmaprep is installed from a wheel; the built-in defaults then apply).
+DEFAULT_CONF_PATH = Path(__file__).resolve().parents[3] / "conf" / "storage.toml"
+
+SIMPLE_PROVIDER = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+TEMPORARY_PROVIDER = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+DEFAULT_PROVIDERS = (
+    SIMPLE_PROVIDER,
+    "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
+    "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
+)
+SECRET_KEY_PATTERN = re.compile(r"(secret|session\.token|access\.key|password)", re.IGNORECASE)
+EMR_MARKERS = (Path("/mnt/var/lib/info/instance.json"), Path("/usr/share/aws/emr"))
+
+_S3_KEYS = {
+    "endpoint",
+    "path_style_access",
+    "region",
+    "credentials_provider",
+    "s3_scheme_via_s3a",
+    "hadoop_aws_version",
+    "directory_marker_retention",
+}
+
+
+class StorageConfError(ValueError):
+    """The storage configuration file or a value in it is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach S3. No secrets here: credentials stay in the environment."""
+
+    endpoint: str | None = None  # None: AWS's own endpoint for the region
+    path_style_access: bool = False
+    region: str = "us-east-1"
+    credentials_provider: tuple[str, ...] = DEFAULT_PROVIDERS
+    s3_scheme_via_s3a: bool = True  # map s3:// to S3A (not on EMR, where s3:// is EMRFS)
+    hadoop_aws_version: str | None = None  # None: add no hadoop-aws package
+    # "keep": S3A does not delete parent directory markers after each write. Faster on AWS, and
+    # required by s3proxy, which stalls on S3A's marker clean-up request.
+    directory_marker_retention: str = "keep"
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return self.endpoint is None or not self.endpoint.lower().startswith("http://")
+
+
+def on_emr() -> bool:
+    """True on an EMR node (its instance info file or its S3 connector directory exists)."""
+    return any(marker.exists() for marker in EMR_MARKERS)
+
+
+def bundled_hadoop_version() -> str:
+    """The Hadoop client version inside the installed pyspark wheel (e.g. ``"3.3.4"``)."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
+        match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", jar.name)
+        if match:
+            return match.group(1)
+    raise StorageConfError(f"no hadoop-client-api-*.jar in {jars}: cannot tell pyspark's Hadoop")
+
+
+def _auto_bool(key: str, value: object, auto: bool) -> bool:
+    if value == "auto":
+        return auto
+    if isinstance(value, bool):
+        return value
+    raise StorageConfError(f'[s3] {key} must be true, false or "auto", got {value!r}')
+
+
+def _string(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise StorageConfError(f"[s3] {key} must be a string, got {value!r}")
+    return value
+
+
+def load_s3_settings(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    endpoint: str | None = None,
+    region: str | None = None,
+) -> S3Settings:
+    """Read ``[s3]`` from the TOML file, then apply the environment and explicit overrides.
+
+    ``path`` None means ``$FMAPREP_STORAGE_CONF`` or else :data:`DEFAULT_CONF_PATH` (skipped when
+    missing). ``endpoint`` / ``region`` are CLI-flag overrides; ``endpoint=""`` forces AWS.
+    """
+    environ = os.environ if env is None else env
+    explicit = path is not None or bool(environ.get("FMAPREP_STORAGE_CONF"))
+    conf_path = Path(path or environ.get("FMAPREP_STORAGE_CONF") or DEFAULT_CONF_PATH)
+    table: dict[str, Any] = {}
+    if conf_path.is_file():
+        try:
+            document = tomllib.loads(conf_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise StorageConfError(f"{conf_path}: {exc}") from exc
+        unknown_sections = set(document) - {"s3"}
+        if unknown_sections:
+            raise StorageConfError(f"{conf_path}: unknown section(s) {sorted(unknown_sections)}")
+        table = dict(document.get("s3", {}))
+        unknown = set(table) - _S3_KEYS
+        if unknown:
+            raise StorageConfError(
+                f"{conf_path}: unknown [s3] key(s) {sorted(unknown)}; known: {sorted(_S3_KEYS)}"
+            )
+    elif explicit:
+        raise StorageConfError(f"storage conf {conf_path} does not exist")
+
+    chosen_endpoint = _string("endpoint", table.get("endpoint", ""))
+    if environ.get("FMAPREP_S3_ENDPOINT"):
+        chosen_endpoint = environ["FMAPREP_S3_ENDPOINT"]
+    if endpoint is not None:
+        chosen_endpoint = endpoint
+    chosen_endpoint = chosen_endpoint.strip().rstrip("/")
+    if chosen_endpoint and not re.match(r"^https?://[^/\s]+$", chosen_endpoint):
+        raise StorageConfError(
+            f"S3 endpoint must look like http(s)://host[:port], got {chosen_endpoint!r}"
+        )
+
+    chosen_region = _string("region", table.get("region", "us-east-1"))
+    chosen_region = (
+        region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or (chosen_region)
+    )
+
+    providers_raw = table.get("credentials_provider", list(DEFAULT_PROVIDERS))
+    if isinstance(providers_raw, str):
+        providers_raw = [p.strip() for p in providers_raw.split(",") if p.strip()]
+    if not isinstance(providers_raw, list) or not all(isinstance(p, str) for p in providers_raw):
+        raise StorageConfError("[s3] credentials_provider must be a list of class names")
+
+    version_raw = _string("hadoop_aws_version", table.get("hadoop_aws_version", "auto"))
+    hadoop_aws_version: str | None
+    if version_raw == "auto":
+        hadoop_aws_version = None if on_emr() else bundled_hadoop_version()
+    else:
+        hadoop_aws_version = version_raw or None
+
+    retention = _string(
+        "directory_marker_retention", table.get("directory_marker_retention", "keep")
+    )
+    if retention not in {"keep", "delete", "authoritative"}:
+        raise StorageConfError(
+            f"[s3] directory_marker_retention must be keep, delete or authoritative, "
+            f"got {retention!r}"
+        )
+
+    return S3Settings(
+        endpoint=chosen_endpoint or None,
+        path_style_access=_auto_bool(
+            "path_style_access", table.get("path_style_access", "auto"), bool(chosen_endpoint)
+        ),
+        region=chosen_region,
+        credentials_provider=tuple(providers_raw),
+        s3_scheme_via_s3a=_auto_bool(
+            "s3_scheme_via_s3a", table.get("s3_scheme_via_s3a", "auto"), not on_emr()
+        ),
+        hadoop_aws_version=hadoop_aws_version,
+        directory_marker_retention=retention,
+    )
+
+
+def hadoop_s3a_conf(settings: S3Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Hadoop ``fs.s3a.*`` keys (no ``spark.hadoop.`` prefix), credentials taken from ``env``."""
+    environ = os.environ if env is None else env
+    conf: dict[str, str] = {
+        "fs.s3a.path.style.access": str(settings.path_style_access).lower(),
+        "fs.s3a.connection.ssl.enabled": str(settings.ssl_enabled).lower(),
+        "fs.s3a.endpoint.region": settings.region,
+        "fs.s3a.directory.marker.retention": settings.directory_marker_retention,
+    }
+    if settings.endpoint:
+        conf["fs.s3a.endpoint"] = settings.endpoint
+    providers = list(settings.credentials_provider)
+    access_key = environ.get("AWS_ACCESS_KEY_ID", "")
+    secret_key = environ.get("AWS_SECRET_ACCESS_KEY", "")
+    session_token = environ.get("AWS_SESSION_TOKEN", "")
+    if access_key and secret_key:
+        conf["fs.s3a.access.key"] = access_key
+        conf["fs.s3a.secret.key"] = secret_key
+        if session_token:
+            conf["fs.s3a.session.token"] = session_token
+            if TEMPORARY_PROVIDER not in providers:
+                providers.insert(0, TEMPORARY_PROVIDER)
+    conf["fs.s3a.aws.credentials.provider"] = ",".join(providers)
+    if settings.s3_scheme_via_s3a:
+        conf["fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+        conf["fs.AbstractFileSystem.s3.impl"] = "org.apache.hadoop.fs.s3a.S3A"
+    return conf
+
+
+def spark_s3a_conf(settings: S3Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Spark conf for S3A: ``spark.hadoop.fs.s3a.*`` and, off EMR, ``spark.jars.packages``.
+
+    Apply each pair with ``SparkSession.builder.config(key, value)`` before the session starts.
+    """
+    conf = {f"spark.hadoop.{key}": value for key, value in hadoop_s3a_conf(settings, env).items()}
+    if settings.hadoop_aws_version:
+        conf["spark.jars.packages"] = f"org.apache.hadoop:hadoop-aws:{settings.hadoop_aws_version}"
+    return conf
+
+
+def is_s3_uri(uri: str) -> bool:
+    """True for ``s3a://``, ``s3://`` and ``s3n://`` URIs (all served by S3A off EMR)."""
+    return uri.lower().startswith(("s3a://", "s3://", "s3n://"))
+
+
+def hdfs_spark_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``spark.hadoop.fs.defaultFS`` from ``FMAPREP_HDFS_URI`` when that is set, else nothing.
+
+    It makes ``hdfs:///path`` (no NameNode named) mean the same NameNode for Spark as for the
+    ``hdfs`` tool. Unset (as on EMR), Spark keeps the cluster's ``HADOOP_CONF_DIR`` default.
+    """
+    environ = os.environ if env is None else env
+    uri = environ.get("FMAPREP_HDFS_URI", "").strip().rstrip("/")
+    if not uri:
+        return {}
+    if not re.match(r"^hdfs://[^/\s]+$", uri):
+        raise StorageConfError(f"FMAPREP_HDFS_URI must look like hdfs://host:port, got {uri!r}")
+    return {"spark.hadoop.fs.defaultFS": uri}
+
+
+def spark_storage_conf(
+    uris: list[str],
+    settings: S3Settings | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """All the Spark conf that the job's INPUT/OUTPUT URIs need: S3A when any is S3, plus
+    :func:`hdfs_spark_conf`. ``settings`` None loads them with :func:`load_s3_settings`."""
+    conf = hdfs_spark_conf(env)
+    if any(is_s3_uri(uri) for uri in uris):
+        conf.update(spark_s3a_conf(settings or load_s3_settings(env=env), env))
+    return conf
+
+
+def redact(conf: Mapping[str, str]) -> dict[str, str]:
+    """A copy safe to print or log: secret-looking values replaced by ``*****``."""
+    return {k: ("*****" if SECRET_KEY_PATTERN.search(k) else v) for k, v in conf.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fmaprep.storage.s3_settings",
+        description="Print the S3 settings or the Spark/Hadoop S3A conf (secrets redacted).",
+    )
+    parser.add_argument("--conf", help="storage TOML (default: $FMAPREP_STORAGE_CONF or conf/)")
+    parser.add_argument("--endpoint", help="S3 endpoint override (like the job's flag)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--spark", action="store_true", help="Spark conf (default)")
+    mode.add_argument("--hadoop", action="store_true", help="Hadoop fs.s3a.* conf")
+    mode.add_argument("--settings", action="store_true", help="the resolved settings")
+    args = parser.parse_args(argv)
+    settings = load_s3_settings(args.conf, endpoint=args.endpoint)
+    if args.settings:
+        print(json.dumps(asdict(settings), indent=2))
+    elif args.hadoop:
+        print(json.dumps(redact(hadoop_s3a_conf(settings)), indent=2))
+    else:
+        print(json.dumps(redact(spark_s3a_conf(settings)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""``_tracks.jsonl``: one JSON line per track acquisition, appended as tracks finish.
+
+Fields of every line (``None`` when unknown):
+
+- ``id``: str, the track id zero-padded to 6 digits (``"000002"``), the audio file's stem
+- ``path``: str, the audio file relative to the destination (``"000/000002.mp3"``)
+- ``title``, ``artist``, ``album``, ``genre``: str | None (FMA metadata; ``genre`` is the genre
+  handle scraped from, or ``track.genre_top`` from a dataset's ``tracks.csv``)
+- ``urls``: dict of str (``page``, ``file``, ``playback``, ``download``, ``final``, ``archive``)
+- ``bytes``: int | None, ``sha1``: str | None (hex) of the stored file
+- ``fetched_at``: str, UTC ISO 8601 (``2024-05-01T12:00:00Z``)
+- ``status``: ``"ok"`` or ``"error"``; ``error``: reason text when ``status == "error"``
+- ``source``: ``"scrape"`` or the dataset archive's name (``"fma_small"``)
+- dataset lines also carry ``split`` and ``subset`` (``set.split``, ``set.subset``)
+
+A track may have several lines (a failed attempt, then a success): the last line for an id wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fmaprep.model import METADATA_KEYS, track_path
+
+log = logging.getLogger(__name__)
+
+TRACKS_FILE = "_tracks.jsonl"
+# error reasons that another attempt will not fix: a rerun skips these tracks (unless asked)
+PERMANENT_ERRORS = (
+    "not_audio",
+    "robots_disallowed",
+    "host_not_allowed",
+    "too_large",
+    "bad_url",
+    "no_url",
+    "http_403",
+    "http_404",
+    "http_410",
+)
+FIELDS = (
+    "id",
+    "path",
+    "title",
+    "artist",
+    "album",
+    "genre",
+    "urls",
+    "bytes",
+    "sha1",
+    "fetched_at",
+    "status",
+    "error",
+    "source",
+)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_line(track_id: int, **fields: Any) -> dict[str, Any]:
+    """A ``_tracks.jsonl`` line with every field of :data:`FIELDS` present."""
+    line: dict[str, Any] = dict.fromkeys(FIELDS)
+    line.update(id=f"{track_id:06d}", path=track_path(track_id), urls={}, fetched_at=utc_now())
+    line.update(fields)
+    return line
+
+
+def dumps_line(line: dict[str, Any]) -> str:
+    """One ``_tracks.jsonl`` line as written (UTF-8 text, newline-terminated)."""
+    return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The lines of a ``_tracks.jsonl`` text; a torn last line (a killed run) is skipped.
+
+    ``id`` is normalized to the 6-digit string (hand-written files may hold a number).
+    """
+    for number, raw in enumerate(lines.splitlines() if isinstance(lines, str) else lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+            line["id"] = f"{int(line['id']):06d}"
+        except (ValueError, TypeError, KeyError):
+            log.warning("%s line %d is not a track line; ignored", TRACKS_FILE, number)
+            continue
+        yield line
+
+
+def track_metadata(lines: str | Iterable[str]) -> dict[str, dict[str, str]]:
+    """{id: {title, artist, album, genre, split, subset}} for the preprocess job: the last line
+    per id wins, ids whose last line is an error are left out, unknown (null or empty) fields
+    are absent, and values are strings (design contract 4: what records carry)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for line in parse_lines(lines):
+        latest[line["id"]] = line
+    return {
+        tid: {k: str(line[k]) for k in METADATA_KEYS if line.get(k) not in (None, "")}
+        for tid, line in latest.items()
+        if line.get("status", "ok") == "ok"
+    }

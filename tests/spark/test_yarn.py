@@ -1,0 +1,131 @@
+"""spark-submit --master yarn --deploy-mode cluster on a single-node YARN (scripts/local-yarn.sh:
+Hadoop's ResourceManager and NodeManager from the released jars), with the environment archive:
+the driver itself runs inside a YARN container from the archive's Python, as on EMR.
+
+One run with file:// inputs and outputs (one node), one with input and output on the local HDFS
+of scripts/local-services.sh (the storage work), as on EMR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fmaprep.audio.synth import music
+from fmaprep.formats.records import read_records
+from local_services_fixture import local_services
+
+from conftest import ROOT, local_reference, script_env, write_audio
+
+__all__ = ["local_services"]  # the fixture, re-exported for pytest
+pytestmark = pytest.mark.slow
+
+YARN = ["bash", str(ROOT / "scripts" / "local-yarn.sh")]
+
+
+@pytest.fixture(scope="module")
+def yarn() -> Iterator[dict[str, str]]:
+    status = subprocess.run([*YARN, "status"], check=False, capture_output=True)
+    was_up = status.returncode == 0
+    if not was_up:
+        proc = subprocess.run(
+            [*YARN, "up"], check=False, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        yield script_env("local-yarn.sh")
+    finally:
+        if not was_up:
+            subprocess.run([*YARN, "down"], check=True, capture_output=True, timeout=120)
+
+
+def _corpus(root: Path) -> Path:
+    for i, sr in enumerate((44100, 22050, 48000)):
+        tid = f"{300 + i:06d}"
+        write_audio(root / tid[:3] / f"{tid}.mp3", music(2.0, sr, seed=70 + i), sr)
+    return root
+
+
+def _submit(
+    yarn: dict[str, str], archive: Path, src: str, dst: str, base_env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in base_env.items() if not k.startswith("PYSPARK_")}
+    env.update(HADOOP_CONF_DIR=yarn["HADOOP_CONF_DIR"], SPARK_HOME=yarn["SPARK_HOME"])
+    cmd = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master", "yarn", "--deploy-mode", "cluster",
+        *yarn["FMAPREP_YARN_SPARK_CONF"].split(),
+        "--driver-memory", "512m", "--executor-memory", "512m",
+        "--num-executors", "2", "--executor-cores", "1",
+        "--archives", f"{archive}#environment",
+        "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
+        "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+        str(ROOT / "jobs" / "preprocess.py"), src, dst,
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "final status: SUCCEEDED" in proc.stdout
+    return proc
+
+
+def _codes(out: Path) -> dict[str, bytes]:
+    return {r["track_id"]: r["codes"].tobytes() for r in read_records(str(out))}
+
+
+def test_cluster_deploy_mode_on_yarn_equals_local(
+    yarn: dict[str, str], env_archive: Path, tmp_path: Path
+) -> None:
+    corpus = _corpus(tmp_path / "corpus")
+    local = tmp_path / "local"
+    local_reference(corpus, local)
+    out = tmp_path / "yarn"
+    _submit(yarn, env_archive, f"file://{corpus}", f"file://{out}", dict(os.environ))
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["master"] == "yarn"
+    want = _codes(local)
+    assert len(want) == 3
+    assert _codes(out) == want
+
+
+def test_hdfs_input_and_output_on_yarn_equal_local(
+    yarn: dict[str, str],
+    env_archive: Path,
+    local_services: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """EMR's shape: inputs on HDFS, output on HDFS, driver and executors in YARN containers."""
+    env = local_services
+    corpus = _corpus(tmp_path / "corpus")
+    local = tmp_path / "local"
+    local_reference(corpus, local)
+    base = f"/fmaprep-yarn-test/{uuid.uuid4().hex[:12]}"
+    hdfs = env["FMAPREP_HDFS_URI"]
+
+    def dfs(*args: str) -> None:
+        proc = subprocess.run(
+            ["hdfs", "dfs", *args], env=env, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    dfs("-mkdir", "-p", base)
+    dfs("-put", str(corpus), f"{base}/in")
+    try:
+        _submit(yarn, env_archive, f"{hdfs}{base}/in", f"{hdfs}{base}/out", env)
+        fetched = tmp_path / "fetched"
+        dfs("-get", f"{base}/out", str(fetched))
+    finally:
+        dfs("-rm", "-r", "-f", "-skipTrash", base)
+    stats = json.loads((fetched / "_stats.json").read_text())
+    assert stats["master"] == "yarn"
+    assert stats["output"] == f"{hdfs}{base}/out"
+    assert _codes(fetched) == _codes(local)
