@@ -32,6 +32,12 @@ class InputFile:
     size: int
     metadata: dict[str, str] = field(default_factory=dict)
     mtime: float | None = None
+    etag: str | None = None  # S3's ETag, as listed: with the size, what identifies the content
+
+    def identity(self) -> list[object]:
+        """What --mode resume compares to tell an unchanged input from a replaced one: the
+        ETag and size on S3, else the size and modification time (README, Resume)."""
+        return ["etag", self.etag, self.size] if self.etag else ["mtime", self.size, self.mtime]
 
     @property
     def track_id(self) -> str:

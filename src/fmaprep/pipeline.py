@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,16 +109,18 @@ def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any], path: st
     return out
 
 
-def process_bytes(
-    item: InputFile, data: bytes, cfg: PipelineConfig
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """:func:`process_file` for an input whose bytes Spark read from HDFS/S3: the bytes go to a
-    worker-local temporary file, so every decoder (and the mp3 length check) works unchanged."""
-    suffix = os.path.splitext(item.source)[1][:16]
-    with tempfile.NamedTemporaryFile(prefix="fmaprep-", suffix=suffix) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        return process_file(item, cfg, path=tmp.name)
+def base_line(item: InputFile) -> dict[str, Any]:
+    """The manifest line every input starts with (status ok until something fails)."""
+    line: dict[str, Any] = {"track_id": item.track_id, "source": item.source, "status": "ok"}
+    # what --mode resume compares to tell an unchanged input from a replaced one
+    line.update(bytes=item.size, mtime=item.mtime, identity=item.identity())
+    line.update(item.metadata)
+    return line
+
+
+def failed_line(item: InputFile, error: TrackError) -> dict[str, Any]:
+    """The manifest line of an input that failed before the pipeline saw it (a read, a limit)."""
+    return {**base_line(item), "status": "error", "error": error.manifest_text()}
 
 
 def process_file(
@@ -129,10 +130,7 @@ def process_file(
 
     ``path`` is where the bytes are, when not at ``item.source`` itself.
     """
-    line: dict[str, Any] = {"track_id": item.track_id, "source": item.source, "status": "ok"}
-    # what --mode resume compares to tell an unchanged input from a replaced one
-    line.update(bytes=item.size, mtime=item.mtime)
-    line.update(item.metadata)
+    line = base_line(item)
     try:
         out = _encode(item, cfg, line, path or item.source)
     except TrackError as exc:

@@ -1,21 +1,23 @@
-"""fmaprep.spark.writers without Spark: the parquet row layout and the format -> saver choice."""
+"""fmaprep.spark.writers without Spark: the parquet row layout, and one task's part and manifest
+shard (its task commit) written as a task would, checked against the pipeline run directly."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fmaprep.audio.synth import music
 from fmaprep.config import load_config
 from fmaprep.formats.parquet import PARQUET_COLUMNS, record_to_row
+from fmaprep.formats.records import read_partition
+from fmaprep.job.commit import config_key
 from fmaprep.model import METADATA_KEYS, InputFile
 from fmaprep.pipeline import process_file
-from fmaprep.spark.writers import (
-    save_records,
-    save_records_parquet,
-    saver_for,
-)
+from fmaprep.spark.writers import TaskPlan, write_part
+from fmaprep.storage.stores import StoreSettings
 
 from conftest import write_audio
 
@@ -43,8 +45,35 @@ def test_every_record_field_has_a_parquet_column(tmp_path: Path) -> None:
         record_to_row({**record, "tempo": 120})
 
 
-def test_saver_for_each_format() -> None:
-    assert saver_for("pickle") is save_records
-    assert saver_for("parquet") is save_records_parquet
-    with pytest.raises(ValueError, match="unknown output format"):
-        saver_for("csv")
+@pytest.mark.parametrize("fmt", ["pickle", "parquet"])
+def test_a_task_writes_its_part_then_its_shard(tmp_path: Path, fmt: str) -> None:
+    items = []
+    for i in range(3):
+        path = write_audio(tmp_path / "in" / f"00000{i}.mp3", music(1.0, 44100, seed=i), 44100)
+        items.append(InputFile(str(path), path.stat().st_size))
+    (tmp_path / "in" / "000009.mp3").write_bytes(b"<html>not audio</html>")
+    items.append(InputFile(str(tmp_path / "in" / "000009.mp3"), 22))
+    config = load_config(job_overrides={"format": fmt})
+    out = tmp_path / "out"
+    plan = TaskPlan(str(out), "20261203T000000Zabcdef", fmt, config.pipeline, StoreSettings(),
+                    config_key(config))  # fmt: skip
+    result = write_part(plan, 7, items)
+    assert result.part.startswith("part-00007-20261203T000000Zabcdef-a0")
+    assert result.part.endswith(".parquet") == (fmt == "parquet")
+    assert (out / result.part).stat().st_size == result.part_bytes and result.records == 3
+    rows = [json.loads(x) for x in (out / result.shard).read_text().splitlines()]
+    assert rows[0]["_task"] == {"part": result.part, "bytes": result.part_bytes, "records": 3,
+                                "config_key": config_key(config)}  # fmt: skip
+    assert rows[1:] == result.lines and [r["status"] for r in rows[1:]] == ["ok"] * 3 + ["error"]
+    assert all(r["part"] == result.part for r in rows[1:4]) and "part" not in rows[4]
+    if fmt == "pickle":
+        got = list(read_partition(out / result.part))
+    else:
+        from fmaprep.formats.parquet import read_parquet_part
+
+        got = list(read_parquet_part(out / result.part, {}, lambda v, a: True))
+    for record, item in zip(got, items, strict=False):
+        want, _ = process_file(item, config.pipeline)
+        assert want is not None and record["track_id"] == want["track_id"]
+        np.testing.assert_array_equal(record["codes"], want["codes"])
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left

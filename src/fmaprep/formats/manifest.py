@@ -81,13 +81,14 @@ def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def stats_bytes(
+def stats_dict(
     counts: dict[str, Any],
     config: dict[str, Any],
     wall_seconds: float,
     extra: dict[str, Any],
-) -> bytes:
-    stats = {
+) -> dict[str, Any]:
+    """``_stats.json``: counts, audio and wall seconds, the config, library versions."""
+    return {
         **counts,
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(counts["audio_seconds"] / wall_seconds, 2)
@@ -97,4 +98,3 @@ def stats_bytes(
         "versions": library_versions(),
         **extra,
     }
-    return (json.dumps(stats, indent=2, sort_keys=True) + "\n").encode()

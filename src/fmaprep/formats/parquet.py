@@ -9,16 +9,17 @@ skipped, codes unread, when no row in it matches.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fmaprep.model import METADATA_KEYS
 
-__all__ = ["PARQUET_COLUMNS", "read_parquet_part", "record_to_row"]
+__all__ = ["PARQUET_COLUMNS", "ParquetPartWriter", "read_parquet_part", "record_to_row"]
 
 # Parquet: one row per track. Fixed columns, so every part file has the same schema; metadata
 # a record lacks is null (the reader leaves null columns out of the record dict again).
@@ -47,6 +48,77 @@ def record_to_row(record: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+_ARROW_TYPES = {"string": "string", "int": "int32", "double": "float64", "binary": "binary"}
+_NOT_NULL = ("track_id", "source", "codes")
+
+
+def arrow_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(name, getattr(pa, _ARROW_TYPES[kind])(), nullable=name not in _NOT_NULL)
+            for name, kind in PARQUET_COLUMNS
+        ]
+    )
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file over any ``write(bytes)`` sink (a store's streaming writer)."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink, self._pos = sink, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        n = len(data)
+        self._sink.write(bytes(data))
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class ParquetPartWriter:
+    """Appends records to one parquet part file (a binary stream), a row group each time
+    ``PARQUET_ROW_GROUP_BYTES`` of codes wait, so memory stays bounded and readers can stream."""
+
+    def __init__(self, f: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self._schema = arrow_schema()
+        self._writer = pq.ParquetWriter(_Sink(f), self._schema, compression="snappy")
+        self._rows: list[tuple[Any, ...]] = []
+        self._bytes = 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._rows.append(record_to_row(record))
+        self._bytes += int(record["codes"].size)
+        if self._bytes >= PARQUET_ROW_GROUP_BYTES:
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow as pa
+
+        columns = list(zip(*self._rows, strict=True))
+        self._rows, self._bytes = [], 0
+        self._writer.write_table(
+            pa.Table.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(columns, self._schema, strict=True)],
+                schema=self._schema,
+            )
+        )
+
+
 BATCH_ROWS = 16  # a long track is a few MB of codes: keep each batch small
 
 
@@ -66,7 +138,7 @@ def _binary_column(column: Any) -> Callable[[int], npt.NDArray[np.uint8]]:
 
 
 def read_parquet_part(
-    path: str | os.PathLike[str] | BinaryIO,
+    path: str | os.PathLike[str] | IO[bytes],
     filters: Mapping[str, frozenset[Any] | None],
     matches: Callable[[Any, frozenset[Any] | None], bool],
     name: str | None = None,

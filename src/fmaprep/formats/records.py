@@ -12,25 +12,33 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
+import tempfile
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse
 
+from fmaprep.formats.commit import SUCCESS_FILE, Commit, parse_commit
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
+from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.uris import is_local_source
 
-__all__ = ["OutputChangedError", "read_partition", "read_records"]
+__all__ = ["OutputChangedError", "read_commit", "read_partition", "read_records"]
 
 
-def read_partition(path: str | os.PathLike[str], dir_fd: int | None = None) -> Iterator[Any]:
-    """Yield the Python objects of one ``part-*`` file, in write order."""
-    for value in iter_sequence_file(path, dir_fd):
+def read_partition(
+    path: str | os.PathLike[str] | IO[bytes], dir_fd: int | None = None, name: str | None = None
+) -> Iterator[Any]:
+    """Yield the Python objects of one ``part-*`` file (a path or an open stream), in order."""
+    label = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else "part")
+    for value in iter_sequence_file(path, dir_fd, name=label):
         try:
             blobs = parse_byte_arrays(value)
         except ValueError as e:
-            raise ValueError(f"{os.fspath(path)}: {e}") from e
+            raise ValueError(f"{label}: {e}") from e
         for blob in blobs:
             if blob is None:
-                raise ValueError(f"{os.fspath(path)}: null element in a saved object array")
+                raise ValueError(f"{label}: null element in a saved object array")
             batch = pickle.loads(blob)
             # PySpark pickles batches as lists; tolerate a bare object as a batch of one.
             yield from batch if isinstance(batch, list) else [batch]
@@ -59,54 +67,131 @@ def _matches(value: Any, allowed: frozenset[Any] | None) -> bool:
         return False
 
 
+class _Output:
+    """An OUTPUT's files by name: a local directory opened once (parts are opened relative to
+    it), or a remote one through the store client."""
+
+    def __init__(self, output: str, settings: StoreSettings | None) -> None:
+        self.label = output
+        self.dir_fd: int | None = None
+        if is_local_source(output):
+            root = _local_dir(output)
+            if not os.path.isdir(root):
+                raise FileNotFoundError(f"{output}: no such output directory")
+            self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            self.uri = output.rstrip("/")
+            self.store = open_store(self.uri, settings or StoreSettings.from_env())
+
+    def read(self, name: str) -> bytes:
+        if self.dir_fd is not None:
+            with open(os.open(name, os.O_RDONLY, dir_fd=self.dir_fd), "rb") as f:
+                return f.read()
+        return self.store.read_bytes(f"{self.uri}/{name}")
+
+    def open(self, name: str) -> IO[bytes]:
+        if self.dir_fd is not None:
+            return open(os.open(name, os.O_RDONLY, dir_fd=self.dir_fd), "rb")
+        return self.store.open_read(f"{self.uri}/{name}")
+
+    def part_names(self) -> list[str]:
+        """Every ``part-*`` at the top (Spark's own outputs: no commit names them)."""
+        if self.dir_fd is not None:
+            names = [n for n in os.listdir(self.dir_fd) if n.startswith("part-")]
+        else:
+            prefix = self.uri + "/"
+            rels = (e.uri[len(prefix) :] for e in self.store.list_files(self.uri))
+            names = [n for n in rels if n.startswith("part-") and "/" not in n]
+        return sorted(names, key=_natural_key)
+
+    def close(self) -> None:
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+
+
+def read_commit(output: str, settings: StoreSettings | None = None) -> Commit | None:
+    """The commit of a finished OUTPUT (None for Spark's empty ``_SUCCESS``)."""
+    out = _Output(output, settings)
+    try:
+        return _commit_of(out)
+    finally:
+        out.close()
+
+
+def _commit_of(out: _Output) -> Commit | None:
+    try:
+        data = out.read(SUCCESS_FILE)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{out.label}: no {SUCCESS_FILE}, the job did not finish (or still runs)"
+        ) from e
+    return parse_commit(data, f"{out.label}/{SUCCESS_FILE}")
+
+
 def read_records(
     output: str,
     *,
     track_ids: Collection[str] | None = None,
     genres: Collection[str] | None = None,
     splits: Collection[str] | None = None,
+    settings: StoreSettings | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Stream the records of a finished OUTPUT, partition by partition in part-name order.
+    """Stream the records of a finished OUTPUT (a local path, ``file://``, ``s3://``, ``s3a://``
+    or ``hdfs://``), part by part: exactly the parts its commit (``_SUCCESS``) names, without
+    the records a resume replaced; for Spark's own outputs every ``part-*``.
 
     Each filter given keeps records whose ``track_id`` / ``genre`` / ``split`` is in it.
+    ``settings`` says how to reach S3/HDFS (default: the environment, as the job's).
     """
-    root = _local_dir(output)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"{output}: no such output directory")
-    if not os.path.exists(os.path.join(root, "_SUCCESS")):
-        raise FileNotFoundError(f"{output}: no _SUCCESS, the job did not finish (or still runs)")
-    # The directory is opened once and every part is opened relative to it: if the output is
-    # replaced meanwhile (--mode overwrite renames the old one away, then deletes it), this
-    # reader keeps reading the old generation or fails loudly, and never mixes the two.
-    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    out = _Output(output, settings)
     try:
-        # part-* only: skips _SUCCESS/_manifest.jsonl/_stats.json and Hadoop's .crc files.
-        names = sorted((n for n in os.listdir(dir_fd) if n.startswith("part-")), key=_natural_key)
+        commit = _commit_of(out)
+        parts = (
+            [(p.name, frozenset(p.exclude)) for p in commit.parts]
+            if commit is not None
+            else [(n, frozenset()) for n in out.part_names()]
+        )
         filters = {
             key: None if v is None else frozenset([v] if isinstance(v, str) else v)
             for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
         }
-        for name in names:
+        for name, exclude in parts:
             try:
-                if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
-                    from fmaprep.formats.parquet import read_parquet_part
-
-                    # through a descriptor opened relative to dir_fd: this generation's part
-                    with open(os.open(name, os.O_RDONLY, dir_fd=dir_fd), "rb") as part:
-                        yield from read_parquet_part(part, filters, _matches, name=name)
-                    continue
-                records = read_partition(name, dir_fd)
-                for record in records:
-                    if not isinstance(record, dict):
-                        raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
-                    if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):
-                        yield record
+                with out.open(name) as stream:
+                    for record in _part_records(name, stream, filters):
+                        if record.get("source") not in exclude:
+                            yield record
             except FileNotFoundError as e:
                 raise OutputChangedError(
                     f"{output} was replaced while it was being read ({name} is gone); read it again"
                 ) from e
     finally:
-        os.close(dir_fd)
+        out.close()
+
+
+def _part_records(
+    name: str, stream: IO[bytes], filters: dict[str, frozenset[Any] | None]
+) -> Iterator[dict[str, Any]]:
+    if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
+        from fmaprep.formats.parquet import read_parquet_part
+
+        yield from read_parquet_part(_seekable(stream), filters, _matches, name=name)
+        return
+    for record in read_partition(stream, name=name):
+        if not isinstance(record, dict):
+            raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
+        if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):
+            yield record
+
+
+def _seekable(stream: IO[bytes]) -> IO[bytes]:
+    """Parquet readers seek (the footer first): a remote stream is spooled to a temporary file."""
+    if stream.seekable():
+        return stream
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller's with-block)
+    shutil.copyfileobj(stream, spool, 1 << 20)
+    spool.seek(0)
+    return spool
 
 
 class OutputChangedError(RuntimeError):

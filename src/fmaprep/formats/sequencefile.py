@@ -21,7 +21,7 @@ import pickle
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 __all__ = ["PICKLE_PROTOCOL", "PickleFileWriter", "iter_sequence_file", "parse_byte_arrays"]
 
@@ -94,40 +94,47 @@ def _read_header(f: IO[bytes]) -> tuple[bool, bytes]:
     return bool(compressed), _read_exact(f, SYNC_SIZE, "sync marker")
 
 
-def iter_sequence_file(path: str | os.PathLike[str], dir_fd: int | None = None) -> Iterator[bytes]:
+def iter_sequence_file(
+    path: str | os.PathLike[str] | IO[bytes], dir_fd: int | None = None, name: str | None = None
+) -> Iterator[bytes]:
     """Yield the BytesWritable payloads of one SequenceFile, one record at a time.
 
-    With ``dir_fd``, ``path`` is relative to that open directory (see :func:`read_records`).
+    ``path`` is a path (with ``dir_fd``: relative to that open directory, see
+    :func:`fmaprep.formats.records.read_records`) or an open binary stream named ``name``.
     """
+    label = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else "stream")
     try:
-        yield from _iter_values(os.open(path, os.O_RDONLY, dir_fd=dir_fd))
+        if isinstance(path, (str, os.PathLike)):
+            with open(os.open(path, os.O_RDONLY, dir_fd=dir_fd), "rb") as f:
+                yield from _iter_values(f)
+        else:
+            yield from _iter_values(path)
     except ValueError as e:  # name the file: an output has many parts
-        raise ValueError(f"{os.fspath(path)}: {e}") from e
+        raise ValueError(f"{label}: {e}") from e
 
 
-def _iter_values(fd: int) -> Iterator[bytes]:
-    with open(fd, "rb") as f:
-        compressed, sync = _read_header(f)
-        while head := f.read(4):  # a clean end of file falls between records
-            length = _INT.unpack(head + _read_exact(f, 4 - len(head), "record length"))[0]
-            if length == SYNC_ESCAPE:  # writers put the sync marker every ~100 kB
-                if _read_exact(f, SYNC_SIZE, "sync marker") != sync:
-                    raise ValueError(f"sync marker mismatch at offset {f.tell() - SYNC_SIZE}")
-                continue
-            key_length = _read_int(f, "key length")
-            if not 0 <= key_length <= length:
-                raise ValueError(f"bad record lengths {length}, {key_length} at {f.tell() - 8}")
-            _read_exact(f, key_length, "key")
-            raw = _read_exact(f, length - key_length, "value")
-            if compressed:  # record compression: each value is a zlib stream of its own
-                try:
-                    raw = zlib.decompress(raw)
-                except zlib.error as e:
-                    raise ValueError(f"bad zlib value ending at offset {f.tell()}: {e}") from e
-            # BytesWritable: int length, then the bytes
-            if len(raw) < 4 or _INT.unpack_from(raw)[0] != len(raw) - 4:
-                raise ValueError(f"bad BytesWritable ({len(raw)} bytes) ending at {f.tell()}")
-            yield raw[4:]
+def _iter_values(f: IO[bytes]) -> Iterator[bytes]:
+    compressed, sync = _read_header(f)
+    while head := f.read(4):  # a clean end of file falls between records
+        length = _INT.unpack(head + _read_exact(f, 4 - len(head), "record length"))[0]
+        if length == SYNC_ESCAPE:  # writers put the sync marker every ~100 kB
+            if _read_exact(f, SYNC_SIZE, "sync marker") != sync:
+                raise ValueError(f"sync marker mismatch at offset {f.tell() - SYNC_SIZE}")
+            continue
+        key_length = _read_int(f, "key length")
+        if not 0 <= key_length <= length:
+            raise ValueError(f"bad record lengths {length}, {key_length} at {f.tell() - 8}")
+        _read_exact(f, key_length, "key")
+        raw = _read_exact(f, length - key_length, "value")
+        if compressed:  # record compression: each value is a zlib stream of its own
+            try:
+                raw = zlib.decompress(raw)
+            except zlib.error as e:
+                raise ValueError(f"bad zlib value ending at offset {f.tell()}: {e}") from e
+        # BytesWritable: int length, then the bytes
+        if len(raw) < 4 or _INT.unpack_from(raw)[0] != len(raw) - 4:
+            raise ValueError(f"bad BytesWritable ({len(raw)} bytes) ending at {f.tell()}")
+        yield raw[4:]
 
 
 class _JavaReader:
@@ -235,10 +242,14 @@ def java_serialized_parts(arrays: list[bytes]) -> list[bytes]:
     return parts
 
 
+class BinarySink(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+
 class PickleFileWriter:
     """Appends records to one ``saveAsPickleFile`` partition (batchSize=1, as the job uses)."""
 
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: BinarySink) -> None:
         self._f = f
         self._sync = os.urandom(16)
         self._pending: list[bytes] = []

@@ -1,6 +1,12 @@
-"""Committing OUTPUT: refuse or accept an existing one, what --mode resume keeps, and the swap.
+"""Committing OUTPUT without copies (README, "Commit protocol"; docs/commit.md).
 
-The job builds everything in a hidden staging sibling, then renames it into place.
+1. Tasks write their part at a name of their own, then their manifest shard (the task commit).
+2. The driver publishes ``_SUCCESS``, a small JSON naming every part and shard of the new
+   generation (the job commit): one PUT on S3, a rename over the old one on HDFS and local disk.
+3. Then, and only then, it refreshes ``_manifest.jsonl``/``_stats.json`` (conveniences) and
+   deletes what the commit does not name: old generations, orphaned attempts, killed runs' work.
+
+A killed run leaves its finished tasks' parts and shards; ``--mode resume`` takes them back.
 """
 
 from __future__ import annotations
@@ -8,15 +14,46 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fmaprep.config import Config
-from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, library_versions, parse_manifest
+from fmaprep.formats.commit import MANIFEST_DIR, SUCCESS_FILE, Commit, Part, parse_commit
+from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, library_versions, manifest_bytes
 from fmaprep.model import InputFile
-from fmaprep.storage.hadoop_fs import HadoopFS
-from fmaprep.storage.uris import StorageError, is_local, local_path, sibling
+from fmaprep.spark.writers import TaskResult
+from fmaprep.storage.stores import Store
+from fmaprep.storage.uris import StorageError
 
 log = logging.getLogger(__name__)
+
+CONVENIENCE_FILES = (MANIFEST_FILE, STATS_FILE)
+# Fault injection for the crash tests: the driver dies (os._exit, as a kill would) on reaching
+# the named step. Unset in every real run.
+CRASH_ENV = "FMAPREP_TEST_CRASH_AT"
+
+
+def crash_point(step: str) -> None:
+    if os.environ.get(CRASH_ENV) == step:
+        log.warning("%s=%s: the driver exits here, as if killed", CRASH_ENV, step)
+        os._exit(137)
+
+
+def crash_during_tasks(poll: Callable[[], tuple[int, int]]) -> None:
+    """``FMAPREP_TEST_CRASH_AT=tasks:N``: the driver dies once N files are done."""
+    step = os.environ.get(CRASH_ENV, "")
+    if not step.startswith("tasks:"):
+        return
+
+    def watch() -> None:
+        while poll()[0] < int(step.split(":", 1)[1]):
+            time.sleep(0.02)
+        crash_point(step)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def config_key(config: Config) -> str:
@@ -26,77 +63,183 @@ def config_key(config: Config) -> str:
     return config.pipeline.fingerprint(versions)
 
 
-def resumable_lines(
-    fs: HadoopFS, output_uri: str, config: Config, files: list[InputFile]
-) -> list[dict[str, Any]]:
-    """For --mode resume: the ok manifest lines of an existing output, after checking that it
-    was made with the same config and libraries, and that none of its inputs changed since."""
-    if not fs.exists(f"{output_uri}/{STATS_FILE}"):
-        raise StorageError(
-            f"{output_uri} is not a complete fmaprep output (no {STATS_FILE}); use --mode overwrite"
-        )
-    stats = json.loads(fs.read_bytes(f"{output_uri}/{STATS_FILE}"))
-    if stats.get("config_key") != config_key(config):
-        raise StorageError(
-            f"{output_uri} was made with another pipeline config or library versions "
-            f"(key {stats.get('config_key')}, now {config_key(config)}); use --mode overwrite"
-        )
-    manifest = parse_manifest(fs.read_bytes(f"{output_uri}/{MANIFEST_FILE}"))
-    ok = {line["source"]: line for line in manifest if line["status"] == "ok"}
+@dataclass
+class OutputState:
+    """What OUTPUT holds now: the committed generation (if any) and every file's size."""
 
-    def changed_since(f: InputFile) -> bool:
-        line = ok.get(f.source)
-        return line is not None and (line.get("bytes"), line.get("mtime")) != (f.size, f.mtime)
+    output: str
+    commit: Commit | None
+    legacy: bool  # a _SUCCESS that is not a fmaprep commit (Spark's, or an older fmaprep's)
+    sizes: dict[str, int] = field(default_factory=dict)  # name relative to OUTPUT -> bytes
 
-    changed = [f.source for f in files if changed_since(f)]
-    if changed:
-        raise StorageError(
-            f"{len(changed)} input(s) changed since {output_uri} was made (first: {changed[0]}); "
-            "their old records cannot be replaced in place: use --mode overwrite"
-        )
-    return list(ok.values())
+    @property
+    def exists(self) -> bool:
+        return bool(self.sizes)
 
 
-def check_output(fs: HadoopFS, output_uri: str, mode: str) -> bool:
-    """Whether OUTPUT exists; refuses an existing one unless the mode says what to do with it."""
-    if is_local(output_uri):
-        parent, _, name = local_path(output_uri).rstrip("/").rpartition("/")
-        if os.path.isdir(parent or "/"):
-            leftovers = sorted(
-                n for n in os.listdir(parent or "/") if n.startswith(f".{name}.fmaprep-")
-            )
-            if leftovers:
-                log.warning("left by interrupted runs (safe to delete): %s", ", ".join(leftovers))
-    exists = fs.exists(output_uri)
-    if exists and mode == "error":
-        raise StorageError(
-            f"output {output_uri} exists (use --mode overwrite to replace it, "
-            "or --mode resume to add only what is missing)"
-        )
-    return exists
+def load_state(store: Store, output: str) -> OutputState:
+    """One listing of OUTPUT, and its ``_SUCCESS``."""
+    prefix = output.rstrip("/") + "/"
+    sizes = {
+        e.uri[len(prefix) :]: e.size for e in store.list_files(output) if e.uri.startswith(prefix)
+    }
+    commit, legacy = None, False
+    if SUCCESS_FILE in sizes:
+        commit = parse_commit(store.read_bytes(prefix + SUCCESS_FILE), f"{output}/{SUCCESS_FILE}")
+        legacy = commit is None
+    return OutputState(output, commit, legacy, sizes)
 
 
-def commit_output(fs: HadoopFS, staging: str, output_uri: str, mode: str, run_tag: str) -> None:
-    if mode == "resume" and fs.exists(output_uri):
-        # add the new partitions under run-unique names, then swap in manifest and stats
-        for name in fs.list_names(staging):
-            if name.startswith("part-"):
-                fs.rename(
-                    f"{staging}/{name}", f"{output_uri}/part-{run_tag}-{name[len('part-') :]}"
-                )
-        for name in (MANIFEST_FILE, STATS_FILE):
-            fs.delete(f"{output_uri}/{name}")
-            fs.rename(f"{staging}/{name}", f"{output_uri}/{name}")
-        fs.delete(staging)
+def check_mode(state: OutputState, mode: str) -> None:
+    """Refuse an existing OUTPUT unless the mode says what to do with it."""
+    if not state.exists or mode == "overwrite":
         return
-    if fs.exists(output_uri):
-        if mode != "overwrite":
+    if mode == "error":
+        if state.commit is not None or state.legacy:
             raise StorageError(
-                f"{output_uri} appeared while the job ran; new output left at {staging}"
+                f"output {state.output} exists (use --mode overwrite to replace it, "
+                "or --mode resume to add only what is missing)"
             )
-        old = sibling(output_uri, "old")
-        fs.rename(output_uri, old)
-        fs.rename(staging, output_uri)
-        fs.delete(old)
-    else:
-        fs.rename(staging, output_uri)
+        raise StorageError(
+            f"output {state.output} holds an interrupted run's work but no commit "
+            "(--mode resume keeps its finished tasks, --mode overwrite starts again)"
+        )
+    if state.legacy:
+        raise StorageError(
+            f"{state.output} was written by Spark or an older fmaprep (its {SUCCESS_FILE} is "
+            "not a fmaprep commit); use --mode overwrite"
+        )
+
+
+@dataclass
+class Kept:
+    """What --mode resume keeps: one ok line per input, and the parts that hold their records."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+
+
+def _read_shard(
+    store: Store, output: str, name: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    rows = [json.loads(x) for x in store.read_bytes(f"{output}/{name}").decode().splitlines() if x]
+    header = rows[0].get("_task", {}) if rows and "_task" in rows[0] else {}
+    return header, rows[1:] if header else rows
+
+
+def resumable(store: Store, state: OutputState, files: list[InputFile], config: Config) -> Kept:
+    """The committed and the recovered (finished by a killed run) ok lines whose input is still
+    the same (``InputFile.identity``), one per input, newest run first; and their parts, each with
+    the sources it holds that are not kept (replaced inputs) as ``exclude``."""
+    key = config_key(config)
+    if state.commit is not None and state.commit.stats.get("config_key") != key:
+        raise StorageError(
+            f"{state.output} was made with another pipeline config or library versions "
+            f"(key {state.commit.stats.get('config_key')}, now {key}); use --mode overwrite"
+        )
+    committed = {p.name: p for p in state.commit.parts} if state.commit else {}
+    named = {n for n, _ in state.commit.manifest} if state.commit else set()
+    current = {f.source: f.identity() for f in files}
+    by_part: dict[str, list[dict[str, Any]]] = {}
+    shards = [n for n in state.sizes if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".jsonl")]
+    for shard in sorted(shards):
+        header, lines = _read_shard(store, state.output, shard)
+        if shard not in named:  # a killed run's finished task: its part must be there, whole
+            part = header.get("part")
+            if not part or header.get("config_key") != key:
+                continue
+            if state.sizes.get(part) != header.get("bytes"):
+                continue
+        for line in lines:
+            part = line.get("part")
+            if line.get("status") != "ok" or not part:
+                continue
+            if part in committed and line["source"] in committed[part].exclude:
+                continue
+            if part in committed or part in state.sizes:
+                by_part.setdefault(part, []).append(line)
+    chosen: dict[str, tuple[str, dict[str, Any]]] = {}
+    for part in sorted(by_part, key=_run_of, reverse=True):  # newest run first
+        for line in by_part[part]:
+            source = line["source"]
+            if source in chosen or source not in current:
+                continue
+            if _identity(line) == current[source]:
+                chosen[source] = (part, line)
+    kept = Kept(lines=[line for _, line in chosen.values()])
+    for part, lines in sorted(by_part.items()):
+        mine = {s for s, (p, _) in chosen.items() if p == part}
+        if not mine:
+            continue
+        others = {ln["source"] for ln in lines} - mine
+        if part in committed:
+            others |= set(committed[part].exclude)
+        size = committed[part].bytes if part in committed else state.sizes[part]
+        kept.parts.append(Part(part, size, len(mine), tuple(sorted(others))))
+    return kept
+
+
+def _identity(line: dict[str, Any]) -> list[object]:
+    if "identity" in line:
+        return list(line["identity"])
+    return ["mtime", line.get("bytes"), line.get("mtime")]
+
+
+def _run_of(part: str) -> str:
+    """``part-00003-<run>-<attempt>``: the run id sorts by time."""
+    pieces = part.split("-")
+    return "-".join(pieces[2:4]) if len(pieces) >= 5 else ""
+
+
+def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one call)
+    store: Store,
+    output: str,
+    generation: str,
+    fmt: str,
+    kept: Kept,
+    results: list[TaskResult],
+    driver_lines: list[dict[str, Any]],
+    stats: dict[str, Any],
+) -> Commit:
+    """Write the generation's own small shard (kept and driver lines), then ``_SUCCESS``."""
+    shard = f"{MANIFEST_DIR}/{generation}-driver.jsonl"
+    rows = [{"_task": {"part": None}}, *kept.lines, *driver_lines]
+    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+    crash_point("before-driver-shard")
+    store.write_bytes(f"{output}/{shard}", data)
+    parts = [*kept.parts, *(Part(r.part, r.part_bytes, r.records) for r in results)]
+    manifest = [(shard, len(data)), *((r.shard, r.shard_bytes) for r in results)]
+    commit = Commit(generation, fmt, tuple(parts), tuple(manifest), stats)
+    crash_point("before-commit")
+    store.write_bytes(f"{output}/{SUCCESS_FILE}", commit.to_bytes())  # the commit
+    return commit
+
+
+def finish(store: Store, output: str, commit: Commit, lines: list[dict[str, Any]]) -> int:
+    """After the commit: the convenience files, then delete what the commit does not name."""
+    crash_point("before-conveniences")
+    store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
+    stats = json.dumps(commit.stats, indent=2, sort_keys=True) + "\n"
+    store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
+    crash_point("before-cleanup")
+    return cleanup(store, output, commit)
+
+
+def cleanup(store: Store, output: str, commit: Commit) -> int:
+    """Delete every file under OUTPUT that ``commit`` does not keep; returns how many."""
+    keep = commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}
+    prefix = output.rstrip("/") + "/"
+    doomed = [e.uri for e in store.list_files(output) if e.uri[len(prefix) :] not in keep]
+    store.delete(doomed[: len(doomed) // 2])
+    crash_point("mid-cleanup")
+    store.delete(doomed[len(doomed) // 2 :])
+    if doomed:
+        log.info("cleaned %d files of earlier generations and interrupted attempts", len(doomed))
+    return len(doomed)
+
+
+def read_lines(store: Store, output: str, commit: Commit) -> Iterable[dict[str, Any]]:
+    """Every manifest line of a committed generation (the shards it names)."""
+    for name, _ in commit.manifest:
+        _, lines = _read_shard(store, output, name)
+        yield from lines

@@ -1,55 +1,68 @@
 """The preprocess job: extract (list inputs), transform and load (Spark), then commit the output.
 
-``run_preprocess`` is what both ``fmaprep preprocess`` and ``jobs/preprocess.py`` call. Output is
-built in a hidden staging sibling and renamed into place at the end, so OUTPUT is either absent,
-the previous complete output, or the new complete output: never half-written.
+``run_preprocess`` is what both ``fmaprep preprocess`` and ``jobs/preprocess.py`` call. Tasks
+write their parts into OUTPUT at names of their own; ``_SUCCESS``, published last, names the
+generation (:mod:`fmaprep.job.commit`), so a reader sees the previous or the new output whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fmaprep.config import Config
-from fmaprep.formats.manifest import (
-    MANIFEST_FILE,
-    STATS_FILE,
-    manifest_bytes,
-    stats_bytes,
-    summarize,
+from fmaprep.formats.manifest import stats_dict, summarize
+from fmaprep.job.commit import (
+    Kept,
+    check_mode,
+    config_key,
+    crash_during_tasks,
+    finish,
+    load_state,
+    publish,
+    resumable,
 )
-from fmaprep.job.commit import check_output, commit_output, config_key, resumable_lines
 from fmaprep.job.progress import Progress
 from fmaprep.job.summary import JobResult
-from fmaprep.model import InputFile
+from fmaprep.model import InputFile, TrackError
+from fmaprep.pipeline import failed_line
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, is_local_master, stop_session
-from fmaprep.storage.hadoop_fs import HadoopFS, drop_checksum_files
+from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.listing import list_inputs
-from fmaprep.storage.uris import StorageError, resolve_uri, sibling
+from fmaprep.storage.s3_settings import redact_config
+from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.uris import StorageError, resolve_uri
 
 log = logging.getLogger(__name__)
 
 
 def _dedupe(
-    sc: Any, files: list[InputFile], config: Config
+    sc: Any,
+    files: list[InputFile],
+    config: Config,
+    stores: StoreSettings,
+    kept: list[dict[str, Any]],
 ) -> tuple[list[InputFile], list[dict[str, Any]]]:
-    """Hash every input's bytes (in Spark); keep the first source of each content, in name
-    order, and return manifest lines for the rest."""
+    """Hash every input's bytes (in Spark); keep the first source of each content (a kept
+    record's content first, then in name order) and return manifest lines for the rest."""
     from fmaprep.spark.inputs import hash_inputs
 
     bins = pack_by_bytes(files, _partition_count(sc, files, config))
-    digests = hash_inputs(sc, bins)
-    first: dict[str, str] = {}
+    digests = hash_inputs(sc, bins, stores)
+    first: dict[str, str] = {line["sha1"]: line["source"] for line in kept if line.get("sha1")}
     keep, duplicates = [], []
     for f in sorted(files, key=lambda f: f.source):
         digest = digests[f.source]
         if digest in first:
             duplicates.append(
                 {"track_id": f.track_id, "source": f.source, "status": "duplicate",
-                 "duplicate_of": first[digest], "sha1": digest, "bytes": f.size, "mtime": f.mtime}
+                 "duplicate_of": first[digest], "sha1": digest, "bytes": f.size, "mtime": f.mtime,
+                 "identity": f.identity()}
             )  # fmt: skip
         else:
             first[digest] = f.source
@@ -65,22 +78,6 @@ def _partition_count(sc: Any, files: list[InputFile], config: Config) -> int:
         sc.defaultParallelism,
         int(config.job.target_partition_mb * 1e6),
     )
-
-
-def _transform_and_save(
-    sc: Any, files: list[InputFile], config: Config, staging: str, fs: HadoopFS
-) -> tuple[list[dict[str, Any]], int]:
-    """Run the pipeline over ``files`` in Spark, records to ``staging``; (manifest lines, parts)."""
-    if not files:
-        fs.mkdirs(staging)
-        return [], 0
-    from fmaprep.spark.writers import saver_for
-
-    bins = pack_by_bytes(files, _partition_count(sc, files, config))
-    log.info("processing %d files in %d partitions on %s", len(files), len(bins), sc.master)
-    save = saver_for(config.job.format)
-    lines = save(sc, bins, config.pipeline, staging, lambda poll: Progress(len(files), poll))
-    return lines, len(bins)
 
 
 def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
@@ -120,16 +117,21 @@ def run_preprocess(
 
 
 def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: float) -> JobResult:
-    fs = HadoopFS(sc, output_uri)
-    mode = config.job.mode
-    exists = check_output(fs, output_uri, mode)
+    stores = store_settings(sc, config)
+    input_uri, output_uri = stores.full_uri(input_uri), stores.full_uri(output_uri).rstrip("/")
+    out = open_store(output_uri, stores)
+    state = load_state(out, output_uri)
+    check_mode(state, config.job.mode)
 
     # extract: what to process, what an earlier run already did, what is a duplicate
-    files = list_inputs(sc, input_uri, config.job.extensions)
+    files = list_inputs(input_uri, config.job.extensions, stores)
     if not files:
         raise StorageError(f"no audio files ({', '.join(config.job.extensions)}) under {input_uri}")
-    kept = resumable_lines(fs, output_uri, config, files) if exists and mode == "resume" else []
-    done = {line["source"] for line in kept}
+    files, driver_lines = _over_limits(files, config)
+    kept = Kept()
+    if config.job.mode == "resume" and state.exists:
+        kept = resumable(out, state, files, config)
+    done = {line["source"] for line in kept.lines}
     todo = [f for f in files if f.source not in done]
     log.info(
         "%d input files (%.1f MB); %d to process",
@@ -137,30 +139,77 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         sum(f.size for f in files) / 1e6,
         len(todo),
     )
-    duplicates: list[dict[str, Any]] = []
     if config.job.dedupe and todo:
-        todo, duplicates = _dedupe(sc, todo, config)
+        todo, duplicates = _dedupe(sc, todo, config, stores, kept.lines)
+        driver_lines += duplicates
 
-    # transform + load, into a hidden staging directory
-    staging = sibling(output_uri, "staging")
-    new_lines, n_partitions = _transform_and_save(sc, todo, config, staging, fs)
-    lines = kept + duplicates + new_lines
+    # transform + load: every task writes its part and manifest shard into OUTPUT
+    generation = new_generation()
+    results: list[TaskResult] = []
+    if todo:
+        bins = pack_by_bytes(todo, _partition_count(sc, todo, config))
+        log.info("processing %d files in %d partitions on %s", len(todo), len(bins), sc.master)
+        plan = TaskPlan(
+            output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
+        )
+        results = run_tasks(sc, bins, plan, lambda poll: _progress(len(todo), poll))
+    lines = kept.lines + driver_lines + [line for r in results for line in r.lines]
     counts = summarize(lines)
     wall = time.monotonic() - started
     extra = {
         "input": input_uri,
         "output": output_uri,
         "master": sc.master,
-        "partitions": n_partitions,
+        "partitions": len(results),
         "processed_this_run": len(todo),
         "config_key": config_key(config),
+        "generation": generation,
     }
-    fs.write_bytes(f"{staging}/{MANIFEST_FILE}", manifest_bytes(lines))
-    fs.write_bytes(f"{staging}/{STATS_FILE}", stats_bytes(counts, config.to_dict(), wall, extra))
-    drop_checksum_files(staging)
+    stats = stats_dict(counts, redact_config(config.to_dict()), wall, extra)
 
-    # commit: OUTPUT appears (or is replaced) whole
-    commit_output(fs, staging, output_uri, mode, run_tag=f"{int(time.time())}")
+    # commit: _SUCCESS names the new generation; then conveniences and clean-up
+    commit = publish(
+        out, output_uri, generation, config.job.format, kept, results, driver_lines, stats
+    )
+    finish(out, output_uri, commit, lines)
     failures = [line for line in lines if line["status"] == "error"]
     rate = counts["failed"] / counts["inputs"] if counts["inputs"] else 0.0
     return JobResult(output_uri, counts, wall, failures, rate > config.job.max_error_rate)
+
+
+def store_settings(sc: Any, config: Config) -> StoreSettings:
+    """How the driver and the tasks reach S3 and HDFS: the job's S3 settings, and HDFS's
+    default filesystem and NameNode HTTP address from the driver's Hadoop configuration (so
+    ``hdfs:///x`` means what it means to Hadoop, and tasks need no Hadoop client)."""
+    hconf = sc._jsc.hadoopConfiguration()
+    default_fs = str(hconf.get("fs.defaultFS") or "")
+    http = str(hconf.get("dfs.namenode.http-address") or "")
+    return StoreSettings.from_env(
+        endpoint=config.job.s3_endpoint,
+        default_fs=default_fs if default_fs.startswith("hdfs://") else None,
+        namenode_http=None if not http or http.startswith("0.0.0.0") else f"http://{http}",
+    )
+
+
+def _progress(total: int, poll: Callable[[], tuple[int, int]]) -> Progress:
+    crash_during_tasks(poll)  # the crash tests' hook; nothing without FMAPREP_TEST_CRASH_AT
+    return Progress(total, poll)
+
+
+def new_generation() -> str:
+    """A run's id: UTC time (so ids sort by age) and a random tag."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(3)
+
+
+def _over_limits(
+    files: list[InputFile], config: Config
+) -> tuple[list[InputFile], list[dict[str, Any]]]:
+    """Inputs over ``max_file_mb`` become ``unsupported`` lines from their listed size alone:
+    not a byte of them is read."""
+    limit = config.pipeline.max_file_mb * 1e6
+    lines = [
+        failed_line(f, TrackError("unsupported", f"{f.size / 1e6:.0f} MB is over max_file_mb="
+                                  f"{config.pipeline.max_file_mb:g}"))
+        for f in files if f.size > limit
+    ]  # fmt: skip
+    return [f for f in files if f.size <= limit], lines

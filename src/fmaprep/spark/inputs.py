@@ -1,57 +1,108 @@
-"""Reading the inputs in Spark: an RDD of (input, bytes or None), one partition per bin."""
+"""The inputs of one task, as local files: local sources as they are, remote ones (S3, HDFS)
+streamed to a task-local temporary file by the task itself, a few files ahead of the decoder.
+
+No file passes through a JVM, none is held whole in memory, and a read's latency overlaps the
+decoding of the file before it. A read that fails after the store client's bounded retries, or
+a file that vanished since it was listed, becomes one ``read_failed`` manifest line.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from fmaprep.model import InputFile
-from fmaprep.storage.checksum import file_sha1
-from fmaprep.storage.uris import local_path
+from fmaprep.model import InputFile, TrackError
+from fmaprep.storage.checksum import file_sha1, stream_sha1
+from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.uris import is_local_source, local_path
+
+log = logging.getLogger(__name__)
+
+PREFETCH = 2  # remote files in flight ahead of the one being decoded
+COPY_BLOCK = 1 << 20
 
 
-def read_inputs(spark_context: Any, bins: list[list[InputFile]]) -> Any:
-    """An RDD of (input, bytes or None), one partition per bin.
-
-    Local files are opened by the tasks themselves (bytes None: decoders stream from the
-    path). Anything else (hdfs://, s3a://, s3:// with EMRFS) is read by the executors' JVMs
-    through Hadoop's FileSystem with ``binaryFiles``, so the tasks need no filesystem client
-    and no directory shared with the driver; its byte-sized splits follow the same total.
-    """
-    items = [item for b in bins for item in b]
+def local_copies(
+    items: Iterable[InputFile], settings: StoreSettings, prefetch: int = PREFETCH
+) -> Iterator[tuple[InputFile, str | None, TrackError | None]]:
+    """(input, local path or None, read error or None) for each input, in order. A remote input's
+    temporary copy is removed once the consumer asks for the next one."""
+    items = list(items)
     if all(is_local_source(item.source) for item in items):
-        return spark_context.parallelize(bins, len(bins)).flatMap(lambda b: [(i, None) for i in b])
-    by_source = spark_context.broadcast({item.source: item for item in items})
-    paths = ",".join(_escape_hadoop_path(item.source) for item in items)
+        for item in items:
+            yield item, local_path(item.source), None
+        return
+    scratch = tempfile.mkdtemp(prefix="fmaprep-inputs-")
+    pool = ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="fmaprep-read")
+    try:
+        pending: list[tuple[InputFile, Future[str] | None]] = []
+        it = iter(items)
 
-    def attach(pair: tuple[str, bytes]) -> tuple[InputFile, bytes]:
-        source, data = pair
-        item = by_source.value.get(source) or InputFile(source, len(data))
-        return item, data
+        def submit() -> None:
+            item = next(it, None)
+            if item is None:
+                return
+            if is_local_source(item.source):
+                pending.append((item, None))
+            else:
+                target = os.path.join(scratch, f"{len(os.listdir(scratch))}-{os.getpid()}")
+                pending.append((item, pool.submit(_fetch, item, target, settings)))
 
-    return spark_context.binaryFiles(paths, minPartitions=len(bins)).map(attach)
+        for _ in range(max(1, prefetch)):
+            submit()
+        while pending:
+            item, future = pending.pop(0)
+            submit()
+            if future is None:
+                yield item, local_path(item.source), None
+                continue
+            try:
+                path = future.result()
+            except TrackError as exc:
+                yield item, None, exc
+                continue
+            try:
+                yield item, path, None
+            finally:
+                os.unlink(path)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def is_local_source(source: str) -> bool:
-    return "://" not in source or source.startswith("file:")
+def _fetch(item: InputFile, target: str, settings: StoreSettings) -> str:
+    """Stream one remote input to ``target``; a failure becomes a TrackError (read_failed)."""
+    suffix = os.path.splitext(item.source.rsplit("/", 1)[-1])[1][:16]
+    path = target + suffix  # decoders and the mp3 length check look at the extension
+    try:
+        store = open_store(item.source, settings)
+        with store.open_read(item.source) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, COPY_BLOCK)
+    except FileNotFoundError as exc:
+        raise TrackError("read_failed", "not found (deleted since it was listed?)") from exc
+    except Exception as exc:  # the store client's own errors, after its bounded retries
+        raise TrackError("read_failed", f"{type(exc).__name__}: {exc}") from exc
+    return path
 
 
-def _escape_hadoop_path(uri: str) -> str:
-    """Hadoop splits input paths on commas and expands globs: escape both in a real name."""
-    return "".join("\\" + c if c in ",{}[]*?\\" else c for c in uri)
+def hash_inputs(
+    spark_context: Any, bins: list[list[InputFile]], settings: StoreSettings
+) -> dict[str, str]:
+    """sha1 of every input's bytes, computed by the tasks where the files are (source -> hex)."""
 
-
-def hash_inputs(spark_context: Any, bins: list[list[InputFile]]) -> dict[str, str]:
-    """sha1 of every input's bytes, computed where the files are read (source -> hex digest)."""
-
-    def digest(pair: tuple[InputFile, bytes | None]) -> tuple[str, str]:
-        item, data = pair
-        if data is not None:
-            return item.source, hashlib.sha1(data).hexdigest()
+    def digest(item: InputFile) -> tuple[str, str]:
         try:
-            return item.source, file_sha1(local_path(item.source))
-        except OSError:
-            return item.source, f"unreadable:{item.source}"  # never equal to another file
+            if is_local_source(item.source):
+                return item.source, file_sha1(local_path(item.source))
+            with open_store(item.source, settings).open_read(item.source) as stream:
+                return item.source, stream_sha1(stream)
+        except Exception:
+            return item.source, f"unreadable:{item.source}"
 
-    pairs = read_inputs(spark_context, bins).map(digest).collect()
-    return dict(pairs)
+    rdd = spark_context.parallelize(bins, len(bins)).flatMap(lambda b: b)
+    return dict(rdd.map(digest).collect())

@@ -1,7 +1,8 @@
 """Storage: where inputs and outputs live, and how the driver talks to them.
 
 ``uris`` (resolution, local paths, hidden siblings), ``listing`` (the inputs and their metadata),
-``hadoop_fs`` (the driver's Hadoop FileSystem calls), ``s3_settings`` (endpoint, region,
+``stores`` (local disk, S3 and HDFS clients without a JVM: listing, streaming reads and writes,
+atomic publish), ``checksum``, ``s3_settings`` (endpoint, region,
 credentials chain: one source for the job and the health check), ``probe`` (the health check
 behind ``scripts/check-storage.sh``). May import ``model``, ``tracks`` and ``config``; never
 ``spark``, ``job`` or anything above.

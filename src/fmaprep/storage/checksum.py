@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import BinaryIO
+from typing import IO
 
 BLOCK = 1 << 20
 
 
-def stream_sha1(stream: BinaryIO, block: int = BLOCK) -> str:
+def stream_sha1(stream: IO[bytes], block: int = BLOCK) -> str:
     digest = hashlib.sha1()
     while chunk := stream.read(block):
         digest.update(chunk)

@@ -1,36 +1,65 @@
 """Listing the inputs: the audio files under INPUT, with acquisition's metadata attached.
 
-Local inputs are walked here; remote ones are listed once by the driver's Hadoop FileSystem. The
-hidden-name rule (names starting with ``.`` or ``_`` are skipped) applies below INPUT only.
+Local inputs are walked here; remote ones are listed once by the driver with the store client
+(:mod:`fmaprep.storage.stores`), never through the JVM. The hidden-name rule (names starting
+with ``.`` or ``_`` are skipped) applies below INPUT only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import os
 from collections.abc import Iterable
-from typing import Any
 
 from fmaprep.model import InputFile, track_id_for
-from fmaprep.storage.hadoop_fs import HadoopFS
+from fmaprep.storage.stores import StoreSettings, open_store
 from fmaprep.storage.uris import StorageError, is_hidden, is_local, local_path
 from fmaprep.tracks import TRACKS_FILE, track_metadata
 
 _GLOB_CHARS = set("*?[")
 
 
-def list_inputs(spark_context: Any, input_uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
-    """Every audio file under ``input_uri`` (a directory, a glob or one file), sorted by name."""
+def list_inputs(
+    input_uri: str, extensions: tuple[str, ...], settings: StoreSettings
+) -> list[InputFile]:
+    """Every audio file under ``input_uri`` (a directory, a glob or one file), sorted by name,
+    with acquisition's metadata. Remote inputs take one listing (paginated on S3, one request
+    per directory on HDFS) and one read of ``_tracks.jsonl``: nothing per file."""
     if is_local(input_uri):
         return list_local_inputs(input_uri, extensions)
-    fs = HadoopFS(spark_context, input_uri)
-    files = list_remote_inputs(fs, input_uri, extensions)
-    tracks = f"{input_uri.rstrip('/')}/{TRACKS_FILE}"
-    if files and fs.exists(tracks):  # acquisition's metadata, next to the audio as locally
-        table = track_metadata(fs.read_bytes(tracks).decode("utf-8"))
+    store = open_store(input_uri, settings)
+    root, pattern = _split_glob(input_uri)
+    prefix = root.rstrip("/") + "/"
+    files = []
+    for entry in sorted(store.list_files(root), key=lambda e: e.uri):
+        rel = entry.uri[len(prefix) :] if entry.uri.startswith(prefix) else ""
+        if entry.uri != root and not rel:
+            continue
+        if pattern is not None and not fnmatch.fnmatchcase(entry.uri, pattern):
+            continue
+        if any(is_hidden(part) for part in rel.split("/") if part):
+            continue  # the hidden-name rule: names below INPUT only
+        if _has_audio_extension(entry.uri, extensions):
+            files.append(InputFile(entry.uri, entry.size, mtime=entry.mtime, etag=entry.etag))
+    tracks = prefix + TRACKS_FILE
+    if files:
+        try:
+            table = track_metadata(store.read_bytes(tracks).decode("utf-8"))
+        except FileNotFoundError:
+            table = {}
         files = [dataclasses.replace(f, metadata=table.get(f.track_id, {})) for f in files]
     return files
+
+
+def _split_glob(uri: str) -> tuple[str, str | None]:
+    """(the fixed directory before the first glob character, the whole pattern or None)."""
+    scheme, _, rest = uri.partition("://")
+    if not _GLOB_CHARS & set(rest):
+        return uri, None
+    first = min(rest.index(c) for c in _GLOB_CHARS if c in rest)
+    return f"{scheme}://{rest[:first].rsplit('/', 1)[0]}", uri
 
 
 def _has_audio_extension(name: str, extensions: Iterable[str]) -> bool:
@@ -77,16 +106,3 @@ def _local_track_metadata(path: str) -> dict[str, dict[str, str]]:
         return {}
     with open(path, encoding="utf-8") as f:
         return track_metadata(f)
-
-
-def list_remote_inputs(fs: HadoopFS, uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
-    """Audio files under ``uri`` (recursively) or matching a glob, skipping hidden names."""
-    found = fs.list_files(uri, is_glob=bool(_GLOB_CHARS & set(uri.split("://", 1)[-1])))
-    files = []
-    for source, size, mtime in sorted(found):
-        rel = source[len(uri) :] if source.startswith(uri) else source
-        if any(is_hidden(part) for part in rel.split("/") if part):
-            continue
-        if _has_audio_extension(source, extensions):
-            files.append(InputFile(source, size, mtime=mtime))
-    return files

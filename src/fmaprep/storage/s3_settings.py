@@ -17,6 +17,7 @@ result.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -81,9 +82,11 @@ def on_emr() -> bool:
 
 def bundled_hadoop_version() -> str:
     """The Hadoop client version inside the installed pyspark wheel (e.g. ``"3.3.4"``)."""
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
+    # find_spec locates the package without importing it (readers and tasks stay pyspark-free)
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise StorageConfError("pyspark is not installed: cannot tell its Hadoop version")
+    jars = Path(spec.origin).parent / "jars"
     for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
         match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", jar.name)
         if match:
@@ -267,6 +270,15 @@ def spark_storage_conf(
 def redact(conf: Mapping[str, str]) -> dict[str, str]:
     """A copy safe to print or log: secret-looking values replaced by ``*****``."""
     return {k: ("*****" if SECRET_KEY_PATTERN.search(k) else v) for k, v in conf.items()}
+
+
+def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A job config (``Config.to_dict()``) safe to store beside the data: secret-looking
+    ``spark_conf`` values replaced by ``*****``."""
+    job = dict(config.get("job", {}))
+    if isinstance(job.get("spark_conf"), Mapping):
+        job["spark_conf"] = redact(job["spark_conf"])
+    return {**config, "job": job}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,16 @@ def is_local(uri: str) -> bool:
     return uri.startswith("file://")
 
 
+def is_local_source(source: str) -> bool:
+    """An input's source is local when it is a plain path or a ``file:`` URI."""
+    return "://" not in source or source.startswith("file:")
+
+
 def local_path(uri: str) -> str:
-    return uri[len("file://") :] if uri.startswith("file://") else uri
+    """The local path of a ``file://`` URI, a ``file:`` URI or a plain path."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    return uri[len("file:") :] if uri.startswith("file:") else uri
 
 
 def is_hidden(name: str) -> bool:

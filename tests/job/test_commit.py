@@ -1,0 +1,193 @@
+"""The commit protocol (README, "Commit protocol"), on local disk, HDFS and S3, through the CLI as a
+user runs it: the driver is killed during the tasks and between every step of the commit; after
+each kill a reader sees a whole generation (or, for a first run, none), and ``--mode resume``
+ends with every input exactly once, with the codes of a clean run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fmaprep.audio.synth import music
+from fmaprep.formats.records import read_commit, read_records
+from fmaprep.storage.stores import StoreSettings, open_store
+from local_services_fixture import local_services  # noqa: F401 (a fixture)
+
+from conftest import write_audio
+
+N_FILES = 8
+STEPS = ("before-driver-shard", "before-commit", "before-conveniences", "before-cleanup",
+         "mid-cleanup")  # fmt: skip
+
+
+def make_corpus(root: Path, n: int = N_FILES, seed: int = 0) -> Path:
+    for i in range(n):
+        tid = f"{100 + i:06d}"
+        write_audio(root / tid[:3] / f"{tid}.mp3", music(1.5, 44100, seed=seed + i), 44100)
+    return root
+
+
+def run_cli(
+    inp: str, out: str, env: dict[str, str], *args: str, crash: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**env, "FMAPREP_TEST_CRASH_AT": crash} if crash else dict(env)
+    env.pop("FMAPREP_TEST_CRASH_AT", None) if not crash else None
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]",
+           "--partitions", "4", *args]  # fmt: skip
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def codes(out: str, settings: StoreSettings) -> dict[str, bytes]:
+    """track_id -> codes; fails if a track appears twice."""
+    seen: dict[str, bytes] = {}
+    for record in read_records(out, settings=settings):
+        assert record["track_id"] not in seen, f"{record['track_id']} twice"
+        seen[record["track_id"]] = record["codes"].tobytes()
+    return seen
+
+
+def manifest_sources(out: str, settings: StoreSettings) -> list[str]:
+    store = open_store(out, settings)
+    lines = store.read_bytes(f"{out.rstrip('/')}/_manifest.jsonl").decode().splitlines()
+    return [json.loads(line)["source"] for line in lines]
+
+
+@pytest.fixture(params=["local", "hdfs", "s3"])
+def store_root(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """An empty place for OUTPUTs on each store, and the environment that reaches it."""
+    if request.param == "local":
+        yield str(tmp_path / "outs"), dict(os.environ)
+        return
+    env = request.getfixturevalue("local_services")
+    tag = uuid.uuid4().hex[:8]
+    if request.param == "hdfs":
+        yield f"{env['FMAPREP_HDFS_URI']}/commit-{tag}", env
+    else:
+        yield f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{tag}", env
+
+
+def _settings(env: dict[str, str]) -> StoreSettings:
+    return StoreSettings.from_env(environ=env)
+
+
+@pytest.mark.slow
+def test_killed_first_run_then_resume(
+    store_root: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    root, env = store_root
+    settings = _settings(env)
+    corpus = str(make_corpus(tmp_path / "corpus"))
+    clean = f"{root}/clean"
+    assert run_cli(corpus, clean, env).returncode == 0
+    want = codes(clean, settings)
+    assert len(want) == N_FILES
+    for step in ("tasks:3", *STEPS):
+        out = f"{root}/first-{step.replace(':', '')}"
+        proc = run_cli(corpus, out, env, crash=step)
+        assert proc.returncode != 0, f"{step}: the job was not killed"
+        # a reader sees nothing (no commit yet) or the whole new generation
+        try:
+            got = codes(out, settings)
+        except FileNotFoundError:
+            assert step in ("tasks:3", "before-driver-shard", "before-commit"), step
+        else:
+            assert got == want, step
+        # error mode refuses, resume completes: every input exactly once, clean codes
+        refused = run_cli(corpus, out, env)
+        assert refused.returncode == 2 and "--mode" in refused.stderr, refused.stderr[-500:]
+        done = run_cli(corpus, out, env, "--mode", "resume")
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert codes(out, settings) == want, step
+        sources = manifest_sources(out, settings)
+        assert len(sources) == len(set(sources)) == N_FILES, step
+        _only_committed_files(out, settings)
+
+
+@pytest.mark.slow
+def test_killed_overwrite_shows_a_whole_generation(
+    store_root: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    root, env = store_root
+    settings = _settings(env)
+    corpus = str(make_corpus(tmp_path / "corpus", seed=20))
+    left, right = f"{root}/left", f"{root}/right"
+    assert run_cli(corpus, left, env).returncode == 0
+    assert run_cli(corpus, right, env, "--channel", "right").returncode == 0
+    old, new = codes(left, settings), codes(right, settings)
+    assert old != new
+    for step in ("tasks:4", *STEPS):
+        out = f"{root}/over-{step.replace(':', '')}"
+        assert run_cli(corpus, out, env).returncode == 0
+        proc = run_cli(corpus, out, env, "--channel", "right", "--mode", "overwrite", crash=step)
+        assert proc.returncode != 0, step
+        got = codes(out, settings)
+        assert got in (old, new), f"{step}: a mix of generations"
+        assert got == (new if step in STEPS[2:] else old), step
+        again = run_cli(corpus, out, env, "--channel", "right", "--mode", "overwrite")
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert codes(out, settings) == new
+        _only_committed_files(out, settings)
+
+
+def _only_committed_files(out: str, settings: StoreSettings) -> None:
+    """After a successful commit, OUTPUT holds what the commit names and the convenience files:
+    so ``sc.pickleFile(OUTPUT)`` sees exactly the committed records."""
+    commit = read_commit(out, settings)
+    assert commit is not None
+    store = open_store(out, settings)
+    prefix = out.rstrip("/") + "/"
+    names = {e.uri[len(prefix) :] for e in store.list_files(out)}
+    assert names == commit.names() | {"_SUCCESS", "_manifest.jsonl", "_stats.json"}
+
+
+@pytest.mark.slow
+def test_resume_reprocesses_exactly_the_changed_inputs(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus", n=10, seed=40)
+    out = str(tmp_path / "out")
+    env = dict(os.environ)
+    settings = StoreSettings()
+    assert run_cli(str(corpus), out, env).returncode == 0
+    before = codes(out, settings)
+    changed = sorted(corpus.rglob("*.mp3"))[:1]  # 10% of the inputs get new bytes
+    for path in changed:
+        write_audio(path, music(2.5, 44100, seed=99), 44100)
+    proc = run_cli(str(corpus), out, env, "--mode", "resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = json.loads((Path(out) / "_stats.json").read_text())
+    assert stats["processed_this_run"] == len(changed)
+    after = codes(out, settings)
+    assert after.keys() == before.keys()
+    fresh = str(tmp_path / "fresh")
+    assert run_cli(str(corpus), fresh, env).returncode == 0
+    assert after == codes(fresh, settings)  # the new codes for the changed input, once
+    assert [k for k in after if after[k] != before[k]] == [p.stem for p in changed]
+    # the replaced record is still in its old part, but excluded by the commit
+    commit = read_commit(out, settings)
+    assert commit is not None
+    assert sum(len(p.exclude) for p in commit.parts) == len(changed)
+
+
+@pytest.mark.slow
+def test_spark_reads_a_committed_output(spark: Any, tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus", n=4, seed=60)
+    out = tmp_path / "out"
+    assert run_cli(str(corpus), str(out), dict(os.environ)).returncode == 0
+    records = spark.sparkContext.pickleFile(str(out)).collect()
+    ours = {r["track_id"]: r["codes"] for r in read_records(str(out))}
+    assert {r["track_id"] for r in records} == set(ours) and len(records) == len(ours)
+    for r in records:
+        np.testing.assert_array_equal(r["codes"], ours[r["track_id"]])
