@@ -191,3 +191,46 @@ def test_spark_reads_a_committed_output(spark: Any, tmp_path: Path) -> None:
     assert {r["track_id"] for r in records} == set(ours) and len(records) == len(ours)
     for r in records:
         np.testing.assert_array_equal(r["codes"], ours[r["track_id"]])
+
+
+@pytest.mark.slow
+def test_s3_runs_copy_nothing_and_upload_each_byte_once(
+    local_services: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """Every request that reaches the S3 server during a new run, an overwrite and a resume, seen
+    by a recording proxy in front of it: no CopyObject, no UploadPartCopy, and the bytes uploaded
+    for each part equal its size."""
+    from fmaprep.bench.httpproxy import S3Proxy
+
+    corpus = make_corpus(tmp_path / "corpus", n=6, seed=80)
+    out = f"s3a://{local_services['FMAPREP_S3_BUCKET']}/requests-{uuid.uuid4().hex[:8]}"
+    with S3Proxy(local_services["FMAPREP_S3_ENDPOINT"]) as proxy:
+        env = {**local_services, "FMAPREP_S3_ENDPOINT": proxy.url}
+        settings = _settings(env)
+        seen: dict[str, list[str]] = {}
+        for mode in ("error", "overwrite", "resume"):
+            if mode == "resume":
+                make_corpus(tmp_path / "corpus", n=8, seed=80)  # two new inputs
+            before = read_commit(out, settings) if mode != "error" else None
+            proxy.reset()
+            proc = run_cli(str(corpus), out, env, "--mode", mode)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            records = proxy.requests()
+            ops = [r.operation for r in records]
+            seen[mode] = sorted(set(ops))
+            assert "CopyObject" not in ops and "UploadPartCopy" not in ops, mode
+            commit = read_commit(out, settings)
+            assert commit is not None
+            old = {p.name for p in before.parts} if before else set()
+            for part in commit.parts:
+                uploaded = sum(
+                    r.payload_bytes
+                    for r in records
+                    if r.key
+                    and r.key.endswith("/" + part.name)
+                    and r.operation in ("PutObject", "UploadPart")
+                )
+                assert uploaded == (0 if part.name in old else part.bytes), (mode, part.name)
+        assert len(codes(out, settings)) == 8
+    (tmp_path / "s3-operations.json").write_text(json.dumps(seen, indent=1))

@@ -215,11 +215,14 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     return commit
 
 
-def finish(store: Store, output: str, commit: Commit, lines: list[dict[str, Any]]) -> int:
+def finish(
+    store: Store, output: str, commit: Commit, lines: list[dict[str, Any]], commit_seconds: float
+) -> int:
     """After the commit: the convenience files, then delete what the commit does not name."""
     crash_point("before-conveniences")
     store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
-    stats = json.dumps(commit.stats, indent=2, sort_keys=True) + "\n"
+    stats = json.dumps({**commit.stats, "commit_s": round(commit_seconds, 3)}, indent=2,
+                       sort_keys=True) + "\n"  # fmt: skip
     store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
     crash_point("before-cleanup")
     return cleanup(store, output, commit)

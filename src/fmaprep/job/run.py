@@ -117,6 +117,7 @@ def run_preprocess(
 
 
 def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: float) -> JobResult:
+    timings = {"start_s": time.monotonic() - started}  # where the time went, for _stats.json
     stores = store_settings(sc, config)
     input_uri, output_uri = stores.full_uri(input_uri), stores.full_uri(output_uri).rstrip("/")
     out = open_store(output_uri, stores)
@@ -124,7 +125,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
     check_mode(state, config.job.mode)
 
     # extract: what to process, what an earlier run already did, what is a duplicate
+    mark = time.monotonic()
     files = list_inputs(input_uri, config.job.extensions, stores)
+    timings["list_s"] = time.monotonic() - mark
     if not files:
         raise StorageError(f"no audio files ({', '.join(config.job.extensions)}) under {input_uri}")
     files, driver_lines = _over_limits(files, config)
@@ -152,7 +155,10 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         plan = TaskPlan(
             output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
         )
+        mark = time.monotonic()
         results = run_tasks(sc, bins, plan, lambda poll: _progress(len(todo), poll))
+        timings["tasks_s"] = time.monotonic() - mark
+    timings["plan_s"] = time.monotonic() - started - sum(timings.values())
     lines = kept.lines + driver_lines + [line for r in results for line in r.lines]
     counts = summarize(lines)
     wall = time.monotonic() - started
@@ -164,14 +170,16 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         "processed_this_run": len(todo),
         "config_key": config_key(config),
         "generation": generation,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     stats = stats_dict(counts, redact_config(config.to_dict()), wall, extra)
 
     # commit: _SUCCESS names the new generation; then conveniences and clean-up
+    mark = time.monotonic()
     commit = publish(
         out, output_uri, generation, config.job.format, kept, results, driver_lines, stats
     )
-    finish(out, output_uri, commit, lines)
+    finish(out, output_uri, commit, lines, time.monotonic() - mark)
     failures = [line for line in lines if line["status"] == "error"]
     rate = counts["failed"] / counts["inputs"] if counts["inputs"] else 0.0
     return JobResult(output_uri, counts, wall, failures, rate > config.job.max_error_rate)

@@ -8,6 +8,7 @@ a file that vanished since it was listed, becomes one ``read_failed`` manifest l
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import shutil
@@ -23,12 +24,18 @@ from fmaprep.storage.uris import is_local_source, local_path
 
 log = logging.getLogger(__name__)
 
-PREFETCH = 2  # remote files in flight ahead of the one being decoded
+# Remote files in flight ahead of the one being decoded: enough to hide tens of milliseconds
+# of request latency behind tiny files, bounded in bytes so long tracks do not fill the disk.
+PREFETCH_FILES = 8
+PREFETCH_BYTES = 256 * 1024 * 1024
 COPY_BLOCK = 1 << 20
 
 
 def local_copies(
-    items: Iterable[InputFile], settings: StoreSettings, prefetch: int = PREFETCH
+    items: Iterable[InputFile],
+    settings: StoreSettings,
+    max_files: int = PREFETCH_FILES,
+    max_bytes: int = PREFETCH_BYTES,
 ) -> Iterator[tuple[InputFile, str | None, TrackError | None]]:
     """(input, local path or None, read error or None) for each input, in order. A remote input's
     temporary copy is removed once the consumer asks for the next one."""
@@ -38,26 +45,26 @@ def local_copies(
             yield item, local_path(item.source), None
         return
     scratch = tempfile.mkdtemp(prefix="fmaprep-inputs-")
-    pool = ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="fmaprep-read")
-    try:
-        pending: list[tuple[InputFile, Future[str] | None]] = []
-        it = iter(items)
+    pool = ThreadPoolExecutor(max_workers=max(1, max_files), thread_name_prefix="fmaprep-read")
+    pending: collections.deque[tuple[InputFile, Future[str] | None]] = collections.deque()
+    queue = collections.deque(enumerate(items))
 
-        def submit() -> None:
-            item = next(it, None)
-            if item is None:
-                return
+    def top_up() -> None:
+        in_flight = sum(item.size for item, future in pending if future is not None)
+        while queue and (not pending or (len(pending) < max_files and in_flight < max_bytes)):
+            n, item = queue.popleft()
             if is_local_source(item.source):
                 pending.append((item, None))
-            else:
-                target = os.path.join(scratch, f"{len(os.listdir(scratch))}-{os.getpid()}")
-                pending.append((item, pool.submit(_fetch, item, target, settings)))
+                continue
+            target = os.path.join(scratch, str(n))
+            pending.append((item, pool.submit(_fetch, item, target, settings)))
+            in_flight += item.size
 
-        for _ in range(max(1, prefetch)):
-            submit()
+    try:
+        top_up()
         while pending:
-            item, future = pending.pop(0)
-            submit()
+            item, future = pending.popleft()
+            top_up()
             if future is None:
                 yield item, local_path(item.source), None
                 continue

@@ -1,0 +1,140 @@
+"""The remote-scale table (README, "Scale"): N tiny mp3 inputs on local disk, HDFS and S3 (with
+and without 20 ms added to every S3 request), ``local[2]``; wall time, the time before the
+first task, and the marginal cost per file.
+
+``python -m fmaprep.bench.scale --stores local,hdfs,s3,s3+20ms --sizes 1000,5000,20000`` with
+the loopback services up (``scripts/local-services.sh up``; their ``env`` exported). Each run is
+a fresh ``fmaprep preprocess`` process; the corpus is one 2-second mp3's bytes under N names in
+FMA's layout (the per-file overhead is what is measured, not decoding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fmaprep.audio.encode import write_mp3
+from fmaprep.audio.synth import music
+from fmaprep.storage.stores import StoreSettings, open_store
+
+BASELINE_FILES = 100  # the marginal cost is measured from here
+
+
+def tiny_mp3(seconds: float = 2.0) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.mp3"
+        write_mp3(path, music(seconds, 44100, seed=1), 44100)
+        return path.read_bytes()
+
+
+def names(n: int) -> list[str]:
+    return [f"{i:06d}"[:3] + f"/{i:06d}.mp3" for i in range(1, n + 1)]
+
+
+def upload(root: str, n: int, data: bytes, settings: StoreSettings, threads: int = 16) -> float:
+    """Put ``n`` copies of ``data`` under ``root``; returns seconds taken."""
+    started = time.monotonic()
+    if "://" not in root:
+        for name in names(n):
+            path = Path(root) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return time.monotonic() - started
+    store = open_store(root, settings)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda name: store.write_bytes(f"{root}/{name}", data), names(n)))
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def latency_proxy(env: dict[str, str], delay_ms: float) -> Iterator[dict[str, str]]:
+    from fmaprep.bench.httpproxy import S3Proxy
+
+    with S3Proxy(env["FMAPREP_S3_ENDPOINT"], delay_ms=delay_ms) as proxy:
+        yield {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
+
+
+def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"job on {inp} failed: {proc.stderr[-2000:]}")
+    stats = json.loads(open_store(out, StoreSettings.from_env(environ=env)).read_bytes(
+        f"{out}/_stats.json"))  # fmt: skip
+    timings = stats.get("timings", {})
+    first_task = sum(timings.get(k, 0.0) for k in ("start_s", "list_s", "plan_s"))
+    return {"wall_s": round(wall, 2), "to_first_task_s": round(first_task, 2),
+            "tasks_s": timings.get("tasks_s"), "commit_s": stats.get("commit_s"),
+            "ok": stats["ok"]}  # fmt: skip
+
+
+def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
+    if store == "local":
+        return str(local_dir / tag)
+    if store == "hdfs":
+        return f"{env['FMAPREP_HDFS_URI']}/scale/{tag}"
+    return f"s3a://{env['FMAPREP_S3_BUCKET']}/scale/{tag}"
+
+
+def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, Any]]:
+    data = tiny_mp3()
+    rows = []
+    base_env = dict(os.environ)
+    for store in stores:
+        kind, _, delay = store.partition("+")
+        delay_ms = float(delay.removesuffix("ms")) if delay else 0.0
+        runs: dict[int, dict[str, Any]] = {}
+        for n in [BASELINE_FILES, *sizes]:
+            tag = f"{kind}-{n}-{uuid.uuid4().hex[:6]}"
+            inp = place(kind, base_env, f"in-{tag}", work)
+            out = place(kind, base_env, f"out-{tag}", work)
+            load_s = upload(inp, n, data, StoreSettings.from_env(environ=base_env))
+            with contextlib.ExitStack() as stack:
+                env = base_env
+                if delay_ms:
+                    env = stack.enter_context(latency_proxy(base_env, delay_ms))
+                runs[n] = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
+            if kind == "local":
+                shutil.rmtree(inp, ignore_errors=True)
+                shutil.rmtree(out, ignore_errors=True)
+            base = runs[BASELINE_FILES]["wall_s"]
+            extra = n - BASELINE_FILES
+            marginal = round(1000 * (runs[n]["wall_s"] - base) / extra, 2) if extra else None
+            row = {"store": store, "files": n, **runs[n], "marginal_ms": marginal}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.scale", description=__doc__)
+    parser.add_argument("--stores", default="local,hdfs,s3,s3+20ms")
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--work", default="build/bench-scale", help="local corpus directory")
+    parser.add_argument("--out", default="build/bench-scale/scale.jsonl")
+    args = parser.parse_args(argv)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = measure(args.stores.split(","), [int(s) for s in args.sizes.split(",")], work)
+    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
