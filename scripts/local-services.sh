@@ -187,6 +187,15 @@ EOF
   <property><name>dfs.heartbeat.interval</name><value>1</value></property>
   <property><name>dfs.namenode.heartbeat.recheck-interval</name><value>10000</value></property>
   <property><name>dfs.client.retry.max.attempts</name><value>2</value></property>
+  <!-- Small files: a client's close() asks the NameNode to complete the file, which by default
+       needs the DataNode's incremental block report for the last block to have arrived; about
+       half the time it has not yet, and the client sleeps 400 ms before asking again (~0.2 s per
+       file). Let the NameNode close a file whose last block is committed but not yet reported
+       (the replica is already finalized on the DataNode when the pipeline acks). -->
+  <property><name>dfs.namenode.file.close.num-committed-allowed</name><value>1</value></property>
+  <!-- And for clients that read this file (hdfs dfs, the DataNode's WebHDFS writer) when a
+       retry does happen: retry after 10 ms, not 400. -->
+  <property><name>dfs.client.block.write.locateFollowingBlock.initial.delay.ms</name><value>10</value></property>
 </configuration>
 EOF
   # Client tools: warnings and errors only, on stderr. Daemons: INFO into their log files.
@@ -261,6 +270,11 @@ start_service() {
   local log=$LOG_DIR/$name.log
   : >"$log"
   local -a jvm=(-Xmx"$heap" -XX:+UseSerialGC "-Dfmaprep.service=$name" "-Dfmaprep.state=$STATE")
+  # Hadoop 3.3's WebHDFS (Jersey + Guice) reflects into java.lang: on Java 9+ every WebHDFS
+  # request answers 500 (InaccessibleObjectException) unless the module is opened to it.
+  if [[ $name != s3proxy ]] && ! "$JAVA" -version 2>&1 | grep -q 'version "1\.'; then
+    jvm+=(--add-opens=java.base/java.lang=ALL-UNNAMED)
+  fi
   if [[ $name == s3proxy ]]; then
     nohup "$JAVA" "${jvm[@]}" -cp "$S3PROXY_JAR" org.gaul.s3proxy.Main \
       --properties "$STATE/s3proxy.properties" >>"$log" 2>&1 </dev/null &
