@@ -4,6 +4,8 @@
 #   corpus (45 songs of 4 min, LAME VBR) and a 12-hour one (the same files linked 4 times under
 #   new track ids: same decode work, no hour of encoding), a 3-hour 320 kbps mp3 for --memory,
 #   then runs `fmaprep bench` for each figure. Tables, plots and summary.json land in DIR/results.
+#   With the loopback services (scripts/local-services.sh), also the remote-store figures:
+#   throughput from HDFS and S3, a worker's peak RSS reading from S3, the N-files scale table.
 #   Safe to rerun: corpora are reused. DIR defaults to build/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,3 +55,33 @@ $fmaprep bench "$dir/corpus1" --masters 'local[2]' --repeat 5 --out "$r/1file"
 $fmaprep bench "$dir/big.mp3" --memory --out "$r/memory"
 $fmaprep bench "$dir/corpus3h" --masters 'local[2]' --configs original --repeat 1 --out "$r/3h-original"
 $fmaprep bench "$dir/corpus12h" --masters 'local[2]' --configs original --repeat 1 --out "$r/12h-original"
+
+# Remote stores (issue 12): needs the loopback services; skipped when they cannot start.
+if bash scripts/local-services.sh up >/dev/null; then
+  eval "$(bash scripts/local-services.sh env)"
+  # the 3-hour corpus from local disk, HDFS and S3, round-robin: each store's share of local's
+  .venv/bin/python -m fmaprep.bench.scale --throughput "$dir/corpus3h" --repeat 3 \
+    --out "$r/throughput.jsonl"
+  # a worker's peak RSS on the 3-hour 320 kbps mp3 read from S3
+  .venv/bin/python - "$dir/big.mp3" "$r/memory-s3.json" <<'PY'
+import json, os, sys, uuid
+from pathlib import Path
+from fmaprep.bench.memory import worker_peak_rss
+from fmaprep.storage.clients import StoreSettings, open_store
+src = Path(sys.argv[1])
+dest = f"s3a://{os.environ['FMAPREP_S3_BUCKET']}/memory-{uuid.uuid4().hex[:6]}"
+store = open_store(dest, StoreSettings.from_env())
+with store.open_write(f"{dest}/{src.name}") as w, src.open("rb") as f:
+    while block := f.read(8 << 20):
+        w.write(block)
+    w.commit()
+peak = worker_peak_rss(f"{dest}/{src.name}")
+Path(sys.argv[2]).write_text(json.dumps({"input": "s3", "worker_peak_rss_mb": round(peak, 1)}))
+print(f"worker peak RSS, 3-hour mp3 from S3: {peak:.0f} MB")
+PY
+  # N tiny files on each store, with and without 20 ms per S3 request (~20 min)
+  .venv/bin/python -m fmaprep.bench.scale --stores local,hdfs,s3,s3+20ms \
+    --sizes 1000,5000,20000 --out "$r/scale.jsonl"
+else
+  echo "bench.sh: local services did not start; remote-store figures skipped" >&2
+fi

@@ -14,6 +14,11 @@
 #   --upload           build the archive now (fmaprep package-env --python-prefix /usr, EMR's
 #                      python3.11 is /usr/bin/python3.11) and copy it and the job script first
 #   --executor-memory M (default 4g)  --region R
+#   --pyspark-memory M Python workers' memory, counted by YARN in each executor's container
+#                      (default 1g per executor core: a task's measured peak on a 3-hour
+#                      320 kbps mp3 is under 600 MB, README "Cluster mode and EMR")
+#   --event-log-dir U  Spark event logs for the History Server (default s3://B/PREFIX/spark-events/;
+#                      "none": EMR's default, HDFS, lost with the cluster)
 #   -- ARGS...         extra fmaprep preprocess options (e.g. -- --resampler resampy)
 #   --dry-run          print the exact commands instead of running them
 #
@@ -23,6 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 executor_memory=4g region=""
+pyspark_memory=1g event_log_dir=""
 positional=() extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -32,6 +38,8 @@ while [[ $# -gt 0 ]]; do
     --no-archive) archive=0; shift ;;
     --upload) upload=1; shift ;;
     --executor-memory) executor_memory=$2; shift 2 ;;
+    --pyspark-memory) pyspark_memory=$2; shift 2 ;;
+    --event-log-dir) event_log_dir=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
@@ -79,7 +87,12 @@ if ((upload)); then
 fi
 
 # one spark-submit argument list; EMR's Args=[...] is comma-separated, so pass it as JSON
-submit=(spark-submit --deploy-mode cluster --master yarn --executor-memory "$executor_memory")
+submit=(spark-submit --deploy-mode cluster --master yarn --executor-memory "$executor_memory"
+  --conf "spark.executor.pyspark.memory=$pyspark_memory")
+event_log_dir=${event_log_dir:-$code/spark-events/}
+if [[ $event_log_dir != none ]]; then
+  submit+=(--conf spark.eventLog.enabled=true --conf "spark.eventLog.dir=$event_log_dir")
+fi
 if ((archive)); then
   submit+=(--archives "$env_archive#environment"
     --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python

@@ -102,3 +102,18 @@ def s3(env: dict[str, str]) -> Any:
             response_checksum_validation="when_required",
         ),
     )
+
+
+@pytest.fixture
+def services_environ(
+    local_services: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """``local_services``, with its credentials and addresses also in this process's environment
+    (boto3's credential chain and the WebHDFS client read them there), for tests that read the
+    stores in-process."""
+    for key in ("FMAPREP_HDFS_URI", "FMAPREP_WEBHDFS_URL", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):  # fmt: skip
+        monkeypatch.setenv(key, local_services[key])
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    return local_services

@@ -119,7 +119,9 @@ def test_submit_dry_run_ships_the_archive_in_cluster_deploy_mode(no_aws: dict[st
     )  # fmt: skip
     assert _step_args(cmd) == [
         "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
-        "--executor-memory", "4g",
+        "--executor-memory", "4g", "--conf", "spark.executor.pyspark.memory=1g",
+        "--conf", "spark.eventLog.enabled=true",
+        "--conf", "spark.eventLog.dir=s3://b/fmaprep/spark-events/",
         "--archives", "s3://b/fmaprep/env/fmaprep-env.tar.gz#environment",
         "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
         "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",

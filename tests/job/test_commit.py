@@ -19,8 +19,8 @@ import pytest
 
 from fmaprep.audio.synth import music
 from fmaprep.formats.records import read_commit, read_records
-from fmaprep.storage.stores import StoreSettings, open_store
-from local_services_fixture import local_services  # noqa: F401 (a fixture)
+from fmaprep.storage.clients import StoreSettings, open_store
+from local_services_fixture import local_services, services_environ  # noqa: F401 (fixtures)
 
 from conftest import write_audio
 
@@ -72,7 +72,7 @@ def store_root(
     if request.param == "local":
         yield str(tmp_path / "outs"), dict(os.environ)
         return
-    env = request.getfixturevalue("local_services")
+    env = request.getfixturevalue("services_environ")
     tag = uuid.uuid4().hex[:8]
     if request.param == "hdfs":
         yield f"{env['FMAPREP_HDFS_URI']}/commit-{tag}", env
@@ -195,7 +195,7 @@ def test_spark_reads_a_committed_output(spark: Any, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_s3_runs_copy_nothing_and_upload_each_byte_once(
-    local_services: dict[str, str],  # noqa: F811 (the fixture)
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
     """Every request that reaches the S3 server during a new run, an overwrite and a resume, seen
@@ -204,9 +204,9 @@ def test_s3_runs_copy_nothing_and_upload_each_byte_once(
     from fmaprep.bench.httpproxy import S3Proxy
 
     corpus = make_corpus(tmp_path / "corpus", n=6, seed=80)
-    out = f"s3a://{local_services['FMAPREP_S3_BUCKET']}/requests-{uuid.uuid4().hex[:8]}"
-    with S3Proxy(local_services["FMAPREP_S3_ENDPOINT"]) as proxy:
-        env = {**local_services, "FMAPREP_S3_ENDPOINT": proxy.url}
+    out = f"s3a://{services_environ['FMAPREP_S3_BUCKET']}/requests-{uuid.uuid4().hex[:8]}"
+    with S3Proxy(services_environ["FMAPREP_S3_ENDPOINT"]) as proxy:
+        env = {**services_environ, "FMAPREP_S3_ENDPOINT": proxy.url}
         settings = _settings(env)
         seen: dict[str, list[str]] = {}
         for mode in ("error", "overwrite", "resume"):

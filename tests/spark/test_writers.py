@@ -17,7 +17,7 @@ from fmaprep.job.commit import config_key
 from fmaprep.model import METADATA_KEYS, InputFile
 from fmaprep.pipeline import process_file
 from fmaprep.spark.writers import TaskPlan, write_part
-from fmaprep.storage.stores import StoreSettings
+from fmaprep.storage.clients import StoreSettings
 
 from conftest import write_audio
 

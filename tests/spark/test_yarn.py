@@ -20,11 +20,11 @@ import pytest
 
 from fmaprep.audio.synth import music
 from fmaprep.formats.records import read_records
-from local_services_fixture import local_services
+from local_services_fixture import local_services, services_environ
 
 from conftest import ROOT, local_reference, script_env, write_audio
 
-__all__ = ["local_services"]  # the fixture, re-exported for pytest
+__all__ = ["local_services", "services_environ"]  # the fixture, re-exported for pytest
 pytestmark = pytest.mark.slow
 
 YARN = ["bash", str(ROOT / "scripts" / "local-yarn.sh")]
@@ -54,7 +54,12 @@ def _corpus(root: Path) -> Path:
 
 
 def _submit(
-    yarn: dict[str, str], archive: Path, src: str, dst: str, base_env: dict[str, str]
+    yarn: dict[str, str],
+    archive: Path,
+    src: str,
+    dst: str,
+    base_env: dict[str, str],
+    conf: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in base_env.items() if not k.startswith("PYSPARK_")}
     env.update(HADOOP_CONF_DIR=yarn["HADOOP_CONF_DIR"], SPARK_HOME=yarn["SPARK_HOME"])
@@ -67,6 +72,7 @@ def _submit(
         "--archives", f"{archive}#environment",
         "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
         "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+        *conf,
         str(ROOT / "jobs" / "preprocess.py"), src, dst,
     ]  # fmt: skip
     proc = subprocess.run(
@@ -120,7 +126,8 @@ def test_hdfs_input_and_output_on_yarn_equal_local(
     dfs("-mkdir", "-p", base)
     dfs("-put", str(corpus), f"{base}/in")
     try:
-        _submit(yarn, env_archive, f"{hdfs}{base}/in", f"{hdfs}{base}/out", env)
+        _submit(yarn, env_archive, f"{hdfs}{base}/in", f"{hdfs}{base}/out", env,
+                _service_conf(env))  # fmt: skip
         fetched = tmp_path / "fetched"
         dfs("-get", f"{base}/out", str(fetched))
     finally:
@@ -129,3 +136,42 @@ def test_hdfs_input_and_output_on_yarn_equal_local(
     assert stats["master"] == "yarn"
     assert stats["output"] == f"{hdfs}{base}/out"
     assert _codes(fetched) == _codes(local)
+
+
+def _service_conf(env: dict[str, str]) -> tuple[str, ...]:
+    """What a YARN container needs to reach the loopback services: on EMR the same comes from
+    the cluster's Hadoop configuration (dfs.namenode.http-address) and the instance profile."""
+    names = ("FMAPREP_WEBHDFS_URL", "FMAPREP_S3_ENDPOINT", "AWS_ACCESS_KEY_ID",
+             "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")  # fmt: skip
+    conf: list[str] = []
+    for name in names:
+        conf += ["--conf", f"spark.yarn.appMasterEnv.{name}={env[name]}"]
+        if name.startswith("AWS_"):  # the tasks read S3 with boto3's credential chain
+            conf += ["--conf", f"spark.executorEnv.{name}={env[name]}"]
+    return tuple(conf)
+
+
+def test_s3_input_on_yarn_equals_local(
+    yarn: dict[str, str],
+    env_archive: Path,
+    services_environ: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Inputs on S3, read by the tasks in their YARN containers; output on HDFS."""
+    from fmaprep.storage.clients import StoreSettings, open_store
+
+    env = services_environ
+    corpus = _corpus(tmp_path / "corpus")
+    local = tmp_path / "local"
+    local_reference(corpus, local)
+    tag = uuid.uuid4().hex[:12]
+    src = f"s3a://{env['FMAPREP_S3_BUCKET']}/yarn-{tag}/in"
+    settings = StoreSettings.from_env(environ=env)
+    store = open_store(src, settings)
+    for path in sorted(corpus.rglob("*.mp3")):
+        store.write_bytes(f"{src}/{path.relative_to(corpus)}", path.read_bytes())
+    dst = f"{env['FMAPREP_HDFS_URI']}/fmaprep-yarn-test/{tag}/out"
+    proc = _submit(yarn, env_archive, src, dst, env, _service_conf(env))
+    assert env["AWS_SECRET_ACCESS_KEY"] not in proc.stdout  # never logged
+    got = {r["track_id"]: r["codes"].tobytes() for r in read_records(dst, settings=settings)}
+    assert got == _codes(local)

@@ -27,7 +27,7 @@ from typing import Any
 
 from fmaprep.audio.encode import write_mp3
 from fmaprep.audio.synth import music
-from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store
 
 BASELINE_FILES = 100  # the marginal cost is measured from here
 
@@ -122,15 +122,73 @@ def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, A
     return rows
 
 
+def upload_tree(src: Path, dest: str, settings: StoreSettings, threads: int = 8) -> None:
+    """Every file under ``src`` to ``dest`` (its relative names kept)."""
+    store = open_store(dest, settings)
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def put(path: Path) -> None:
+        with store.open_write(f"{dest}/{path.relative_to(src).as_posix()}") as w:
+            with path.open("rb") as f:
+                while block := f.read(8 << 20):
+                    w.write(block)
+            w.commit()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, files))
+
+
+def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
+    """The same corpus from local disk, HDFS and S3, ``local[2]``, round-robin ``repeat`` times:
+    audio seconds per wall second, and each store's share of local disk's."""
+    import statistics
+
+    from fmaprep.bench.runner import run_job
+
+    env = dict(os.environ)
+    settings = StoreSettings.from_env(environ=env)
+    tag = uuid.uuid4().hex[:6]
+    inputs = {"local": str(corpus.resolve()),
+              "hdfs": f"{env['FMAPREP_HDFS_URI']}/throughput-{tag}",
+              "s3": f"s3a://{env['FMAPREP_S3_BUCKET']}/throughput-{tag}"}  # fmt: skip
+    for kind in ("hdfs", "s3"):
+        upload_tree(corpus, inputs[kind], settings)
+    walls: dict[str, list[float]] = {k: [] for k in inputs}
+    audio = 0.0
+    with tempfile.TemporaryDirectory(prefix="fmaprep-throughput-") as tmp:
+        for _ in range(repeat):
+            for kind, uri in inputs.items():
+                wall, audio = run_job(uri, "local[2]", [], Path(tmp))
+                walls[kind].append(wall)
+                print(json.dumps({"store": kind, "wall_s": round(wall, 2)}), flush=True)
+    local = statistics.median(walls["local"])
+    return [{"store": k, "median_s": round(statistics.median(v), 2), "runs": v,
+             "audio_s_per_s": round(audio / statistics.median(v), 1),
+             "share_of_local": round(local / statistics.median(v), 3)}
+            for k, v in walls.items()]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.scale", description=__doc__)
     parser.add_argument("--stores", default="local,hdfs,s3,s3+20ms")
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--work", default="build/bench-scale", help="local corpus directory")
     parser.add_argument("--out", default="build/bench-scale/scale.jsonl")
+    parser.add_argument(
+        "--throughput",
+        type=Path,
+        metavar="CORPUS",
+        help="instead: this corpus from local disk, HDFS and S3, round-robin",
+    )
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.throughput:
+        rows = throughput(args.throughput, args.repeat)
+        Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print("\n".join(json.dumps(r) for r in rows))
+        return 0
     rows = measure(args.stores.split(","), [int(s) for s in args.sizes.split(",")], work)
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
     return 0

@@ -9,21 +9,31 @@ batches (lists of records). Pickle runs code on load: read only outputs your own
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlparse
 
 from fmaprep.formats.commit import SUCCESS_FILE, Commit, parse_commit
+from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
-from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import is_local_source
 
-__all__ = ["OutputChangedError", "read_commit", "read_partition", "read_records"]
+__all__ = [
+    "OutputChangedError",
+    "OutputInfo",
+    "read_commit",
+    "read_output_info",
+    "read_partition",
+    "read_records",
+]
 
 
 def read_partition(
@@ -126,6 +136,37 @@ def _commit_of(out: _Output) -> Commit | None:
             f"{out.label}: no {SUCCESS_FILE}, the job did not finish (or still runs)"
         ) from e
     return parse_commit(data, f"{out.label}/{SUCCESS_FILE}")
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """What an OUTPUT says about itself: its manifest lines, its stats, its part names."""
+
+    lines: list[dict[str, Any]]
+    stats: dict[str, Any]
+    parts: list[str]
+
+
+def read_output_info(output: str, settings: StoreSettings | None = None) -> OutputInfo:
+    """The committed generation's manifest (the shards its commit names), stats and parts;
+    for outputs without a fmaprep commit, ``_manifest.jsonl``/``_stats.json`` and every part."""
+    out = _Output(output, settings)
+    try:
+        commit = _commit_of(out)
+        if commit is None:
+            lines = parse_manifest(out.read(MANIFEST_FILE))
+            try:
+                stats = json.loads(out.read(STATS_FILE))
+            except FileNotFoundError:
+                stats = {}
+            return OutputInfo(lines, stats, out.part_names())
+        lines = []
+        for name, _ in commit.manifest:
+            rows = [json.loads(x) for x in out.read(name).decode().splitlines() if x.strip()]
+            lines += [r for r in rows if "_task" not in r]
+        return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts])
+    finally:
+        out.close()
 
 
 def read_records(

@@ -33,9 +33,9 @@ from fmaprep.pipeline import failed_line
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
+from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
-from fmaprep.storage.stores import StoreSettings, open_store
 from fmaprep.storage.uris import StorageError, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,14 @@ def _partition_count(sc: Any, files: list[InputFile], config: Config) -> int:
 
 
 def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
-    """Spark settings the URIs need (S3A endpoint, jars and credentials; the HDFS NameNode).
-    Secrets come from the environment and are never logged."""
-    from fmaprep.storage.s3_settings import is_s3_uri, load_s3_settings, redact, spark_storage_conf
+    """Spark settings the URIs need: only HDFS's default filesystem (so ``hdfs:///x`` means the
+    same NameNode as for the ``hdfs`` tool). The JVM never touches S3 (the tasks read and write
+    it with boto3), so no S3A jars and no credentials go into Spark's configuration."""
+    from fmaprep.storage.s3_settings import hdfs_spark_conf
 
-    settings = None
-    if any(is_s3_uri(uri) for uri in uris):
-        settings = load_s3_settings(endpoint=config.job.s3_endpoint)
-    conf = spark_storage_conf(uris, settings)
+    conf = hdfs_spark_conf()
     if conf:
-        log.info("storage settings: %s", redact(conf))
+        log.info("storage settings: %s", conf)
     return conf
 
 

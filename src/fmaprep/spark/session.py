@@ -156,7 +156,6 @@ def build_session(
     conf = dict(conf or {})
     settings: dict[str, str] = {
         "spark.ui.showConsoleProgress": "false",  # fmaprep prints its own progress
-        "spark.ui.enabled": "false",
         "spark.driver.extraJavaOptions": " ".join(
             [
                 f"-Dlog4j2.configurationFile=file:{log4j_config()}",
@@ -172,6 +171,8 @@ def build_session(
         # "hostname resolves to a loopback address" warning on every start)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.ui.enabled"] = "false"  # a local job is watched on its console line; a
+        # cluster job keeps Spark's UI (EMR shows it through YARN's proxy)
         settings["spark.driver.bindAddress"] = "127.0.0.1"
         os.environ["PYSPARK_PYTHON"] = sys.executable
         os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable

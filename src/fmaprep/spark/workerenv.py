@@ -39,7 +39,9 @@ class WorkerEnvironmentError(Exception):
 
 def required_modules(cfg: PipelineConfig) -> list[str]:
     """Top-level modules the pipeline imports on a worker for ``cfg``."""
-    modules = ["fmaprep", "numpy", "scipy", *_DECODER_MODULES.get(cfg.decoder, ())]
+    # requests: WebHDFS and the retrying reader; boto3: S3 inputs and outputs; pyarrow: parquet
+    modules = ["fmaprep", "numpy", "scipy", "requests", "boto3", "pyarrow"]
+    modules += _DECODER_MODULES.get(cfg.decoder, ())
     modules.append(cfg.resampler)  # soxr | resampy: the module has the resampler's name
     return list(dict.fromkeys(modules))
 

@@ -25,7 +25,7 @@ from fmaprep.formats.sequencefile import PickleFileWriter
 from fmaprep.model import InputFile
 from fmaprep.pipeline import failed_line, process_file
 from fmaprep.spark.inputs import local_copies
-from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store
 
 ManifestLine = dict[str, Any]
 FORMATS = ("pickle", "parquet")
@@ -102,7 +102,7 @@ def write_part(
                 progress.add((1, 0 if line["status"] == "ok" else 1))
         writer.close()
         out.commit()
-        part_bytes = out.nbytes
+        part_bytes = out.size
     header = {"_task": {"part": name, "bytes": part_bytes, "records": records}}
     header["_task"]["config_key"] = plan.config_key
     shard = f"{MANIFEST_DIR}/{name}.jsonl"

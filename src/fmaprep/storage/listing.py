@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 
 from fmaprep.model import InputFile, track_id_for
-from fmaprep.storage.stores import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import StorageError, is_hidden, is_local, local_path
 from fmaprep.tracks import TRACKS_FILE, track_metadata
 

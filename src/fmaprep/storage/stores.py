@@ -1,185 +1,273 @@
-"""Local disk, S3 and HDFS behind one small interface, without a JVM: what the driver lists and
-commits with, and what every task reads its inputs and writes its part with.
+"""Direct clients for the three stores (local disk, S3, HDFS), for the driver and for Python tasks.
 
-What is atomic where:
-- ``write_bytes`` publishes a whole small file: S3 one PutObject; local disk a hidden temporary
-  file renamed over the target; HDFS a hidden temporary file renamed over the target with
-  WebHDFS ``RENAME`` and ``renameoptions=OVERWRITE`` (one NameNode operation).
-- ``open_write`` streams a big file and publishes it on ``commit()``: S3 a multipart upload
-  (invisible until completed, aborted on failure), local disk and HDFS a hidden temporary name
-  renamed into place. Every byte is uploaded once; nothing is ever copied.
+No JVM: ``file://`` and plain paths use the OS, ``s3://``/``s3a://`` use boto3, ``hdfs://`` uses
+WebHDFS over ``requests``. A :class:`Store` is small and picklable (S3: the frozen
+:class:`~fmaprep.storage_conf.S3Settings`; HDFS: the NameNode's HTTP address and the user), so a
+task receives the store and builds its client itself: one boto3 client and one HTTP session per
+process (and per settings), created on first use and cached.
 
-Clients come from :mod:`fmaprep.storage.s3client` (boto3) and :mod:`fmaprep.storage.webhdfs`
-(requests); ``StoreSettings`` is the small, secret-free description that tasks receive.
+**URIs are not percent-encoded.** Everything after the bucket or host is the real name, byte for
+byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` is the key
+``a%20b#1?.mp3``. Listings return URIs spelled as the URI they were asked for (``s3a://`` stays
+``s3a://``, ``hdfs:///x`` stays ``hdfs:///x``, ``file:/x`` stays ``file:/x``).
+
+**What is atomic where** (a reader sees the old content or the new, never a part):
+
+- ``write_bytes`` and a committed ``open_write`` replace atomically everywhere. S3: one PutObject,
+  or CompleteMultipartUpload (nothing is visible before it). Local: a hidden temp file in the same
+  directory, fsync, ``os.replace``. HDFS: a hidden temp file, then RENAME with
+  ``renameoptions=OVERWRITE``, which makes the NameNode run rename2: one namespace operation that
+  replaces the target (plain WebHDFS RENAME refuses an existing target, and delete-then-rename
+  would leave a moment with no file).
+- ``create_new`` publishes only if the name is free (FileExistsError otherwise). Local: temp
+  file + ``os.link`` (refuses an existing name): atomic. HDFS: temp + RENAME
+  ``renameoptions=NONE``: atomic. S3: PutObject with ``If-None-Match: *``: atomic on AWS S3
+  (conditional writes); a server that ignores the header replaces instead (see the tests for
+  what s3proxy does), so do not rely on it for mutual exclusion off AWS.
+- ``rename`` (local and HDFS only; S3 raises: it would be a copy, and we never copy) never
+  replaces an existing target. HDFS: rename2 NONE, atomic. Local files: ``os.link`` + unlink
+  (both names exist for a moment); directories: ``os.rename`` after a check.
+- ``delete`` is per file (S3: DeleteObjects, 1000 keys a request): never atomic across files.
+
+Plain WebHDFS RENAME (no ``renameoptions``) is *not* used: it refuses an existing file and moves
+the source *into* an existing directory. Files being written on HDFS are visible (growing) under
+their name, which is why every write goes to a hidden temp name (``.NAME.<hex>.fmaprep-tmp``,
+hidden by the ``.`` prefix from Hadoop's input formats and fmaprep's listing rule) first.
+
+**Reads stream.** :meth:`Store.open_read` never holds the whole object: it returns a buffered
+:class:`RetryingReader` that reopens with a Range from the current offset when the connection
+drops mid-body (bounded: at most ``max_attempts`` opens in a row without progress, exponential
+backoff with jitter, each retry logged as "attempt n of N"). On S3 the reopen carries
+``If-Match: <etag>`` so a replaced object is never spliced into the old one's bytes. botocore
+itself retries throttling (503 SlowDown) and 5xx on every request (``mode=standard``, bounded).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
-from urllib.parse import urlsplit
+from types import TracebackType
+from typing import BinaryIO
 
-from fmaprep.storage.s3_settings import S3Settings, load_s3_settings
+log = logging.getLogger(__name__)
+
+log = logging.getLogger(__name__)
+
+WEBHDFS_ENV = "FMAPREP_WEBHDFS_URL"
+HDFS_DEFAULT_FS_ENV = "FMAPREP_HDFS_URI"
+WEBHDFS_PORT = 9870  # Hadoop 3's NameNode HTTP port (EMR's too)
+S3_MAX_ATTEMPTS = 8  # botocore's bounded retries per request (throttling, 5xx, connection)
+S3_PAGE = 1000  # ListObjectsV2 and DeleteObjects maximum
+PART_SIZE = 16 * 1024 * 1024  # S3 multipart part (AWS minimum 5 MiB, except the last)
+READ_BUFFER = 1024 * 1024  # buffered reader in front of a RetryingReader
+HTTP_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
+READ_ATTEMPTS = 6  # opens in a row without progress before a read gives up
+TMP_SUFFIX = ".fmaprep-tmp"
 
 
+class StoreError(OSError):
+    """A store refused or failed an operation; the message names the URI and the reason."""
+
+
+class TransientError(StoreError):
+    """A failure worth retrying (5xx, throttling, a dropped connection, a short body)."""
+
+
+# ------------------------------------------------------------------------------------- URIs
+@dataclass(frozen=True)
+class StoreURI:
+    """A parsed URI. ``root`` is the spelling before the path, kept so listings echo it:
+    ``""`` (plain path), ``"file:"``, ``"file://"``, ``"s3a://bucket/"``, ``"hdfs://nn:8020"``,
+    ``"hdfs://"``. ``path`` is absolute (``/a/b``) for file and HDFS, a key (``a/b``, no leading
+    slash, possibly empty) for S3. ``authority`` is the bucket or ``host[:port]`` (or ``""``)."""
+
+    kind: str  # "file" | "s3" | "hdfs"
+    root: str
+    authority: str
+    path: str
+
+    def with_path(self, path: str) -> str:
+        """The URI of ``path`` (same kind, same authority, same spelling)."""
+        return self.root + path
+
+    @property
+    def uri(self) -> str:
+        return self.root + self.path
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def split_uri(uri: str) -> StoreURI:
+    """Parse ``uri`` without percent-decoding and without treating ``#``/``?`` specially."""
+    match = _SCHEME.match(uri)
+    if not match or len(match.group(1)) == 1:  # no scheme (a one-letter one is a drive)
+        if not uri:
+            raise ValueError("empty path")
+        return StoreURI("file", "", "", uri)
+    scheme = match.group(1).lower()
+    rest = uri[match.end() :]
+    if scheme == "file":
+        if rest.startswith("//"):
+            authority, slash, path = rest[2:].partition("/")
+            if authority not in ("", "localhost"):
+                raise ValueError(f"{uri}: file URIs name no host (got {authority!r})")
+            return StoreURI("file", uri[: match.end() + 2 + len(authority)], "", slash + path)
+        if not rest.startswith("/"):
+            raise ValueError(f"{uri}: a file URI needs an absolute path")
+        return StoreURI("file", uri[: match.end()], "", rest)
+    if not rest.startswith("//"):
+        raise ValueError(f"{uri}: expected {scheme}://")
+    authority, slash, path = rest[2:].partition("/")
+    if scheme in ("s3", "s3a", "s3n"):
+        if not authority or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-_]*", authority):
+            raise ValueError(f"{uri}: not a bucket name: {authority!r}")
+        return StoreURI("s3", uri[: match.end() + 2 + len(authority)] + "/", authority, path)
+    if scheme == "hdfs":
+        return StoreURI("hdfs", uri[: match.end() + 2 + len(authority)], authority, slash + path)
+    raise ValueError(f"{uri}: unsupported scheme {scheme!r} (file, s3, s3a, hdfs)")
+
+
+def _dir_prefix(path: str) -> str:
+    """``path`` as a directory prefix: ``/a/b`` -> ``/a/b/``; S3's ``""`` stays ``""``."""
+    return path if not path or path.endswith("/") else path + "/"
+
+
+def relative_name(root_uri: str, entry_uri: str) -> str:
+    """``entry_uri``'s name below ``root_uri`` (as listed from it): ``a/b.mp3``; ``""`` when the
+    root is the file itself. For the hidden-name rule, which looks below the root only."""
+    root = split_uri(root_uri).uri
+    if entry_uri == root:
+        return ""
+    prefix = _dir_prefix(root)
+    if not entry_uri.startswith(prefix):
+        raise ValueError(f"{entry_uri} is not below {root_uri}")
+    return entry_uri[len(prefix) :]
+
+
+def _tmp_name(path: str) -> str:
+    """A hidden name in ``path``'s directory: ``/d/.name.<hex>.fmaprep-tmp``."""
+    head, _, name = path.rpartition("/")
+    return f"{head}/.{name[:40]}.{uuid.uuid4().hex}{TMP_SUFFIX}"  # < 255 bytes
+
+
+# ----------------------------------------------------------------------------- the interface
 @dataclass(frozen=True)
 class Entry:
+    """One file. ``etag``: the S3 ETag without quotes (None elsewhere). ``mtime``: seconds."""
+
     uri: str
     size: int
-    mtime: float | None = None
-    etag: str | None = None  # S3's ETag without quotes; None elsewhere
+    mtime: float | None
+    etag: str | None = None
 
 
-class Writer(Protocol):
-    nbytes: int
+class Writer(ABC):
+    """A staged file: ``write`` bytes, then ``commit`` (publish at the URI) or ``abort`` (leave
+    nothing). As a context manager it aborts unless committed."""
 
-    def write(self, data: bytes) -> int: ...
-    def commit(self) -> None: ...
-    def abort(self) -> None: ...
-    def __enter__(self) -> Writer: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.size = 0
+        self._done = False
 
-
-class Store(Protocol):
-    def list_files(self, uri: str) -> Iterator[Entry]: ...
-    def open_read(self, uri: str) -> IO[bytes]: ...
-    def read_bytes(self, uri: str) -> bytes: ...
-    def write_bytes(self, uri: str, data: bytes) -> None: ...
-    def open_write(self, uri: str) -> Writer: ...
-    def delete(self, uris: Iterable[str]) -> None: ...
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """How to reach the stores. No secrets: credentials stay in the environment (or the
-    instance profile) of whoever opens a store."""
-
-    s3: S3Settings | None = None
-    webhdfs: str | None = None  # the NameNode's HTTP address, e.g. http://nn:9870
-    default_fs: str | None = None  # hdfs://nn:8020, what hdfs:///path means
-
-    @classmethod
-    def from_env(
-        cls,
-        endpoint: str | None = None,
-        default_fs: str | None = None,
-        namenode_http: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> StoreSettings:
-        env = os.environ if environ is None else environ
-        return cls(
-            s3=load_s3_settings(env=env, endpoint=endpoint),
-            webhdfs=env.get("FMAPREP_WEBHDFS_URL") or namenode_http,
-            default_fs=default_fs or env.get("FMAPREP_HDFS_URI") or None,
-        )
-
-    def full_uri(self, uri: str) -> str:
-        """``hdfs:///x`` with the default filesystem's host spelled out."""
-        if uri.startswith("hdfs:///") and self.default_fs:
-            return self.default_fs.rstrip("/") + uri[len("hdfs://") :]
-        return uri
-
-
-def open_store(uri: str, settings: StoreSettings | None = None) -> Store:
-    """The store that holds ``uri`` (a local path, ``file:``, ``s3://``, ``s3a://``, ``hdfs://``)."""
-    settings = settings or StoreSettings()
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri else "file"
-    if scheme == "file":
-        return LocalStore()
-    if scheme in ("s3", "s3a"):
-        from fmaprep.storage.s3client import S3Store
-
-        return S3Store(settings.s3 or S3Settings())
-    if scheme == "hdfs":
-        from fmaprep.storage.webhdfs import WebHDFSStore
-
-        return WebHDFSStore(uri, settings.webhdfs)
-    raise ValueError(f"{uri}: no client for {scheme}:// (local paths, s3://, s3a://, hdfs://)")
-
-
-def _local(uri: str) -> str:
-    if uri.startswith("file://"):
-        return uri[len("file://") :]
-    return uri[len("file:") :] if uri.startswith("file:") else uri
-
-
-def _temporary(path: str) -> str:
-    head, name = os.path.split(path)
-    return os.path.join(head, f".{name}.{secrets.token_hex(4)}.tmp")
-
-
-class _LocalWriter:
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.path, self.tmp = path, _temporary(path)
-        self._f: IO[bytes] = open(self.tmp, "wb")  # noqa: SIM115 (closed on commit/abort)
-        self.nbytes = 0
-
-    def write(self, data: bytes) -> int:
-        n = self._f.write(data)
-        self.nbytes += n
-        return n
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._done:
+            raise ValueError(f"{self.uri}: write after commit/abort")
+        view = memoryview(data).cast("B")
+        self._write(view)
+        self.size += len(view)
+        return len(view)
 
     def commit(self) -> None:
-        self._f.close()
-        os.replace(self.tmp, self.path)
+        if self._done:
+            raise ValueError(f"{self.uri}: already committed or aborted")
+        try:
+            self._commit()
+        except BaseException:
+            self._done = True
+            self._abort_quietly()
+            raise
+        self._done = True
 
     def abort(self) -> None:
-        self._f.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        if not self._done:
+            self._done = True
+            self._abort()
 
-    def __enter__(self) -> _LocalWriter:
+    def _abort_quietly(self) -> None:
+        try:
+            self._abort()
+        except Exception as exc:  # the commit's error is the one to report
+            log.warning("%s: clean-up after a failed commit failed too: %s", self.uri, exc)
+
+    def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if not self._f.closed:
-            self.abort()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    @abstractmethod
+    def _write(self, data: memoryview) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _abort(self) -> None: ...
 
 
-class LocalStore:
+class Store(ABC):
+    """One store's operations. Every URI must be of this store's kind."""
+
+    kind: str
+
+    @abstractmethod
     def list_files(self, uri: str) -> Iterator[Entry]:
-        root = _local(uri)
-        prefix = uri if "://" in uri or uri.startswith("file:") else None
-        if os.path.isfile(root):
-            st = os.stat(root)
-            yield Entry(uri, st.st_size, st.st_mtime)
-            return
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:
-                    continue  # deleted while we listed
-                rel = os.path.relpath(path, root)
-                shown = f"{prefix.rstrip('/')}/{rel}" if prefix else path
-                yield Entry(shown, st.st_size, st.st_mtime)
+        """Every file under ``uri`` (recursively; ``uri`` itself when it is a file), in a
+        deterministic order. S3: one paginated ListObjectsV2 (1000 a page); HDFS: one
+        LISTSTATUS_BATCH series per directory; never a request per file. Nothing is filtered
+        here (hidden names included) except S3 directory markers (keys ending in ``/``)."""
 
-    def open_read(self, uri: str) -> IO[bytes]:
-        return open(_local(uri), "rb")
+    @abstractmethod
+    def stat(self, uri: str) -> Entry | None:
+        """The file at ``uri``, or None when there is none (IsADirectoryError for a directory
+        on HDFS and local disk)."""
+
+    @abstractmethod
+    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+        """A streaming, seekable reader from byte ``start``; FileNotFoundError when missing."""
 
     def read_bytes(self, uri: str) -> bytes:
-        with open(_local(uri), "rb") as f:
-            return f.read()
+        """A small file whole (manifests, commit files); FileNotFoundError when missing."""
+        with self.open_read(uri) as stream:
+            return stream.read()
 
+    @abstractmethod
     def write_bytes(self, uri: str, data: bytes) -> None:
-        with _LocalWriter(_local(uri)) as w:
-            w.write(data)
-            w.commit()
+        """Publish ``data`` at ``uri``, atomically replacing what was there (see the module)."""
 
-    def open_write(self, uri: str) -> _LocalWriter:
-        return _LocalWriter(_local(uri))
+    @abstractmethod
+    def create_new(self, uri: str, data: bytes) -> None:
+        """Publish ``data`` at ``uri`` only if nothing is there (FileExistsError otherwise)."""
 
+    @abstractmethod
+    def open_write(self, uri: str) -> Writer:
+        """A streaming writer whose file appears at ``uri`` (replacing) only on commit."""
+
+    @abstractmethod
     def delete(self, uris: Iterable[str]) -> None:
-        for uri in uris:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(_local(uri))
+        """Delete files; missing ones are fine."""
 
+    @abstractmethod
     def rename(self, src: str, dst: str) -> None:
-        os.replace(_local(src), _local(dst))
+        """Move ``src`` to ``dst``, never replacing an existing ``dst`` (FileExistsError)."""

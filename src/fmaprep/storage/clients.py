@@ -1,0 +1,69 @@
+"""Opening a store by URI, and the small, secret-free settings every task receives to do it.
+
+``StoreSettings`` says how to reach S3 (endpoint, path-style, region: the job's
+:class:`~fmaprep.storage.s3_settings.S3Settings`) and HDFS (the NameNode's HTTP address and the
+default filesystem behind ``hdfs:///``). Credentials stay in the environment or the instance
+profile of whoever opens a store; they never travel with a task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fmaprep.storage.localfs import LocalStore
+from fmaprep.storage.s3_settings import S3Settings, load_s3_settings
+from fmaprep.storage.s3client import S3Store
+from fmaprep.storage.stores import WEBHDFS_ENV, Store, split_uri
+from fmaprep.storage.webhdfs import HDFSStore, webhdfs_base
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    s3: S3Settings | None = None
+    webhdfs: str | None = None  # the NameNode's HTTP address, e.g. http://nn:9870
+    default_fs: str | None = None  # hdfs://nn:8020: what hdfs:///path means
+
+    @classmethod
+    def from_env(
+        cls,
+        endpoint: str | None = None,
+        default_fs: str | None = None,
+        namenode_http: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> StoreSettings:
+        """The job's settings: ``conf/storage.toml`` and the environment (``FMAPREP_S3_*``,
+        ``FMAPREP_WEBHDFS_URL``, ``FMAPREP_HDFS_URI``), then what the driver's Hadoop
+        configuration says (``default_fs``, ``namenode_http``)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            s3=load_s3_settings(env=env, endpoint=endpoint),
+            webhdfs=(env.get(WEBHDFS_ENV) or "").rstrip("/") or namenode_http,
+            default_fs=env.get("FMAPREP_HDFS_URI") or default_fs or None,
+        )
+
+    def full_uri(self, uri: str) -> str:
+        """``hdfs:///x`` with the default filesystem's host spelled out."""
+        if uri.startswith("hdfs:///") and self.default_fs:
+            return self.default_fs.rstrip("/") + uri[len("hdfs://") :]
+        return uri
+
+
+def open_store(uri: str, settings: StoreSettings | None = None) -> Store:
+    """The store holding ``uri``: a local path, ``file:``, ``s3://``, ``s3a://`` or ``hdfs://``."""
+    if "://" in uri and urlscheme(uri) not in ("file", "s3", "s3a", "hdfs"):
+        raise ValueError(
+            f"{uri}: no client for {urlscheme(uri)}:// (local, s3://, s3a://, hdfs://)"
+        )
+    settings = settings or StoreSettings()
+    kind = split_uri(uri).kind
+    if kind == "file":
+        return LocalStore()
+    if kind == "s3":
+        return S3Store(settings.s3 or S3Settings())
+    return HDFSStore(settings.webhdfs or webhdfs_base(uri))
+
+
+def urlscheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower()

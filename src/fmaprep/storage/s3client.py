@@ -1,0 +1,377 @@
+"""S3 behind :class:`fmaprep.storage.stores.Store`, with boto3: one paginated listing, streaming
+reads that resume with a Range (and ``If-Match``), multipart writes invisible until completed,
+batched deletes, bounded retries. Never a copy, never an ACL."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import io
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+from fmaprep.storage.retrying import RawStream, RetryingReader, _Empty, buffered
+from fmaprep.storage.s3_settings import S3Settings
+from fmaprep.storage.stores import (
+    HTTP_TIMEOUT,
+    PART_SIZE,
+    S3_MAX_ATTEMPTS,
+    S3_PAGE,
+    Entry,
+    Store,
+    StoreError,
+    StoreURI,
+    TransientError,
+    Writer,
+    _dir_prefix,
+    split_uri,
+)
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------- S3
+_S3_CLIENTS: dict[tuple[int, S3Settings], Any] = {}
+_S3_LOCK = threading.Lock()
+_S3_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
+
+
+def _s3_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _s3_status(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return 0
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _s3_transient(exc: BaseException) -> bool:
+    return _s3_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
+
+
+def _s3_client_error_transient(exc: BaseException) -> bool:
+    from botocore import exceptions as bce
+
+    return isinstance(exc, bce.ClientError) and _s3_transient(exc)
+
+
+def _s3_missing(exc: BaseException) -> bool:
+    return _s3_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
+
+
+def s3_client(settings: S3Settings) -> Any:
+    """This process's boto3 client for ``settings`` (created once; credentials from boto3's
+    default chain: environment, profile, EC2 instance profile)."""
+    key = (os.getpid(), settings)  # a forked worker builds its own
+    client = _S3_CLIENTS.get(key)
+    if client is not None:
+        return client
+    with _S3_LOCK:
+        client = _S3_CLIENTS.get(key)
+        if client is None:
+            import boto3.session
+            from botocore.config import Config
+
+            config = Config(
+                region_name=settings.region,
+                retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS},
+                # only the checksums S3 requires: S3-compatible servers (s3proxy) refuse the
+                # newer default checksum headers
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path" if settings.path_style_access else "auto"},
+                connect_timeout=HTTP_TIMEOUT[0],
+                read_timeout=HTTP_TIMEOUT[1],
+                max_pool_connections=16,
+                tcp_keepalive=True,
+            )
+            session = boto3.session.Session()  # not the shared default: thread-safe creation
+            client = session.client("s3", endpoint_url=settings.endpoint, config=config)
+            client.meta.events.register("before-sign.s3.DeleteObjects", _content_md5_instead)
+            _S3_CLIENTS[key] = client
+    return client
+
+
+def _content_md5_instead(request: Any, **_: Any) -> None:
+    """DeleteObjects must carry a checksum: send Content-MD5 (which AWS S3 and S3-compatible
+    servers accept) instead of botocore's default x-amz-checksum-crc32, which s3proxy refuses
+    with NotImplemented."""
+    headers = request.headers
+    for name in list(headers.keys()):
+        lowered = name.lower()
+        if lowered.startswith("x-amz-checksum-") or lowered == "x-amz-sdk-checksum-algorithm":
+            del headers[name]
+    body = request.body or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if isinstance(body, bytes | bytearray) and "Content-MD5" not in headers:
+        headers["Content-MD5"] = _md5_b64(bytes(body))
+
+
+def _unquote_etag(etag: str | None) -> str | None:
+    return etag.strip('"') if etag else None
+
+
+def _md5_b64(data: bytes | memoryview) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
+
+
+class _S3Writer(Writer):
+    """Buffers at most one part; a single PutObject when the whole file fits in one part."""
+
+    def __init__(self, store: S3Store, uri: str, bucket: str, key: str, part_size: int) -> None:
+        super().__init__(uri)
+        if part_size < 5 * 1024 * 1024:
+            raise ValueError("S3 parts are at least 5 MiB")
+        self._store, self._bucket, self._key = store, bucket, key
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def _write(self, data: memoryview) -> None:
+        while len(data):
+            room = self._part_size - len(self._buffer)
+            self._buffer += data[:room]
+            data = data[room:]
+            if len(self._buffer) >= self._part_size:
+                self._upload_part()
+
+    def _upload_part(self) -> None:
+        client = self._store.client
+        if self._upload_id is None:
+            self._upload_id = client.create_multipart_upload(Bucket=self._bucket, Key=self._key)[
+                "UploadId"
+            ]
+        number = len(self._parts) + 1
+        body = bytes(self._buffer)
+        response = client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+            ContentMD5=_md5_b64(body),
+        )
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+        self._buffer = bytearray()
+
+    def _commit(self) -> None:
+        client = self._store.client
+        if self._upload_id is None:
+            body = bytes(self._buffer)
+            client.put_object(
+                Bucket=self._bucket, Key=self._key, Body=body, ContentMD5=_md5_b64(body)
+            )
+            self._buffer = bytearray()
+            return
+        if self._buffer:
+            self._upload_part()
+        client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+        self._upload_id = None
+
+    def _abort(self) -> None:
+        self._buffer = bytearray()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            self._store.client.abort_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=upload_id
+            )
+
+
+class S3Store(Store):
+    """``s3://`` and ``s3a://`` (the same objects) through boto3. No ACL is ever sent."""
+
+    kind = "s3"
+
+    def __init__(self, settings: S3Settings, part_size: int = PART_SIZE) -> None:
+        self.settings = settings
+        self.part_size = part_size
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a task gets the settings, never a client
+        return (S3Store, (self.settings, self.part_size))
+
+    @property
+    def client(self) -> Any:
+        return s3_client(self.settings)
+
+    @staticmethod
+    def _split(uri: str) -> StoreURI:
+        parsed = split_uri(uri)
+        if parsed.kind != "s3":
+            raise ValueError(f"{uri}: not an S3 URI")
+        return parsed
+
+    def list_files(self, uri: str) -> Iterator[Entry]:
+        parsed = self._split(uri)
+        prefix = _dir_prefix(parsed.path)
+        found = False
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "Bucket": parsed.authority,
+                "Prefix": prefix,
+                "MaxKeys": S3_PAGE,
+            }
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self.client.list_objects_v2(**kwargs)
+            for item in page.get("Contents", ()):
+                key = item["Key"]
+                if key.endswith("/"):
+                    continue  # a directory marker, not a file
+                found = True
+                yield Entry(
+                    parsed.with_path(key),
+                    int(item["Size"]),
+                    item["LastModified"].timestamp(),
+                    _unquote_etag(item.get("ETag")),
+                )
+            if not page.get("IsTruncated"):
+                break
+            token = page["NextContinuationToken"]
+        if not found and parsed.path and not parsed.path.endswith("/"):
+            entry = self.stat(uri)  # the URI may name one object
+            if entry is not None:
+                yield entry
+
+    def stat(self, uri: str) -> Entry | None:
+        parsed = self._split(uri)
+        if not parsed.path:
+            return None
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=parsed.authority, Key=parsed.path)
+        except ClientError as exc:
+            if _s3_missing(exc):
+                return None
+            raise
+        return Entry(
+            parsed.uri,
+            int(head["ContentLength"]),
+            head["LastModified"].timestamp(),
+            _unquote_etag(head.get("ETag")),
+        )
+
+    def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+        parsed = self._split(uri)
+        etag: list[str] = []
+
+        def open_at(offset: int) -> tuple[RawStream, int | None]:
+            from botocore.exceptions import ClientError
+
+            kwargs: dict[str, Any] = {"Bucket": parsed.authority, "Key": parsed.path}
+            if offset:
+                kwargs["Range"] = f"bytes={offset}-"
+            if etag:
+                kwargs["IfMatch"] = f'"{etag[0]}"'
+            try:
+                response = self.client.get_object(**kwargs)
+            except ClientError as exc:
+                code = _s3_code(exc)
+                if _s3_missing(exc):
+                    raise FileNotFoundError(errno.ENOENT, "no such object", uri) from exc
+                if code == "InvalidRange":  # offset at or past the end
+                    return _Empty(), None
+                if code in ("PreconditionFailed", "412"):
+                    raise StoreError(f"{uri}: replaced while being read (ETag changed)") from exc
+                if _s3_transient(exc):
+                    raise TransientError(f"{uri}: {exc}") from exc
+                raise
+            if not etag and response.get("ETag"):
+                etag.append(str(_unquote_etag(response["ETag"])))
+            total: int | None = None
+            content_range = response.get("ContentRange") or ""
+            match = re.search(r"/(\d+)$", content_range)
+            if match:
+                total = int(match.group(1))
+            elif "ContentLength" in response:
+                total = offset + int(response["ContentLength"])
+            return response["Body"], total
+
+        reader = RetryingReader(open_at, start, name=uri, transient=_s3_client_error_transient)
+        reader.open()
+        return buffered(reader)
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        parsed = self._split(uri)
+        self.client.put_object(
+            Bucket=parsed.authority, Key=parsed.path, Body=data, ContentMD5=_md5_b64(data)
+        )
+
+    def create_new(self, uri: str, data: bytes) -> None:
+        from botocore.exceptions import ClientError
+
+        parsed = self._split(uri)
+        try:
+            self.client.put_object(
+                Bucket=parsed.authority,
+                Key=parsed.path,
+                Body=data,
+                ContentMD5=_md5_b64(data),
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _s3_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
+                raise FileExistsError(errno.EEXIST, "object exists", uri) from exc
+            raise
+
+    def open_write(self, uri: str) -> Writer:
+        parsed = self._split(uri)
+        return _S3Writer(self, uri, parsed.authority, parsed.path, self.part_size)
+
+    def delete(self, uris: Iterable[str]) -> None:
+        batches: dict[str, list[str]] = {}
+        for uri in uris:
+            parsed = self._split(uri)
+            keys = batches.setdefault(parsed.authority, [])
+            keys.append(parsed.path)
+            if len(keys) == S3_PAGE:
+                self._delete_batch(parsed.authority, keys)
+                batches[parsed.authority] = []
+        for bucket, keys in batches.items():
+            if keys:
+                self._delete_batch(bucket, keys)
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        response = self.client.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+        )
+        errors = [e for e in response.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
+        if errors:
+            first = errors[0]
+            raise StoreError(
+                f"s3://{bucket}: {len(errors)} of {len(keys)} deletes failed, e.g. "
+                f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+            )
+
+    def rename(self, src: str, dst: str) -> None:
+        raise io.UnsupportedOperation(
+            f"rename {src} -> {dst}: S3 has no rename (it would be a copy; fmaprep never copies)"
+        )

@@ -1,0 +1,137 @@
+"""Remote inputs read by the tasks themselves (issue 12): awkward names on S3 and HDFS, limits
+applied to listed sizes before a byte is read, a file deleted between listing and its task."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from test_commit import run_cli
+
+from fmaprep.audio.synth import music
+from fmaprep.config import load_config
+from fmaprep.formats.records import read_records
+from fmaprep.job.commit import config_key
+from fmaprep.model import InputFile
+from fmaprep.report.summary import inspect_output
+from fmaprep.spark.writers import TaskPlan, write_part
+from fmaprep.storage.clients import StoreSettings, open_store
+from local_services_fixture import local_services, services_environ  # noqa: F401 (fixtures)
+
+from conftest import write_audio
+
+# every awkward character issue 12 names; HDFS refuses ':' in a name, so none here
+AWKWARD = [
+    "Artist, Song.mp3",
+    "brace {open.mp3",
+    "brackets [1] (live).mp3",
+    "hash #1 100% sure?.mp3",
+    "quotes 'single' \"double\".mp3",
+    "Ünïcødé 日本.mp3",
+    "sub dir/plus+semi;colon-free.mp3",
+]
+
+
+def _mp3_bytes(tmp_path: Path, seed: int) -> bytes:
+    path = write_audio(tmp_path / f"src-{seed}.mp3", music(1.0, 44100, seed=seed), 44100)
+    return path.read_bytes()
+
+
+def _root(kind: str, env: dict[str, str]) -> str:
+    tag = uuid.uuid4().hex[:8]
+    if kind == "hdfs":
+        return f"{env['FMAPREP_HDFS_URI']}/names-{tag}"
+    return f"s3a://{env['FMAPREP_S3_BUCKET']}/names-{tag}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["s3", "hdfs"])
+def test_awkward_names_are_read_once_under_their_real_names(
+    kind: str,
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    env = services_environ
+    settings = StoreSettings.from_env(environ=env)
+    root = _root(kind, env)
+    store = open_store(root, settings)
+    for i, name in enumerate(AWKWARD):
+        store.write_bytes(f"{root}/in/{name}", _mp3_bytes(tmp_path, i))
+    out = f"{root}/out"
+    proc = run_cli(f"{root}/in", out, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = [json.loads(x) for x in store.read_bytes(f"{out}/_manifest.jsonl").splitlines()]
+    assert sorted(line["source"] for line in manifest) == sorted(f"{root}/in/{n}" for n in AWKWARD)
+    assert all(line["status"] == "ok" for line in manifest), manifest
+    sources = [r["source"] for r in read_records(out, settings=settings)]
+    assert sorted(sources) == sorted(f"{root}/in/{n}" for n in AWKWARD)
+    # and they round-trip through resume: nothing is processed again, nothing doubles
+    again = run_cli(f"{root}/in", out, env, "--mode", "resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    stats = json.loads(store.read_bytes(f"{out}/_stats.json"))
+    assert stats["processed_this_run"] == 0 and stats["ok"] == len(AWKWARD)
+    assert len(list(read_records(out, settings=settings))) == len(AWKWARD)
+    # inspect reads the output where it was written, through its commit
+    text = io.StringIO()
+    inspect_output(out, text)
+    assert f"inputs {len(AWKWARD)}, ok {len(AWKWARD)}, failed 0" in text.getvalue()
+
+
+@pytest.mark.slow
+def test_an_oversized_remote_file_is_refused_unread(
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    from fmaprep.bench.httpproxy import S3Proxy
+
+    root = _root("s3", services_environ)
+    settings = StoreSettings.from_env(environ=services_environ)
+    store = open_store(root, settings)
+    small = _mp3_bytes(tmp_path, 1)
+    store.write_bytes(f"{root}/in/000001.mp3", small)
+    store.write_bytes(f"{root}/in/000002.mp3", small + bytes(300_000))  # over the limit below
+    conf = tmp_path / "limits.toml"
+    conf.write_text(f"[pipeline]\nmax_file_mb = {(len(small) + 100_000) / 1e6}\n")
+    with S3Proxy(services_environ["FMAPREP_S3_ENDPOINT"]) as proxy:
+        env = {**services_environ, "FMAPREP_S3_ENDPOINT": proxy.url}
+        proc = run_cli(f"{root}/in", f"{root}/out", env, "--config", str(conf),
+                       "--max-error-rate", "1")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        touched = [r for r in proxy.requests() if r.key and r.key.endswith("000002.mp3")]
+    assert [r.operation for r in touched] == [], touched  # listed, never opened
+    lines = store.read_bytes(f"{root}/out/_manifest.jsonl").decode().splitlines()
+    by_id = {json.loads(x)["track_id"]: json.loads(x) for x in lines}
+    assert by_id["000002"]["status"] == "error"
+    assert by_id["000002"]["error"].startswith("unsupported: ")
+    assert by_id["000001"]["status"] == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["s3", "hdfs"])
+def test_a_file_deleted_after_listing_is_one_read_failed_line(
+    kind: str,
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """The task's own read path (what a Spark task runs), with one listed file gone."""
+    env = services_environ
+    settings = StoreSettings.from_env(environ=env)
+    root = _root(kind, env)
+    store = open_store(root, settings)
+    data = _mp3_bytes(tmp_path, 3)
+    items = []
+    for name in ("000001.mp3", "000002.mp3"):
+        store.write_bytes(f"{root}/in/{name}", data)
+        items.append(InputFile(f"{root}/in/{name}", len(data)))
+    store.delete([f"{root}/in/000001.mp3"])  # gone between listing and task
+    config = load_config()
+    plan = TaskPlan(f"{root}/out", "20261203T000000Z000000", "pickle", config.pipeline, settings,
+                    config_key(config))  # fmt: skip
+    result = write_part(plan, 0, items)
+    statuses = {line["track_id"]: line for line in result.lines}
+    assert statuses["000001"]["status"] == "error"
+    assert statuses["000001"]["error"].startswith("read_failed: not found")
+    assert statuses["000002"]["status"] == "ok" and result.records == 1
