@@ -225,7 +225,11 @@ def finish(
                        sort_keys=True) + "\n"  # fmt: skip
     store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
     crash_point("before-cleanup")
-    return cleanup(store, output, commit)
+    try:
+        return cleanup(store, output, commit)
+    except Exception as exc:  # noqa: BLE001 (the commit stands; the next commit cleans again)
+        log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
+        return 0
 
 
 def cleanup(store: Store, output: str, commit: Commit) -> int:
