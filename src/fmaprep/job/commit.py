@@ -227,7 +227,7 @@ def finish(
     crash_point("before-cleanup")
     try:
         return cleanup(store, output, commit)
-    except Exception as exc:  # noqa: BLE001 (the commit stands; the next commit cleans again)
+    except Exception as exc:  # the commit stands; the next commit cleans again
         log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
         return 0
 
