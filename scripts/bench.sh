@@ -79,6 +79,8 @@ peak = worker_peak_rss(f"{dest}/{src.name}")
 Path(sys.argv[2]).write_text(json.dumps({"input": "s3", "worker_peak_rss_mb": round(peak, 1)}))
 print(f"worker peak RSS, 3-hour mp3 from S3: {peak:.0f} MB")
 PY
+  # commit time on S3 for outputs of 100 and 2,000 parts (new run and overwrite)
+  .venv/bin/python -m fmaprep.bench.scale --commit-parts 100,2000 --out "$r/commit.jsonl"
   # N tiny files on each store, with and without 20 ms per S3 request (~20 min)
   .venv/bin/python -m fmaprep.bench.scale --stores local,hdfs,s3,s3+20ms \
     --sizes 1000,5000,20000 --out "$r/scale.jsonl"

@@ -111,7 +111,8 @@ def services_environ(
     """``local_services``, with its credentials and addresses also in this process's environment
     (boto3's credential chain and the WebHDFS client read them there), for tests that read the
     stores in-process."""
-    for key in ("FMAPREP_HDFS_URI", "FMAPREP_WEBHDFS_URL", "AWS_ACCESS_KEY_ID",
+    for key in ("FMAPREP_HDFS_URI", "FMAPREP_WEBHDFS_URL", "FMAPREP_S3_ENDPOINT",
+                "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):  # fmt: skip
         monkeypatch.setenv(key, local_services[key])
     monkeypatch.delenv("AWS_PROFILE", raising=False)

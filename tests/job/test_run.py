@@ -92,6 +92,7 @@ def test_every_input_has_one_manifest_line(
     assert not [n for n in names if n.startswith(".")]  # no staging or checksum leftovers
     assert {n for n in names if not n.startswith("part-")} == {
         "_SUCCESS",
+        "_manifest",  # the manifest shards that the commit names
         "_manifest.jsonl",
         "_stats.json",
     }  # the workers' _temporary scratch is gone too

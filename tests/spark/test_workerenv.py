@@ -7,9 +7,11 @@ from fmaprep.spark.workerenv import explain, last_exception_line, required_modul
 
 
 def test_required_modules_follow_the_pipeline_config() -> None:
-    assert required_modules(PipelineConfig()) == ["fmaprep", "numpy", "scipy", "soundfile", "soxr"]
+    io = ["requests", "boto3", "pyarrow"]  # the tasks' own store clients and parquet writer
+    assert required_modules(PipelineConfig()) == ["fmaprep", "numpy", "scipy", *io, "soundfile",
+                                                  "soxr"]  # fmt: skip
     cfg = PipelineConfig(decoder="pydub", resampler="resampy")
-    want = ["fmaprep", "numpy", "scipy", "pydub", "imageio_ffmpeg", "resampy"]
+    want = ["fmaprep", "numpy", "scipy", *io, "pydub", "imageio_ffmpeg", "resampy"]
     assert required_modules(cfg) == want
 
 

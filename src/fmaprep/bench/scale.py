@@ -168,6 +168,37 @@ def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
             for k, v in walls.items()]  # fmt: skip
 
 
+def commit_times(parts: list[int], work: Path) -> list[dict[str, Any]]:
+    """Commit time on S3 for outputs of N parts (one tiny input per part): a new run, then an
+    overwrite, which also deletes the N old parts and shards after its commit."""
+    data = tiny_mp3(1.0)
+    env = dict(os.environ)
+    rows = []
+    for n in parts:
+        inp = work / f"commit-in-{n}"
+        shutil.rmtree(inp, ignore_errors=True)
+        upload(str(inp), n, data, StoreSettings())
+        out = f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{n}-{uuid.uuid4().hex[:6]}"
+        for mode in ("error", "overwrite"):
+            proc = subprocess.run(
+                [sys.executable, "-m", "fmaprep", "preprocess", str(inp), out, "--master",
+                 "local[2]", "--partitions", str(n), "--mode", mode],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr[-2000:])
+            store = open_store(out, StoreSettings.from_env(environ=env))
+            stats = json.loads(store.read_bytes(f"{out}/_stats.json"))
+            row = {"parts": stats["partitions"], "mode": mode, "commit_s": stats["commit_s"],
+                   "part_bytes_total": None}  # fmt: skip
+            commit = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
+            row["part_bytes_total"] = sum(p["bytes"] for p in commit["parts"])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        shutil.rmtree(inp, ignore_errors=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.scale", description=__doc__)
     parser.add_argument("--stores", default="local,hdfs,s3,s3+20ms")
@@ -181,9 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: this corpus from local disk, HDFS and S3, round-robin",
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--commit-parts", metavar="N,N", help="instead: commit time on S3 for outputs of N parts"
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.commit_parts:
+        rows = commit_times([int(n) for n in args.commit_parts.split(",")], work)
+        Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
     if args.throughput:
         rows = throughput(args.throughput, args.repeat)
         Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))

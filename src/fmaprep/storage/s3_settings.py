@@ -84,9 +84,9 @@ def bundled_hadoop_version() -> str:
     """The Hadoop client version inside the installed pyspark wheel (e.g. ``"3.3.4"``)."""
     # find_spec locates the package without importing it (readers and tasks stay pyspark-free)
     spec = importlib.util.find_spec("pyspark")
-    if spec is None or spec.origin is None:
-        raise StorageConfError("pyspark is not installed: cannot tell its Hadoop version")
-    jars = Path(spec.origin).parent / "jars"
+    jars = Path(spec.origin).parent / "jars" if spec is not None and spec.origin else Path()
+    if not jars.is_dir() and os.environ.get("SPARK_HOME"):  # spark-submit: pyspark.zip
+        jars = Path(os.environ["SPARK_HOME"]) / "jars"
     for jar in sorted(jars.glob("hadoop-client-api-*.jar")):
         match = re.fullmatch(r"hadoop-client-api-(\d+\.\d+\.\d+)\.jar", jar.name)
         if match:
