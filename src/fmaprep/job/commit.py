@@ -188,7 +188,7 @@ def _identity(line: dict[str, Any]) -> list[object]:
 def _run_of(part: str) -> str:
     """``part-00003-<run>-<attempt>``: the run id sorts by time."""
     pieces = part.split("-")
-    return "-".join(pieces[2:4]) if len(pieces) >= 5 else ""
+    return pieces[2] if len(pieces) >= 4 else ""  # generation ids hold no "-"
 
 
 def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one call)
