@@ -56,6 +56,9 @@ class StorageConfError(ValueError):
     """The storage configuration file or a value in it is invalid; the message names it."""
 
 
+AUTO_VERSION = "auto"
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """How to reach S3. No secrets here: credentials stay in the environment."""
@@ -65,7 +68,10 @@ class S3Settings:
     region: str = "us-east-1"
     credentials_provider: tuple[str, ...] = DEFAULT_PROVIDERS
     s3_scheme_via_s3a: bool = True  # map s3:// to S3A (not on EMR, where s3:// is EMRFS)
-    hadoop_aws_version: str | None = None  # None: add no hadoop-aws package
+    # None: add no hadoop-aws package; AUTO_VERSION: pyspark's own Hadoop, looked up only when an
+    # S3A conf is built (the job itself reads S3 with boto3, and a YARN container's pyspark.zip
+    # has no jars to look at)
+    hadoop_aws_version: str | None = None
     # "keep": S3A does not delete parent directory markers after each write. Faster on AWS, and
     # required by s3proxy, which stalls on S3A's marker clean-up request.
     directory_marker_retention: str = "keep"
@@ -166,7 +172,7 @@ def load_s3_settings(
     version_raw = _string("hadoop_aws_version", table.get("hadoop_aws_version", "auto"))
     hadoop_aws_version: str | None
     if version_raw == "auto":
-        hadoop_aws_version = None if on_emr() else bundled_hadoop_version()
+        hadoop_aws_version = None if on_emr() else AUTO_VERSION
     else:
         hadoop_aws_version = version_raw or None
 
@@ -229,8 +235,11 @@ def spark_s3a_conf(settings: S3Settings, env: Mapping[str, str] | None = None) -
     Apply each pair with ``SparkSession.builder.config(key, value)`` before the session starts.
     """
     conf = {f"spark.hadoop.{key}": value for key, value in hadoop_s3a_conf(settings, env).items()}
-    if settings.hadoop_aws_version:
-        conf["spark.jars.packages"] = f"org.apache.hadoop:hadoop-aws:{settings.hadoop_aws_version}"
+    version = settings.hadoop_aws_version
+    if version == AUTO_VERSION:
+        version = bundled_hadoop_version()
+    if version:
+        conf["spark.jars.packages"] = f"org.apache.hadoop:hadoop-aws:{version}"
     return conf
 
 
