@@ -26,8 +26,11 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {("numpy", "ndarray"), ("numpy", "dtype")}
     | {(f"{core}.multiarray", name) for core in _NUMPY_CORE for name in ("_reconstruct", "scalar")}
     | {(f"{core}.numeric", "_frombuffer") for core in _NUMPY_CORE}
-    | {(module, n) for module in ("builtins", "__builtin__")
-       for n in ("set", "frozenset", "bytearray", "complex")}
+    | {
+        (module, n)
+        for module in ("builtins", "__builtin__")
+        for n in ("set", "frozenset", "bytearray", "complex")
+    }
     | {("_codecs", "encode")}
 )
 
