@@ -92,7 +92,13 @@ def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
     return f"s3a://{env['FMAPREP_S3_BUCKET']}/scale/{tag}"
 
 
-def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, Any]]:
+def measure(
+    stores: list[str], sizes: list[int], work: Path, baseline_runs: int = 3
+) -> list[dict[str, Any]]:
+    """Per store: one warm-up run (page cache, JIT'd JVM classes), then the baseline of
+    BASELINE_FILES ``baseline_runs`` times (its median wall is the fixed cost), then each size."""
+    import statistics
+
     data = tiny_mp3()
     rows = []
     base_env = dict(os.environ)
@@ -100,7 +106,9 @@ def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, A
         kind, _, delay = store.partition("+")
         delay_ms = float(delay.removesuffix("ms")) if delay else 0.0
         runs: dict[int, dict[str, Any]] = {}
-        for n in [BASELINE_FILES, *sizes]:
+        plan = [BASELINE_FILES] * (1 + baseline_runs) + sizes
+        base_walls: list[float] = []
+        for step, n in enumerate(plan):
             tag = f"{kind}-{n}-{uuid.uuid4().hex[:6]}"
             inp = place(kind, base_env, f"in-{tag}", work)
             out = place(kind, base_env, f"out-{tag}", work)
@@ -109,14 +117,23 @@ def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, A
                 env = base_env
                 if delay_ms:
                     env = stack.enter_context(latency_proxy(base_env, delay_ms))
-                runs[n] = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
+                run = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
             if kind == "local":
                 shutil.rmtree(inp, ignore_errors=True)
                 shutil.rmtree(out, ignore_errors=True)
+            if step == 0:
+                continue  # the warm-up
+            if n == BASELINE_FILES and step <= baseline_runs:
+                base_walls.append(run["wall_s"])
+                if len(base_walls) < baseline_runs:
+                    continue
+                run["wall_s"] = round(statistics.median(base_walls), 2)
+                run["baseline_walls"] = base_walls
+            runs[n] = run
             base = runs[BASELINE_FILES]["wall_s"]
             extra = n - BASELINE_FILES
-            marginal = round(1000 * (runs[n]["wall_s"] - base) / extra, 2) if extra else None
-            row = {"store": store, "files": n, **runs[n], "marginal_ms": marginal}
+            marginal = round(1000 * (run["wall_s"] - base) / extra, 2) if extra else None
+            row = {"store": store, "files": n, **run, "marginal_ms": marginal}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
