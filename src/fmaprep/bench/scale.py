@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,13 +67,40 @@ def latency_proxy(env: dict[str, str], delay_ms: float) -> Iterator[dict[str, st
         yield {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
 
 
+SERVICE_PIDS = Path(".services") / "pids"  # scripts/local-services.sh: HDFS and s3proxy
+
+
+def services_cpu_s() -> float:
+    """CPU seconds used so far by the loopback services' processes (they share the job's cores:
+    on EMR the NameNode, DataNodes and S3 run elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid_file in SERVICE_PIDS.glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1]
+            utime, stime = fields.split()[11:13]
+            total += (int(utime) + int(stime)) / tick
+    return total
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
+    """One job in a fresh process; wall time, and CPU seconds of the job (its process tree), of
+    the loopback services and of this process (the in-process latency proxy, when used)."""
+    cpu = (_cpu(resource.RUSAGE_CHILDREN), services_cpu_s(), _cpu(resource.RUSAGE_SELF))
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.monotonic() - started
+    job_cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu[0]
+    service_cpu = services_cpu_s() - cpu[1]
+    proxy_cpu = _cpu(resource.RUSAGE_SELF) - cpu[2]
     if proc.returncode != 0:
         raise RuntimeError(f"job on {inp} failed: {proc.stderr[-2000:]}")
     stats = json.loads(open_store(out, StoreSettings.from_env(environ=env)).read_bytes(
@@ -81,7 +109,9 @@ def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
     first_task = sum(timings.get(k, 0.0) for k in ("start_s", "list_s", "plan_s"))
     return {"wall_s": round(wall, 2), "to_first_task_s": round(first_task, 2),
             "tasks_s": timings.get("tasks_s"), "commit_s": stats.get("commit_s"),
-            "ok": stats["ok"]}  # fmt: skip
+            "ok": stats["ok"], "job_cpu_s": round(job_cpu, 2),
+            "services_cpu_s": round(service_cpu, 2),
+            "proxy_cpu_s": round(proxy_cpu, 2)}  # fmt: skip
 
 
 def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
