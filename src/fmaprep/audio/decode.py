@@ -139,7 +139,7 @@ def open_ffmpeg(path: str) -> AudioStream:
     # stderr goes to an unlinked temporary file, not a pipe: a damaged file can make ffmpeg log
     # far more than a pipe holds (64 KiB), and a full stderr pipe nobody reads while we read
     # stdout would block both processes for ever. Only its tail is ever read back.
-    errors = tempfile.TemporaryFile()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the stream, or on failure)
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors)
     except OSError as exc:

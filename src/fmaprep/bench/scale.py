@@ -11,9 +11,11 @@ FMA's layout (the per-file overhead is what is measured, not decoding).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -215,34 +217,57 @@ def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
             for k, v in walls.items()]  # fmt: skip
 
 
-def commit_times(parts: list[int], work: Path) -> list[dict[str, Any]]:
-    """Commit time on S3 for outputs of N parts (one tiny input per part): a new run, then an
-    overwrite, which also deletes the N old parts and shards after its commit."""
-    data = tiny_mp3(1.0)
+_COMMIT_LOG = re.compile(
+    r"commit timings: commit ([\d.]+) s, conveniences ([\d.]+) s, clean-up ([\d.]+) s "
+    r"\((\d+) files"
+)
+
+
+def commit_times(
+    parts: list[int], work: Path, seconds: tuple[float, ...] = (1.0,)
+) -> list[dict[str, Any]]:
+    """Commit time on S3 for outputs of N parts (one input per part, each ``seconds`` long): a
+    new run, then an overwrite, which also deletes the N old parts and shards after its commit.
+    The job logs each phase's time; the S3 requests of each run are counted by a recording
+    proxy in front of the server (none of them may be a copy)."""
+    from fmaprep.bench.httpproxy import S3Proxy
+
     env = dict(os.environ)
     rows = []
     for n in parts:
-        inp = work / f"commit-in-{n}"
-        shutil.rmtree(inp, ignore_errors=True)
-        upload(str(inp), n, data, StoreSettings())
-        out = f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{n}-{uuid.uuid4().hex[:6]}"
-        for mode in ("error", "overwrite"):
-            proc = subprocess.run(
-                [sys.executable, "-m", "fmaprep", "preprocess", str(inp), out, "--master",
-                 "local[2]", "--partitions", str(n), "--mode", mode],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if proc.returncode != 0:
-                raise RuntimeError(proc.stderr[-2000:])
-            store = open_store(out, StoreSettings.from_env(environ=env))
-            stats = json.loads(store.read_bytes(f"{out}/_stats.json"))
-            row = {"parts": stats["partitions"], "mode": mode, "commit_s": stats["commit_s"],
-                   "part_bytes_total": None}  # fmt: skip
-            commit = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
-            row["part_bytes_total"] = sum(p["bytes"] for p in commit["parts"])
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        shutil.rmtree(inp, ignore_errors=True)
+        for length in seconds:
+            data = tiny_mp3(length)
+            inp = work / f"commit-in-{n}"
+            shutil.rmtree(inp, ignore_errors=True)
+            upload(str(inp), n, data, StoreSettings())
+            out = f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{n}-{uuid.uuid4().hex[:6]}"
+            for mode in ("error", "overwrite"):
+                with S3Proxy(env["FMAPREP_S3_ENDPOINT"]) as proxy:
+                    run_env = {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
+                    proc = subprocess.run(
+                        [sys.executable, "-m", "fmaprep", "preprocess", str(inp), out,
+                         "--master", "local[2]", "--partitions", str(n), "--mode", mode],
+                        env=run_env, capture_output=True, text=True, check=False,
+                    )  # fmt: skip
+                    requests = dict(collections.Counter(r.operation for r in proxy.requests()))
+                if proc.returncode != 0:
+                    raise RuntimeError(proc.stderr[-2000:])
+                found = _COMMIT_LOG.search(proc.stderr)
+                store = open_store(out, StoreSettings.from_env(environ=env))
+                commit = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
+                row = {
+                    "parts": len(commit["parts"]), "mode": mode, "seconds_per_input": length,
+                    "part_bytes_total": sum(p["bytes"] for p in commit["parts"]),
+                    "success_bytes": len(store.read_bytes(f"{out}/_SUCCESS")),
+                    "commit_s": float(found.group(1)) if found else None,
+                    "conveniences_s": float(found.group(2)) if found else None,
+                    "cleanup_s": float(found.group(3)) if found else None,
+                    "cleaned_files": int(found.group(4)) if found else None,
+                    "requests": requests,
+                }  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            shutil.rmtree(inp, ignore_errors=True)
     return rows
 
 
@@ -262,11 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--commit-parts", metavar="N,N", help="instead: commit time on S3 for outputs of N parts"
     )
+    parser.add_argument(
+        "--commit-seconds",
+        default="1",
+        metavar="S,S",
+        help="with --commit-parts: the length of each part's one input (more bytes per part)",
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.commit_parts:
-        rows = commit_times([int(n) for n in args.commit_parts.split(",")], work)
+        lengths = tuple(float(x) for x in args.commit_seconds.split(","))
+        rows = commit_times([int(n) for n in args.commit_parts.split(",")], work, lengths)
         Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
         return 0
     if args.throughput:
