@@ -56,3 +56,72 @@ def test_every_configurable_decoder_and_resampler_is_implemented() -> None:
 
     assert set(get_args(DecoderName)) == set(OPENERS)
     assert set(get_args(ResamplerName)) == set(RESAMPLERS)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("pipeline", "sample_rate", "8000.5", "sample_rate must be an integer, got 8000.5"),
+        ("pipeline", "sample_rate", "'8000'", "sample_rate must be an integer, got '8000'"),
+        ("pipeline", "mu", "true", "mu must be an integer, got True"),
+        ("pipeline", "channel", "1", "channel must be one of left, right, mix, got 1"),
+        ("pipeline", "min_duration_s", "'short'", "min_duration_s must be a number"),
+        ("pipeline", "timeout_s", "false", "timeout_s must be a number, got False"),
+        ("pipeline", "timeout_s", "nan", "timeout_s must be > 0, got nan"),
+        ("pipeline", "max_file_mb", "-1", "max_file_mb must be > 0, got -1"),
+        ("job", "partitions", "2.5", "partitions must be an integer or unset, got 2.5"),
+        ("job", "max_error_rate", "true", "max_error_rate must be a number, got True"),
+        ("job", "max_error_rate", "nan", "max_error_rate must be in 0..1"),
+        ("job", "dedupe", "'yes'", "dedupe must be true or false, got 'yes'"),
+        ("job", "master", "4", "master must be a string, got 4"),
+        ("job", "extensions", "'.mp3'", "extensions must be a list of strings, got '.mp3'"),
+        ("job", "extensions", "['.mp3', 3]", "extensions must be a list of strings"),
+        ("job", "spark_conf", "{ a = [1] }", "spark_conf must be a table of strings"),
+        ("job", "s3_endpoint", "80", "s3_endpoint must be a string or unset, got 80"),
+    ],
+)
+def test_each_mistyped_value_is_one_named_problem(
+    tmp_path: Path, section: str, key: str, value: str, message: str
+) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert [line for line in str(info.value).splitlines() if message in line], str(info.value)
+
+
+def test_every_problem_of_both_tables_is_listed_once(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[pipeline]\nsample_rate = 8000.5\nmu = 'x'\n[job]\npartitions = 2.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert [line.split()[1] for line in lines] == ["sample_rate", "mu", "partitions"]
+
+
+def test_spark_conf_numbers_and_booleans_become_spark_strings(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[job]\nspark_conf = { 'spark.task.cpus' = 1, 'spark.ui.enabled' = false }\n")
+    conf = load_config(f).job.spark_conf
+    assert conf == {"spark.task.cpus": "1", "spark.ui.enabled": "false"}
+
+
+def test_the_cli_rejects_a_mistyped_config_before_spark_starts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    f = tmp_path / "c.toml"
+    f.write_text("[pipeline]\nsample_rate = 8000.5\n[job]\nmax_error_rate = true\n")
+    (tmp_path / "in").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "preprocess", str(tmp_path / "in"),
+         str(tmp_path / "out"), "--config", str(f)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "fmaprep: [pipeline] sample_rate must be an integer, got 8000.5",
+        "fmaprep: [job] max_error_rate must be a number, got True",
+    ]
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,3 +95,91 @@ def test_track_id_is_the_stem() -> None:
     assert track_id_for("/data/fma_small/000/000002.mp3") == "000002"
     assert track_id_for("s3a://bucket/raw/155/155066.mp3") == "155066"
     assert track_id_for("song.name.wav") == "song.name"
+
+
+class _LibraryOwnError(Exception):
+    """An exception class no one in fmaprep knows about, as a decoder library might raise."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [struct.error("unpack requires a buffer of 4 bytes"), TypeError("'NoneType' object is not "
+     "subscriptable"), IndexError("list index out of range"), _LibraryOwnError("bad frame")],
+)  # fmt: skip
+def test_any_exception_a_file_causes_is_its_manifest_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: Exception
+) -> None:
+    """A decoder that raises something unclassified: one decode_failed line naming it, and the
+    next file decodes (the real decoder, unchanged)."""
+    from fmaprep.audio import decode
+
+    real = decode.OPENERS["soundfile"]
+    bad = write_audio(tmp_path / "000001.wav", tone(440, 1, 8000), 8000, "WAV", "PCM_16")
+    good = write_audio(tmp_path / "000002.wav", tone(440, 1, 8000), 8000, "WAV", "PCM_16")
+
+    def opener(path: str) -> Any:
+        if path == str(bad):
+            raise exc
+        return real(path)
+
+    monkeypatch.setitem(decode.OPENERS, "soundfile", opener)
+    record, line = process_file(InputFile(str(bad), 1), PipelineConfig())
+    assert record is None and line["status"] == "error"
+    assert line["error"] == f"decode_failed: {type(exc).__name__}: {exc}"
+    record, line = process_file(InputFile(str(good), 1), PipelineConfig())
+    assert record is not None and line["status"] == "ok"
+
+
+def test_a_deliberate_interrupt_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmaprep.audio import decode
+
+    def opener(path: str) -> Any:
+        raise KeyboardInterrupt
+
+    path = write_audio(tmp_path / "000001.wav", tone(440, 1, 8000), 8000, "WAV", "PCM_16")
+    monkeypatch.setitem(decode.OPENERS, "soundfile", opener)
+    with pytest.raises(KeyboardInterrupt):
+        process_file(InputFile(str(path), 1), PipelineConfig())
+
+
+def _noisy_ffmpeg(tmp_path: Path, then: str) -> str:
+    """An ffmpeg that first writes 10 MB to stderr (a damaged mp3's error flood), then ``then``."""
+    from fmaprep.audio.decode import ffmpeg_exe
+
+    script = tmp_path / "ffmpeg"
+    script.write_text(
+        "#!/bin/sh\n"
+        "head -c 10000000 /dev/zero | tr '\\0' 'e' >&2\n"
+        "printf '\\n[mp3 @ 0x1] Header missing\\n' >&2\n"
+        + (f'exec "{ffmpeg_exe()}" "$@"\n' if then == "decode" else
+           "printf 'x.mp3: Invalid data found when processing input\\n' >&2\nexit 1\n")
+    )  # fmt: skip
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize("then", ["fail", "decode"])
+def test_ffmpeg_flooding_stderr_neither_hangs_nor_loses_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """With stderr on a pipe nobody reads, ffmpeg blocks after 64 KiB and the task hangs for
+    ever; here the file either decodes or fails with ffmpeg's last line, within seconds."""
+    monkeypatch.setenv("FMAPREP_FFMPEG", _noisy_ffmpeg(tmp_path, then))
+    path = write_audio(tmp_path / "000001.wav", tone(440, 2, 44100), 44100, "WAV", "PCM_16")
+    done: list[tuple[Any, dict[str, Any]]] = []
+    worker = threading.Thread(
+        target=lambda: done.append(process_file(InputFile(str(path), 1),
+                                                PipelineConfig(decoder="ffmpeg"))),
+        daemon=True,
+    )  # fmt: skip
+    worker.start()
+    worker.join(timeout=60)
+    assert done, "process_file hung on ffmpeg's stderr"
+    record, line = done[0]
+    if then == "decode":
+        assert record is not None and line["status"] == "ok" and line["n_samples"] == 16000
+    else:
+        assert record is None
+        assert line["error"] == "not_audio: ffmpeg: x.mp3: Invalid data found when processing input"

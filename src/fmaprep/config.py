@@ -8,7 +8,8 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 Normalize = Literal["peak", "none"]
 ChannelName = Literal["left", "right", "mix"]
@@ -43,20 +44,30 @@ class PipelineConfig:
     timeout_s: float = 900.0  # per file, checked between decoded blocks: "timeout"
 
     def __post_init__(self) -> None:
+        problems = _type_problems(self, "pipeline")
+        if not problems:
+            problems += self._range_problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        problems = []
         if not 1000 <= self.sample_rate <= 48000:
-            raise ConfigError(f"sample_rate must be in 1000..48000 Hz, got {self.sample_rate}")
-        _check_choice("channel", self.channel, get_args(ChannelName))
-        _check_choice("normalize", self.normalize, get_args(Normalize))
+            problems.append(f"sample_rate must be in 1000..48000 Hz, got {self.sample_rate}")
+        problems += _choice_problem("channel", self.channel, get_args(ChannelName))
+        problems += _choice_problem("normalize", self.normalize, get_args(Normalize))
         if not 1 <= self.mu <= 255:
-            raise ConfigError(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
-        _check_choice("decoder", self.decoder, get_args(DecoderName))
-        _check_choice("resampler", self.resampler, get_args(ResamplerName))
-        if self.min_duration_s < 0 or self.max_duration_s <= self.min_duration_s:
-            raise ConfigError("need 0 <= min_duration_s < max_duration_s")
-        if self.silence_db > 0:
-            raise ConfigError(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
-        if self.max_file_mb <= 0 or self.timeout_s <= 0:
-            raise ConfigError("max_file_mb and timeout_s must be > 0")
+            problems.append(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
+        problems += _choice_problem("decoder", self.decoder, get_args(DecoderName))
+        problems += _choice_problem("resampler", self.resampler, get_args(ResamplerName))
+        if not 0 <= self.min_duration_s < self.max_duration_s:
+            problems.append("need 0 <= min_duration_s < max_duration_s")
+        if not self.silence_db <= 0:
+            problems.append(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
+        for name in ("max_file_mb", "timeout_s"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        return problems
 
     def fingerprint(self, versions: dict[str, str] | None = None) -> str:
         """A short hash of what decides the codes: these settings and the library versions."""
@@ -80,14 +91,23 @@ class JobConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        problems = _type_problems(self, "job")
+        if not problems:
+            problems += self._range_problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def _range_problems(self) -> list[str]:
+        problems = []
         if self.partitions is not None and self.partitions < 1:
-            raise ConfigError(f"partitions must be >= 1, got {self.partitions}")
-        if self.target_partition_mb <= 0:
-            raise ConfigError("target_partition_mb must be > 0")
-        _check_choice("format", self.format, get_args(OutputFormat))
-        _check_choice("mode", self.mode, get_args(RerunMode))
+            problems.append(f"partitions must be >= 1, got {self.partitions}")
+        if not self.target_partition_mb > 0:
+            problems.append(f"target_partition_mb must be > 0, got {self.target_partition_mb}")
+        problems += _choice_problem("format", self.format, get_args(OutputFormat))
+        problems += _choice_problem("mode", self.mode, get_args(RerunMode))
         if not 0.0 <= self.max_error_rate <= 1.0:
-            raise ConfigError(f"max_error_rate must be in 0..1, got {self.max_error_rate}")
+            problems.append(f"max_error_rate must be in 0..1, got {self.max_error_rate}")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -99,9 +119,60 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+def _choice_problem(name: str, value: object, choices: tuple[object, ...]) -> list[str]:
+    if value in choices:
+        return []
+    return [f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}"]
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(str, get_args(hint)))
+    if get_origin(hint) in (UnionType, Union):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    if hint is type(None):
+        return "unset"
+    if get_origin(hint) is tuple:
+        return "a list of strings"
+    if get_origin(hint) is dict:
+        return "a table of strings"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def _is_a(value: object, hint: Any) -> bool:
+    """``value`` has the annotated type (TOML's and argparse's types; bool is not a number)."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return value in get_args(hint)
+    if origin in (UnionType, Union):
+        return any(_is_a(value, arg) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_problems(obj: object, section: str) -> list[str]:
+    hints = get_type_hints(type(obj))
+    problems = []
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if not _is_a(value, hints[f.name]):
+            problems.append(
+                f"[{section}] {f.name} must be {_type_name(hints[f.name])}, got {value!r}"
+            )
+    return problems
 
 
 def _build(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
@@ -109,12 +180,18 @@ def _build(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(unknown)}")
-    if "extensions" in values:
+    if isinstance(values.get("extensions"), list):
         values = {**values, "extensions": tuple(values["extensions"])}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"[{section}]: {exc}") from exc
+    if isinstance(values.get("spark_conf"), dict):  # Spark's values are strings; TOML may say 2
+        values = {**values, "spark_conf": {
+            k: _conf_string(v) for k, v in values["spark_conf"].items()}}  # fmt: skip
+    return cls(**values)
+
+
+def _conf_string(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else value
 
 
 def load_config(
@@ -139,4 +216,13 @@ def load_config(
     job = dict(data.get("job", {}))
     pipeline.update({k: v for k, v in (pipeline_overrides or {}).items() if v is not None})
     job.update({k: v for k, v in (job_overrides or {}).items() if v is not None})
-    return Config(_build(PipelineConfig, "pipeline", pipeline), _build(JobConfig, "job", job))
+    problems = []
+    built = []
+    for cls, section, values in ((PipelineConfig, "pipeline", pipeline), (JobConfig, "job", job)):
+        try:
+            built.append(_build(cls, section, values))
+        except ConfigError as exc:  # collected: one line per problem, of both tables
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Config(*built)

@@ -136,8 +136,9 @@ def process_file(
     except TrackError as exc:
         line.update(status="error", error=exc.manifest_text())
         return None, line
-    except (MemoryError, ValueError, RuntimeError, OSError, EOFError) as exc:
-        # Anything a decoder library throws that we did not classify still must not kill the job.
+    except Exception as exc:  # the per-file boundary: whatever a file causes is its manifest line
+        # (struct.error, TypeError, IndexError, a library's own class...); only a deliberate
+        # interrupt (KeyboardInterrupt, SystemExit: BaseException) ends the task
         error = TrackError("decode_failed", f"{type(exc).__name__}: {exc}")
         line.update(status="error", error=error.manifest_text())
         return None, line

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fmaprep.model import METADATA_KEYS, track_path
+from fmaprep.redaction import redact_text, strip_signed_query
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,16 @@ def make_line(track_id: int, **fields: Any) -> dict[str, Any]:
 
 
 def dumps_line(line: dict[str, Any]) -> str:
-    """One ``_tracks.jsonl`` line as written (UTF-8 text, newline-terminated)."""
-    return json.dumps(line, ensure_ascii=False) + "\n"
+    """One ``_tracks.jsonl`` line as written (UTF-8 text, newline-terminated). URLs lose their
+    signing query parameters (a presigned download link is a credential)."""
+    clean = dict(line)
+    if isinstance(clean.get("urls"), dict):
+        clean["urls"] = {
+            k: strip_signed_query(v) if isinstance(v, str) else v for k, v in clean["urls"].items()
+        }
+    if isinstance(clean.get("error"), str):
+        clean["error"] = redact_text(clean["error"])
+    return json.dumps(clean, ensure_ascii=False) + "\n"
 
 
 def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:

@@ -70,6 +70,8 @@ class FakeFMA:
     base_url: str = ""
     gate: threading.Event = field(default_factory=threading.Event)  # releases "slow" bodies
     half_sent: threading.Event = field(default_factory=threading.Event)
+    # when set, every audio URL the site hands out is "presigned" with this secret
+    signature: str = ""
     _served: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -110,8 +112,16 @@ class FakeFMA:
         elif track.kind == "playback_only" or (track.kind == "no_file_url" and not on_track_page):
             pass
         else:
-            info["fileUrl"] = f"{self.base_url}/files/{tid}.mp3"
+            info["fileUrl"] = f"{self.base_url}/files/{tid}.mp3{self.signed_query()}"
         return info
+
+    def signed_query(self) -> str:
+        if not self.signature:
+            return ""
+        return (
+            f"?response-content-type=audio%2Fmpeg&X-Amz-Credential=AKIAEXAMPLE"
+            f"&X-Amz-Signature={self.signature}&X-Amz-Security-Token={self.signature}"
+        )
 
     def play_item(self, track: FakeTrack, on_track_page: bool = False) -> str:
         data = html.escape(json.dumps(self.info(track, on_track_page)), quote=True)
@@ -201,7 +211,7 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
                 tid = path[len("/play/") :]
                 self._record(302)
                 self.send_response(302)
-                self.send_header("Location", f"/files/{tid}.mp3")
+                self.send_header("Location", f"/files/{tid}.mp3{site.signed_query()}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -82,3 +86,41 @@ def test_output_length(name: str, n: int, sr_in: int) -> None:
 def test_unknown_resampler_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown resampler 'nope'"):
         get_resampler("nope")
+
+
+def test_the_numba_cache_is_created_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fmaprep.audio.resample import ensure_numba_cache_dir
+
+    cache = tmp_path / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    assert ensure_numba_cache_dir() == str(cache)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert cache.stat().st_uid == os.getuid()
+
+
+@pytest.mark.parametrize("kind", ["group_writable", "world_writable", "foreign_owner", "symlink"])
+def test_an_unsafe_cache_directory_is_refused(tmp_path: Path, kind: str) -> None:
+    from fmaprep.audio.resample import UnsafeCacheError, private_dir
+
+    cache = tmp_path / "numba"
+    if kind == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        cache.symlink_to(tmp_path / "elsewhere")
+        message = "not a directory"
+    else:
+        cache.mkdir(mode=0o700)
+    if kind == "group_writable":
+        cache.chmod(0o770)
+        message = "writable by others"
+    elif kind == "world_writable":
+        cache.chmod(0o1777)
+        message = "writable by others"
+    elif kind == "foreign_owner":
+        if os.getuid() != 0:
+            pytest.skip("giving a directory to another user needs root")
+        os.chown(cache, 54321, -1)
+        message = "owned by uid 54321"
+    with pytest.raises(UnsafeCacheError, match=message):
+        private_dir(str(cache))

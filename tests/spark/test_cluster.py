@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -171,3 +172,39 @@ def test_archive_is_a_relocatable_venv_without_spark(
     assert any(n.startswith(site + "requests/") for n in names)  # the CLI imports the scraper
     for native in ("_soundfile_data/", "soxr/", "numba/", "llvmlite/", "imageio_ffmpeg/binaries/"):
         assert any(n.startswith(site + native) for n in names), native
+
+
+@pytest.mark.skipif(
+    shutil.which("unshare") is None or os.geteuid() != 0,
+    reason="needs root and unshare(1) for a mount only the driver sees",
+)
+@pytest.mark.parametrize("local", ["INPUT", "OUTPUT"])
+def test_a_path_only_the_driver_sees_is_refused_at_start(
+    cluster: dict[str, str], archive: Path, corpus: Path, tmp_path: Path, local: str
+) -> None:
+    """The driver runs in its own mount namespace with a tmpfs the executors (started by the
+    workers, outside it) do not have: a local disk of the driver's machine, as on a real cluster."""
+    private = tmp_path / "driver-disk"
+    private.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    inside = f"{private}/in" if local == "INPUT" else str(corpus)
+    out = f"{private}/out" if local == "OUTPUT" else str(shared / "out")
+    script = f'mount -t tmpfs tmpfs {private} && cp -r {corpus} {private}/in && exec "$@"'
+    cmd = [SPARK_SUBMIT, "--master", cluster["FMAPREP_SPARK_MASTER"], "--driver-memory", "512m",
+           "--executor-memory", "512m", "--archives", f"{archive}#environment",
+           "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+           str(ROOT / "jobs" / "preprocess.py"), inside, out]  # fmt: skip
+    env = {**os.environ, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    env.pop("PYSPARK_PYTHON", None)
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *cmd],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    given = inside if local == "INPUT" else out
+    refusal = [line for line in proc.stdout.splitlines() if "on the driver's disk only" in line]
+    assert len(refusal) == 1, proc.stdout[-3000:]
+    assert f"{local} {given}:" in refusal[0] and "hdfs:// or s3://" in refusal[0]
+    assert not (shared / "out").exists()

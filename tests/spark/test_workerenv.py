@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from fmaprep.config import PipelineConfig
-from fmaprep.spark.workerenv import explain, last_exception_line, required_modules
+from fmaprep.job.shared_paths import local_marks
+from fmaprep.spark.workerenv import explain, last_exception_line, probe_results, required_modules
 
 
 def test_required_modules_follow_the_pipeline_config() -> None:
@@ -54,3 +58,35 @@ def test_last_exception_line_finds_the_cause_in_a_java_trace() -> None:
     )
     assert last_exception_line(trace) == "java.io.IOException: error=2, No such file or directory"
     assert last_exception_line("something odd\nmore") == "something odd"
+
+
+def test_paths_the_executors_cannot_see_make_one_line_naming_them() -> None:
+    ok = {"python": "/e/bin/python", "version": "3.11.7", "missing": {}, "failed": "",
+          "host": "core-1", "unseen": []}  # fmt: skip
+    blind = {**ok, "host": "core-2", "unseen": ["OUTPUT"]}
+    text = explain([ok, blind], {"OUTPUT": "/data/out", "INPUT": "/data/in"})
+    assert text is not None and "\n" not in text
+    assert text.startswith("OUTPUT /data/out: on the driver's disk only")
+    assert "core-2" in text and "core-1" not in text
+    assert "hdfs:// or s3://" in text
+    assert explain([ok, ok], {"OUTPUT": "/data/out"}) is None
+
+
+def test_the_probe_reports_the_marks_a_task_cannot_see(spark: Any, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    seen.write_text("")
+    results = probe_results(spark.sparkContext, ["numpy"], "soxr", 2,
+                            {"INPUT": str(tmp_path / "absent"), "OUTPUT": str(seen)})  # fmt: skip
+    assert [r["unseen"] for r in results] == [["INPUT"], ["INPUT"]]
+
+
+def test_local_marks_put_a_unique_file_beside_output_and_remove_it(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    out = tmp_path / "new" / "out"  # neither exists: the mark goes in the nearest parent
+    with local_marks(f"file://{tmp_path}/corpus/*/*.mp3", f"file://{out}") as marks:
+        assert marks["INPUT"] == (f"{tmp_path}/corpus/*/*.mp3", f"{tmp_path}/corpus")
+        given, mark = marks["OUTPUT"]
+        assert given == str(out) and Path(mark).parent == tmp_path and Path(mark).exists()
+    assert not Path(mark).exists()
+    with local_marks("s3a://b/in", "hdfs://nn/out") as marks:
+        assert marks == {}

@@ -34,6 +34,7 @@ from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import track_path
+from fmaprep.redaction import redact_text
 from fmaprep.storage.checksum import file_sha1
 from fmaprep.tracks import make_line
 
@@ -103,7 +104,7 @@ class DatasetSummary:
             f"complete, {len(self.failures)} failed, {self.unverified} not in checksums, "
             f"{self.with_metadata} with tracks.csv metadata, {self.metadata_files} metadata files"
         ]
-        lines += [f"  failed {member}: {why}" for member, why in self.failures]
+        lines += [f"  failed {member}: {redact_text(why)}" for member, why in self.failures]
         return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
 from fmaprep.model import track_path
+from fmaprep.redaction import redact_text
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class ScrapeSummary:
             f"failed, {self.known_bad} known bad, {self.rejected} rejected listing items; "
             f"{self.pages} listing pages, {self.requests} requests in {self.seconds:.1f}s"
         ]
-        lines += [f"  failed {tid}: {why}" for tid, why in self.failures]
+        lines += [f"  failed {tid}: {redact_text(why)}" for tid, why in self.failures]
         if self.listing_error:
             lines.append(f"  listing stopped: {self.listing_error}")
         return "\n".join(lines)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -121,19 +122,34 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
+STDERR_TAIL_BYTES = 4096
+
+
+def stderr_tail(f: IO[bytes], limit: int = STDERR_TAIL_BYTES) -> str:
+    """The last ``limit`` bytes a subprocess wrote to the file ``f`` (its whole stderr), as text."""
+    f.seek(0, os.SEEK_END)
+    f.seek(max(0, f.tell() - limit))
+    return f.read().decode("utf-8", "replace").strip()
+
+
 def open_ffmpeg(path: str) -> AudioStream:
     check_not_empty_or_text(path)
     args = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", path, "-vn", "-map_metadata", "-1",
             "-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "-"]  # fmt: skip
+    # stderr goes to an unlinked temporary file, not a pipe: a damaged file can make ffmpeg log
+    # far more than a pipe holds (64 KiB), and a full stderr pipe nobody reads while we read
+    # stdout would block both processes for ever. Only its tail is ever read back.
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the stream, or on failure)
     try:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors)
     except OSError as exc:
+        errors.close()
         raise TrackError("decode_failed", f"ffmpeg did not start: {exc}") from exc
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
 
     def fail() -> TrackError:
         proc.wait()
-        lines = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()  # type: ignore[union-attr]
+        lines = stderr_tail(errors).splitlines()
         last = lines[-1] if lines else f"exit code {proc.returncode}"
         reason = "not_audio" if "Invalid data found" in last else "decode_failed"
         return TrackError(reason, f"ffmpeg: {last}")
@@ -142,7 +158,10 @@ def open_ffmpeg(path: str) -> AudioStream:
     try:
         header = parse_wav_header(head)
     except TrackError:
-        raise fail() from None
+        proc.stdout.close()  # first: an ffmpeg still writing then stops instead of blocking
+        error = fail()
+        errors.close()
+        raise error from None
     _check_format(header.sample_rate, header.channels)
 
     def blocks() -> Iterator[FloatFrames]:
@@ -165,7 +184,7 @@ def open_ffmpeg(path: str) -> AudioStream:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()  # type: ignore[union-attr]
-            proc.stderr.close()  # type: ignore[union-attr]
+            errors.close()
 
     return AudioStream(header.sample_rate, header.channels, blocks())
 

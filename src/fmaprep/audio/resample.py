@@ -7,6 +7,7 @@ Every resampler must pass the quality tests (DESIGN.md contract 8).
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 
@@ -25,15 +26,45 @@ def resample_soxr(x: npt.NDArray[np.float32], sr_in: int, sr_out: int) -> npt.ND
     return np.asarray(out, dtype=np.float32)
 
 
+class UnsafeCacheError(RuntimeError):
+    """A cache directory that workers would execute machine code from is not private."""
+
+
 def ensure_numba_cache_dir() -> str:
-    """Give numba a writable cache before resampy is imported (its kernels use ``cache=True``).
+    """Give numba a private, writable cache before resampy is imported (its kernels use
+    ``cache=True``), and return it.
 
     numba caches next to the package by default, which fails where site-packages is read-only
     (an EMR node's system Python, a shared install). NUMBA_CACHE_DIR wins when set; else a
-    per-user directory under the temp dir.
+    per-user directory under the temp dir. numba loads machine code from there, so the
+    directory must be this user's alone: see :func:`private_dir`.
     """
     default = os.path.join(tempfile.gettempdir(), f"fmaprep-numba-{os.getuid()}")
-    return os.environ.setdefault("NUMBA_CACHE_DIR", default)
+    return private_dir(os.environ.setdefault("NUMBA_CACHE_DIR", default))
+
+
+def private_dir(path: str) -> str:
+    """Create ``path`` with mode 0700 if missing; refuse it unless it is a real directory owned by
+    this user that no group or other user can write (on a shared host another user could
+    otherwise plant cached code in a predictable ``/tmp`` name)."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise UnsafeCacheError(f"cannot create the cache directory {path}: {exc}") from exc
+    problem = None
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory (a symlink?)"
+    elif info.st_uid != os.getuid():
+        problem = f"is owned by uid {info.st_uid}, not by you (uid {os.getuid()})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem:
+        raise UnsafeCacheError(
+            f"cache directory {path} {problem}: remove it, or set NUMBA_CACHE_DIR to a "
+            f"directory only you can write (mode 700)"
+        )
+    return path
 
 
 def resample_resampy(

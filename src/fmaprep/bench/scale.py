@@ -11,9 +11,12 @@ FMA's layout (the per-file overhead is what is measured, not decoding).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,13 +69,40 @@ def latency_proxy(env: dict[str, str], delay_ms: float) -> Iterator[dict[str, st
         yield {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
 
 
+SERVICE_PIDS = Path(".services") / "pids"  # scripts/local-services.sh: HDFS and s3proxy
+
+
+def services_cpu_s() -> float:
+    """CPU seconds used so far by the loopback services' processes (they share the job's cores:
+    on EMR the NameNode, DataNodes and S3 run elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid_file in SERVICE_PIDS.glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1]
+            utime, stime = fields.split()[11:13]
+            total += (int(utime) + int(stime)) / tick
+    return total
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
+    """One job in a fresh process; wall time, and CPU seconds of the job (its process tree), of
+    the loopback services and of this process (the in-process latency proxy, when used)."""
+    cpu = (_cpu(resource.RUSAGE_CHILDREN), services_cpu_s(), _cpu(resource.RUSAGE_SELF))
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.monotonic() - started
+    job_cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu[0]
+    service_cpu = services_cpu_s() - cpu[1]
+    proxy_cpu = _cpu(resource.RUSAGE_SELF) - cpu[2]
     if proc.returncode != 0:
         raise RuntimeError(f"job on {inp} failed: {proc.stderr[-2000:]}")
     stats = json.loads(open_store(out, StoreSettings.from_env(environ=env)).read_bytes(
@@ -81,7 +111,9 @@ def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
     first_task = sum(timings.get(k, 0.0) for k in ("start_s", "list_s", "plan_s"))
     return {"wall_s": round(wall, 2), "to_first_task_s": round(first_task, 2),
             "tasks_s": timings.get("tasks_s"), "commit_s": stats.get("commit_s"),
-            "ok": stats["ok"]}  # fmt: skip
+            "ok": stats["ok"], "job_cpu_s": round(job_cpu, 2),
+            "services_cpu_s": round(service_cpu, 2),
+            "proxy_cpu_s": round(proxy_cpu, 2)}  # fmt: skip
 
 
 def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
@@ -92,7 +124,13 @@ def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
     return f"s3a://{env['FMAPREP_S3_BUCKET']}/scale/{tag}"
 
 
-def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, Any]]:
+def measure(
+    stores: list[str], sizes: list[int], work: Path, baseline_runs: int = 3
+) -> list[dict[str, Any]]:
+    """Per store: one warm-up run (page cache, JIT'd JVM classes), then the baseline of
+    BASELINE_FILES ``baseline_runs`` times (its median wall is the fixed cost), then each size."""
+    import statistics
+
     data = tiny_mp3()
     rows = []
     base_env = dict(os.environ)
@@ -100,7 +138,9 @@ def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, A
         kind, _, delay = store.partition("+")
         delay_ms = float(delay.removesuffix("ms")) if delay else 0.0
         runs: dict[int, dict[str, Any]] = {}
-        for n in [BASELINE_FILES, *sizes]:
+        plan = [BASELINE_FILES] * (1 + baseline_runs) + sizes
+        base_walls: list[float] = []
+        for step, n in enumerate(plan):
             tag = f"{kind}-{n}-{uuid.uuid4().hex[:6]}"
             inp = place(kind, base_env, f"in-{tag}", work)
             out = place(kind, base_env, f"out-{tag}", work)
@@ -109,14 +149,23 @@ def measure(stores: list[str], sizes: list[int], work: Path) -> list[dict[str, A
                 env = base_env
                 if delay_ms:
                     env = stack.enter_context(latency_proxy(base_env, delay_ms))
-                runs[n] = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
+                run = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
             if kind == "local":
                 shutil.rmtree(inp, ignore_errors=True)
                 shutil.rmtree(out, ignore_errors=True)
+            if step == 0:
+                continue  # the warm-up
+            if n == BASELINE_FILES and step <= baseline_runs:
+                base_walls.append(run["wall_s"])
+                if len(base_walls) < baseline_runs:
+                    continue
+                run["wall_s"] = round(statistics.median(base_walls), 2)
+                run["baseline_walls"] = base_walls
+            runs[n] = run
             base = runs[BASELINE_FILES]["wall_s"]
             extra = n - BASELINE_FILES
-            marginal = round(1000 * (runs[n]["wall_s"] - base) / extra, 2) if extra else None
-            row = {"store": store, "files": n, **runs[n], "marginal_ms": marginal}
+            marginal = round(1000 * (run["wall_s"] - base) / extra, 2) if extra else None
+            row = {"store": store, "files": n, **run, "marginal_ms": marginal}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -168,34 +217,57 @@ def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
             for k, v in walls.items()]  # fmt: skip
 
 
-def commit_times(parts: list[int], work: Path) -> list[dict[str, Any]]:
-    """Commit time on S3 for outputs of N parts (one tiny input per part): a new run, then an
-    overwrite, which also deletes the N old parts and shards after its commit."""
-    data = tiny_mp3(1.0)
+_COMMIT_LOG = re.compile(
+    r"commit timings: commit ([\d.]+) s, conveniences ([\d.]+) s, clean-up ([\d.]+) s "
+    r"\((\d+) files"
+)
+
+
+def commit_times(
+    parts: list[int], work: Path, seconds: tuple[float, ...] = (1.0,)
+) -> list[dict[str, Any]]:
+    """Commit time on S3 for outputs of N parts (one input per part, each ``seconds`` long): a
+    new run, then an overwrite, which also deletes the N old parts and shards after its commit.
+    The job logs each phase's time; the S3 requests of each run are counted by a recording
+    proxy in front of the server (none of them may be a copy)."""
+    from fmaprep.bench.httpproxy import S3Proxy
+
     env = dict(os.environ)
     rows = []
     for n in parts:
-        inp = work / f"commit-in-{n}"
-        shutil.rmtree(inp, ignore_errors=True)
-        upload(str(inp), n, data, StoreSettings())
-        out = f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{n}-{uuid.uuid4().hex[:6]}"
-        for mode in ("error", "overwrite"):
-            proc = subprocess.run(
-                [sys.executable, "-m", "fmaprep", "preprocess", str(inp), out, "--master",
-                 "local[2]", "--partitions", str(n), "--mode", mode],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if proc.returncode != 0:
-                raise RuntimeError(proc.stderr[-2000:])
-            store = open_store(out, StoreSettings.from_env(environ=env))
-            stats = json.loads(store.read_bytes(f"{out}/_stats.json"))
-            row = {"parts": stats["partitions"], "mode": mode, "commit_s": stats["commit_s"],
-                   "part_bytes_total": None}  # fmt: skip
-            commit = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
-            row["part_bytes_total"] = sum(p["bytes"] for p in commit["parts"])
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-        shutil.rmtree(inp, ignore_errors=True)
+        for length in seconds:
+            data = tiny_mp3(length)
+            inp = work / f"commit-in-{n}"
+            shutil.rmtree(inp, ignore_errors=True)
+            upload(str(inp), n, data, StoreSettings())
+            out = f"s3a://{env['FMAPREP_S3_BUCKET']}/commit-{n}-{uuid.uuid4().hex[:6]}"
+            for mode in ("error", "overwrite"):
+                with S3Proxy(env["FMAPREP_S3_ENDPOINT"]) as proxy:
+                    run_env = {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
+                    proc = subprocess.run(
+                        [sys.executable, "-m", "fmaprep", "preprocess", str(inp), out,
+                         "--master", "local[2]", "--partitions", str(n), "--mode", mode],
+                        env=run_env, capture_output=True, text=True, check=False,
+                    )  # fmt: skip
+                    requests = dict(collections.Counter(r.operation for r in proxy.requests()))
+                if proc.returncode != 0:
+                    raise RuntimeError(proc.stderr[-2000:])
+                found = _COMMIT_LOG.search(proc.stderr)
+                store = open_store(out, StoreSettings.from_env(environ=env))
+                commit = json.loads(store.read_bytes(f"{out}/_SUCCESS"))
+                row = {
+                    "parts": len(commit["parts"]), "mode": mode, "seconds_per_input": length,
+                    "part_bytes_total": sum(p["bytes"] for p in commit["parts"]),
+                    "success_bytes": len(store.read_bytes(f"{out}/_SUCCESS")),
+                    "commit_s": float(found.group(1)) if found else None,
+                    "conveniences_s": float(found.group(2)) if found else None,
+                    "cleanup_s": float(found.group(3)) if found else None,
+                    "cleaned_files": int(found.group(4)) if found else None,
+                    "requests": requests,
+                }  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            shutil.rmtree(inp, ignore_errors=True)
     return rows
 
 
@@ -215,11 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--commit-parts", metavar="N,N", help="instead: commit time on S3 for outputs of N parts"
     )
+    parser.add_argument(
+        "--commit-seconds",
+        default="1",
+        metavar="S,S",
+        help="with --commit-parts: the length of each part's one input (more bytes per part)",
+    )
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.commit_parts:
-        rows = commit_times([int(n) for n in args.commit_parts.split(",")], work)
+        lengths = tuple(float(x) for x in args.commit_seconds.split(","))
+        rows = commit_times([int(n) for n in args.commit_parts.split(",")], work, lengths)
         Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
         return 0
     if args.throughput:

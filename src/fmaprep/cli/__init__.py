@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from fmaprep import __version__
+from fmaprep.redaction import RedactingFilter
 
 # module names under fmaprep.cli, in the order --help lists them
 SUBCOMMANDS = (
@@ -81,6 +82,8 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # signed URLs never reach a log
+        handler.addFilter(RedactingFilter())
     if verbose < 2:
         logging.getLogger("py4j").setLevel(logging.WARNING)
         logging.getLogger("numba").setLevel(logging.WARNING)

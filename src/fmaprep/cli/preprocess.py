@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         )
         result = run_preprocess(args.input, args.output, config)
     except (ConfigError, StorageError, StorageConfError, WorkerEnvironmentError) as exc:
-        print(f"fmaprep: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a config names each of its problems on a line
+            print(f"fmaprep: {line}", file=sys.stderr)
         return 2
     print_summary(result, sys.stdout)
     return 1 if result.error_rate_exceeded else 0

@@ -4,14 +4,14 @@
 :mod:`fmaprep.formats.parquet` (pyarrow), every other ``part-*`` file as the pickle format below.
 
 The pickle format is the SequenceFile of :mod:`fmaprep.formats.sequencefile` holding pickled
-batches (lists of records). Pickle runs code on load: read only outputs your own pipeline wrote.
+batches (lists of records), loaded as data only: :mod:`fmaprep.formats.safepickle` refuses any
+pickle that names a callable other than numpy's array constructors (``UnsafePickleError``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import shutil
 import tempfile
@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlparse
 
+from fmaprep.formats import safepickle
 from fmaprep.formats.commit import SUCCESS_FILE, Commit, parse_commit
 from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest
+from fmaprep.formats.safepickle import UnsafePickleError, trusted_from_env
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import is_local_source
@@ -29,6 +31,7 @@ from fmaprep.storage.uris import is_local_source
 __all__ = [
     "OutputChangedError",
     "OutputInfo",
+    "UnsafePickleError",
     "read_commit",
     "read_output_info",
     "read_partition",
@@ -37,10 +40,20 @@ __all__ = [
 
 
 def read_partition(
-    path: str | os.PathLike[str] | IO[bytes], dir_fd: int | None = None, name: str | None = None
+    path: str | os.PathLike[str] | IO[bytes],
+    dir_fd: int | None = None,
+    name: str | None = None,
+    *,
+    trusted: bool | None = None,
 ) -> Iterator[Any]:
-    """Yield the Python objects of one ``part-*`` file (a path or an open stream), in order."""
+    """Yield the Python objects of one ``part-*`` file (a path or an open stream), in order.
+
+    Pickles are loaded as data (:mod:`fmaprep.formats.safepickle`): a global outside the
+    allowlist raises :class:`UnsafePickleError` before it is called. ``trusted`` True lifts
+    that; None means ``$FMAPREP_TRUSTED_PICKLES``.
+    """
     label = name or (os.fspath(path) if isinstance(path, (str, os.PathLike)) else "part")
+    trust = trusted_from_env() if trusted is None else trusted
     for value in iter_sequence_file(path, dir_fd, name=label):
         try:
             blobs = parse_byte_arrays(value)
@@ -49,7 +62,7 @@ def read_partition(
         for blob in blobs:
             if blob is None:
                 raise ValueError(f"{label}: null element in a saved object array")
-            batch = pickle.loads(blob)
+            batch = safepickle.loads(blob, label, trusted=trust)
             # PySpark pickles batches as lists; tolerate a bare object as a batch of one.
             yield from batch if isinstance(batch, list) else [batch]
 
@@ -176,6 +189,7 @@ def read_records(
     genres: Collection[str] | None = None,
     splits: Collection[str] | None = None,
     settings: StoreSettings | None = None,
+    trusted: bool | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream the records of a finished OUTPUT (a local path, ``file://``, ``s3://``, ``s3a://``
     or ``hdfs://``), part by part: exactly the parts its commit (``_SUCCESS``) names, without
@@ -183,6 +197,7 @@ def read_records(
 
     Each filter given keeps records whose ``track_id`` / ``genre`` / ``split`` is in it.
     ``settings`` says how to reach S3/HDFS (default: the environment, as the job's).
+    Pickle parts are loaded as data only (see :func:`read_partition`; ``trusted`` as there).
     """
     out = _Output(output, settings)
     try:
@@ -199,7 +214,7 @@ def read_records(
         for name, exclude in parts:
             try:
                 with out.open(name) as stream:
-                    for record in _part_records(name, stream, filters):
+                    for record in _part_records(name, stream, filters, trusted):
                         if record.get("source") not in exclude:
                             yield record
             except FileNotFoundError as e:
@@ -211,14 +226,17 @@ def read_records(
 
 
 def _part_records(
-    name: str, stream: IO[bytes], filters: dict[str, frozenset[Any] | None]
+    name: str,
+    stream: IO[bytes],
+    filters: dict[str, frozenset[Any] | None],
+    trusted: bool | None,
 ) -> Iterator[dict[str, Any]]:
     if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
         from fmaprep.formats.parquet import read_parquet_part
 
         yield from read_parquet_part(_seekable(stream), filters, _matches, name=name)
         return
-    for record in read_partition(stream, name=name):
+    for record in read_partition(stream, name=name, trusted=trusted):
         if not isinstance(record, dict):
             raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
         if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):

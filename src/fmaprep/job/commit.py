@@ -219,17 +219,24 @@ def finish(
     store: Store, output: str, commit: Commit, lines: list[dict[str, Any]], commit_seconds: float
 ) -> int:
     """After the commit: the convenience files, then delete what the commit does not name."""
+    started = time.monotonic()
     crash_point("before-conveniences")
     store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
     stats = json.dumps({**commit.stats, "commit_s": round(commit_seconds, 3)}, indent=2,
                        sort_keys=True) + "\n"  # fmt: skip
     store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
     crash_point("before-cleanup")
+    mark = time.monotonic()
     try:
-        return cleanup(store, output, commit)
+        cleaned = cleanup(store, output, commit)
     except Exception as exc:  # the commit stands; the next commit cleans again
         log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
         return 0
+    log.info(
+        "commit timings: commit %.3f s, conveniences %.3f s, clean-up %.3f s (%d files, %d parts)",
+        commit_seconds, mark - started, time.monotonic() - mark, cleaned, len(commit.parts),
+    )  # fmt: skip
+    return cleaned
 
 
 def cleanup(store: Store, output: str, commit: Commit) -> int:

@@ -27,6 +27,7 @@ from fmaprep.job.commit import (
     resumable,
 )
 from fmaprep.job.progress import Progress
+from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
 from fmaprep.model import InputFile, TrackError
 from fmaprep.pipeline import failed_line
@@ -104,10 +105,12 @@ def run_preprocess(
         session = build_session(config.job.master, conf=conf)
     try:
         if not is_local_master(session.sparkContext.master):
-            # fail in seconds with one clear line when the executors cannot import fmaprep
+            # fail in seconds with one clear line when the executors cannot import fmaprep, or
+            # cannot see a local INPUT/OUTPUT (each node would use its own disk)
             from fmaprep.spark.workerenv import check_workers
 
-            check_workers(session.sparkContext, config.pipeline)
+            with local_marks(input_uri, output_uri) as marks:
+                check_workers(session.sparkContext, config.pipeline, marks)
         return _run(session.sparkContext, input_uri, output_uri, config, started)
     finally:
         if own_session:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fmaprep.config import PipelineConfig
@@ -47,12 +48,20 @@ def required_modules(cfg: PipelineConfig) -> list[str]:
 
 
 def probe_results(
-    spark_context: Any, modules: list[str], resampler: str, tasks: int
+    spark_context: Any,
+    modules: list[str],
+    resampler: str,
+    tasks: int,
+    marks: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the probe in ``tasks`` tasks; one dict per task (python, missing modules, errors)."""
+    """Run the probe in ``tasks`` tasks; one dict per task (python, host, missing modules,
+    errors, and which of ``marks`` (label -> local path) the task cannot see)."""
+    paths = dict(marks or {})
 
     def probe(_: Any) -> dict[str, Any]:
         import importlib
+        import os
+        import socket
         import sys
 
         missing: dict[str, str] = {}
@@ -75,8 +84,10 @@ def probe_results(
         return {
             "python": sys.executable,
             "version": ".".join(map(str, sys.version_info[:3])),
+            "host": socket.gethostname(),
             "missing": missing,
             "failed": failed,
+            "unseen": sorted(label for label, path in paths.items() if not os.path.exists(path)),
         }
 
     results: list[dict[str, Any]] = (
@@ -93,8 +104,9 @@ def last_exception_line(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0]
 
 
-def explain(results: list[dict[str, Any]]) -> str | None:
-    """One line describing what the probe found wrong, or None when every worker is fine."""
+def explain(results: list[dict[str, Any]], given: Mapping[str, str] | None = None) -> str | None:
+    """One line describing what the probe found wrong, or None when every worker is fine.
+    ``given``: label -> the local path as the user gave it, for the marks the probe checked."""
     missing: dict[str, str] = {}
     pythons: set[str] = set()
     for result in results:
@@ -111,16 +123,31 @@ def explain(results: list[dict[str, Any]]) -> str | None:
     for result in results:
         if result["failed"]:
             return f"workers can import fmaprep but {result['failed']} (python {result['python']})"
+    unseen = sorted({label for result in results for label in result.get("unseen", ())})
+    if unseen:
+        hosts = sorted({r.get("host", "?") for r in results if r.get("unseen")})
+        where = "; ".join(f"{label} {(given or {}).get(label, '')}".strip() for label in unseen)
+        return (
+            f"{where}: on the driver's disk only, the executors on {', '.join(hosts)} cannot see "
+            f"it; with a cluster master use hdfs:// or s3:// (or a filesystem every node mounts)"
+        )
     return None
 
 
-def check_workers(spark_context: Any, cfg: PipelineConfig) -> None:
-    """Raise :class:`WorkerEnvironmentError` unless every probe task can run the pipeline."""
+def check_workers(
+    spark_context: Any,
+    cfg: PipelineConfig,
+    marks: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """Raise :class:`WorkerEnvironmentError` unless every probe task can run the pipeline and
+    see each of ``marks`` (label -> (the path as given, a path the executors must see))."""
+    probes = {label: mark for label, (_, mark) in (marks or {}).items()}
+    given = {label: path for label, (path, _) in (marks or {}).items()}
     tasks = max(1, int(spark_context.defaultParallelism))
     modules = required_modules(cfg)
     log.info("checking the workers' Python (%d probe tasks: %s)", tasks, ", ".join(modules))
     try:
-        results = probe_results(spark_context, modules, cfg.resampler, tasks)
+        results = probe_results(spark_context, modules, cfg.resampler, tasks, probes)
     except Exception as exc:  # Py4JJavaError: the worker python did not even start
         detail = last_exception_line(str(exc))
         raise WorkerEnvironmentError(
@@ -128,7 +155,7 @@ def check_workers(spark_context: Any, cfg: PipelineConfig) -> None:
             f"and that the workers have Python 3.11 where the archive's bin/python links; "
             f"{README_HINT}"
         ) from None
-    problem = explain(results)
+    problem = explain(results, given)
     if problem:
         raise WorkerEnvironmentError(problem)
     log.info("workers OK: %s", ", ".join(sorted({r["python"] for r in results})))

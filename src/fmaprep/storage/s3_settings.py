@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fmaprep.redaction import redact
+
 #: The file read when none is named: ``conf/storage.toml`` in the repository (absent when
 #: fmaprep is installed from a wheel; the built-in defaults then apply).
 DEFAULT_CONF_PATH = Path(__file__).resolve().parents[3] / "conf" / "storage.toml"
@@ -38,7 +40,6 @@ DEFAULT_PROVIDERS = (
     "com.amazonaws.auth.EnvironmentVariableCredentialsProvider",
     "org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider",
 )
-SECRET_KEY_PATTERN = re.compile(r"(secret|session\.token|access\.key|password)", re.IGNORECASE)
 EMR_MARKERS = (Path("/mnt/var/lib/info/instance.json"), Path("/usr/share/aws/emr"))
 
 _S3_KEYS = {
@@ -274,11 +275,6 @@ def spark_storage_conf(
     if any(is_s3_uri(uri) for uri in uris):
         conf.update(spark_s3a_conf(settings or load_s3_settings(env=env), env))
     return conf
-
-
-def redact(conf: Mapping[str, str]) -> dict[str, str]:
-    """A copy safe to print or log: secret-looking values replaced by ``*****``."""
-    return {k: ("*****" if SECRET_KEY_PATTERN.search(k) else v) for k, v in conf.items()}
 
 
 def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
