@@ -61,7 +61,9 @@ def test_no_planted_secret_in_any_file_or_log(
     printed += _run("report", str(out), "--out", str(tmp_path / "report.html"), env=env)
     assert (out / "_SUCCESS").exists() and (tmp_path / "report.html").exists()
     assert "X-Amz-Signature" not in (corpus / "_tracks.jsonl").read_text()
-    assert _leaks(tmp_path, printed) == [], [line for line in printed.splitlines() if any(s in line for s in PLANTED)][:5]
+    assert _leaks(tmp_path, printed) == [], [
+        line for line in printed.splitlines() if any(s in line for s in PLANTED)
+    ][:5]
 
 
 def test_secret_looking_conf_keys_are_masked() -> None:

@@ -489,18 +489,28 @@ def _count_s3(store: S3Store) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_s3_lists_and_deletes_2500_keys_in_3_requests_each(services: dict[str, str]) -> None:
+@pytest.mark.parametrize("layout", ["nested", "flat"])
+def test_s3_lists_and_deletes_2500_keys_in_few_requests(
+    services: dict[str, str], layout: str
+) -> None:
+    """Nested as FMA (25 sub-prefixes of 100): one delimiter request, then one per sub-prefix
+    (in parallel); flat: that request, then the 3 pages of one listing. Key order either way."""
     base = f"s3a://{services['FMAPREP_S3_BUCKET']}/stores-many-{uuid.uuid4().hex[:8]}"
     store = S3Store(_settings(services))
-    uris = [f"{base}/{i // 100:03d}/{i:06d} , #.mp3" for i in range(2500)]
+    if layout == "nested":
+        uris = [f"{base}/{i // 100:03d}/{i:06d} , #.mp3" for i in range(2500)]
+        uris.append(f"{base}/000.mp3")  # a file beside the sub-prefixes, sorted among them
+    else:
+        uris = [f"{base}/{i:06d} , #.mp3" for i in range(2500)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda u: store.write_bytes(u, u.encode()), uris))
     counts = _count_s3(store)
     listed = list(store.list_files(base))
-    assert sorted(e.uri for e in listed) == sorted(uris)
-    assert counts == {"ListObjectsV2": 3}
+    assert [e.uri for e in listed] == sorted(uris)
+    lists = 1 + 25 if layout == "nested" else 1 + 3
+    assert counts == {"ListObjectsV2": lists}
     store.delete(e.uri for e in listed)
-    assert counts == {"ListObjectsV2": 3, "DeleteObjects": 3}
+    assert counts == {"ListObjectsV2": lists, "DeleteObjects": 3}
     assert list(store.list_files(base)) == []
 
 

@@ -1,6 +1,6 @@
-"""S3 behind :class:`fmaprep.storage.stores.Store`, with boto3: one paginated listing, streaming
-reads that resume with a Range (and ``If-Match``), multipart writes invisible until completed,
-batched deletes, bounded retries. Never a copy, never an ACL."""
+"""S3 behind :class:`fmaprep.storage.stores.Store`, with boto3: listings in parallel by
+sub-prefix, streaming reads that resume with a Range (and ``If-Match``), multipart writes
+invisible until completed, batched deletes, bounded retries. Never a copy, never an ACL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from fmaprep.storage.retrying import RawStream, RetryingReader, _Empty, buffered
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------------- S3
 _S3_CLIENTS: dict[tuple[int, S3Settings], Any] = {}
 _S3_LOCK = threading.Lock()
+LIST_THREADS = 8  # sub-prefixes listed at once
+LIST_FANOUT = 1000  # more first-level sub-prefixes than this: one flat listing instead
 _S3_TRANSIENT_CODES = {
     "SlowDown",
     "Throttling",
@@ -227,9 +230,40 @@ class S3Store(Store):
         return parsed
 
     def list_files(self, uri: str) -> Iterator[Entry]:
+        """Every object under ``uri``, in key order. A prefix whose first level holds at most
+        LIST_FANOUT sub-prefixes (FMA's ``000/`` .. ``155/``) is listed one sub-prefix per
+        thread: pages of one listing follow each other (a round trip each), and some servers
+        (s3proxy) scan the whole prefix for every page; otherwise one paginated listing."""
         parsed = self._split(uri)
         prefix = _dir_prefix(parsed.path)
+        bucket = parsed.authority
+        first = self.client.list_objects_v2(
+            Bucket=bucket, Prefix=prefix, Delimiter="/", MaxKeys=S3_PAGE
+        )
+        subdirs = [p["Prefix"] for p in first.get("CommonPrefixes", ())]
+        if first.get("IsTruncated") or not subdirs or len(subdirs) > LIST_FANOUT:
+            entries: Iterable[Entry | None] = self._walk(parsed, prefix)
+        else:
+            own = [self._entry(parsed, item) for item in first.get("Contents", ())]
+            with ThreadPoolExecutor(min(LIST_THREADS, len(subdirs))) as pool:
+                groups = list(pool.map(lambda sub: list(self._walk(parsed, sub)), subdirs))
+            listed: list[Entry] = [
+                e for e in [*own, *(e for group in groups for e in group)] if e is not None
+            ]
+            listed.sort(key=lambda e: e.uri)
+            entries = listed
         found = False
+        for entry in entries:
+            if entry is not None:
+                found = True
+                yield entry
+        if not found and parsed.path and not parsed.path.endswith("/"):
+            single = self.stat(uri)  # the URI may name one object
+            if single is not None:
+                yield single
+
+    def _walk(self, parsed: StoreURI, prefix: str) -> Iterator[Entry | None]:
+        """One paginated listing of everything under ``prefix`` (None for directory markers)."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -241,23 +275,22 @@ class S3Store(Store):
                 kwargs["ContinuationToken"] = token
             page = self.client.list_objects_v2(**kwargs)
             for item in page.get("Contents", ()):
-                key = item["Key"]
-                if key.endswith("/"):
-                    continue  # a directory marker, not a file
-                found = True
-                yield Entry(
-                    parsed.with_path(key),
-                    int(item["Size"]),
-                    item["LastModified"].timestamp(),
-                    _unquote_etag(item.get("ETag")),
-                )
+                yield self._entry(parsed, item)
             if not page.get("IsTruncated"):
-                break
+                return
             token = page["NextContinuationToken"]
-        if not found and parsed.path and not parsed.path.endswith("/"):
-            entry = self.stat(uri)  # the URI may name one object
-            if entry is not None:
-                yield entry
+
+    @staticmethod
+    def _entry(parsed: StoreURI, item: dict[str, Any]) -> Entry | None:
+        key = item["Key"]
+        if key.endswith("/"):
+            return None  # a directory marker, not a file
+        return Entry(
+            parsed.with_path(key),
+            int(item["Size"]),
+            item["LastModified"].timestamp(),
+            _unquote_etag(item.get("ETag")),
+        )
 
     def stat(self, uri: str) -> Entry | None:
         parsed = self._split(uri)
