@@ -213,8 +213,9 @@ def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
                 wall, audio = run_job(uri, "local[2]", [], Path(tmp))
                 walls[kind].append(wall)
                 service_cpu[kind].append(round(services_cpu_s() - before, 2))
-                print(json.dumps({"store": kind, "wall_s": round(wall, 2),
-                                  "services_cpu_s": service_cpu[kind][-1]}), flush=True)  # fmt: skip
+                row = {"store": kind, "wall_s": round(wall, 2),
+                       "services_cpu_s": service_cpu[kind][-1]}  # fmt: skip
+                print(json.dumps(row), flush=True)
     local = statistics.median(walls["local"])
     return [{"store": k, "median_s": round(statistics.median(v), 2), "runs": v,
              "audio_s_per_s": round(audio / statistics.median(v), 1),
