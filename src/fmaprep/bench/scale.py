@@ -91,18 +91,17 @@ def _cpu(who: int) -> float:
 
 
 def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
-    """One job in a fresh process; wall time, and CPU seconds of the job (its process tree), of
-    the loopback services and of this process (the in-process latency proxy, when used)."""
-    cpu = (_cpu(resource.RUSAGE_CHILDREN), services_cpu_s(), _cpu(resource.RUSAGE_SELF))
+    """One job in a fresh process; wall time, and CPU seconds of the loopback services and of
+    this process (the in-process latency proxy, when used)."""
+    cpu = (services_cpu_s(), _cpu(resource.RUSAGE_SELF))
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.monotonic() - started
-    job_cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu[0]
-    service_cpu = services_cpu_s() - cpu[1]
-    proxy_cpu = _cpu(resource.RUSAGE_SELF) - cpu[2]
+    service_cpu = services_cpu_s() - cpu[0]
+    proxy_cpu = _cpu(resource.RUSAGE_SELF) - cpu[1]
     if proc.returncode != 0:
         raise RuntimeError(f"job on {inp} failed: {proc.stderr[-2000:]}")
     stats = json.loads(open_store(out, StoreSettings.from_env(environ=env)).read_bytes(
@@ -111,7 +110,7 @@ def run_job(inp: str, out: str, env: dict[str, str]) -> dict[str, Any]:
     first_task = sum(timings.get(k, 0.0) for k in ("start_s", "list_s", "plan_s"))
     return {"wall_s": round(wall, 2), "to_first_task_s": round(first_task, 2),
             "tasks_s": timings.get("tasks_s"), "commit_s": stats.get("commit_s"),
-            "ok": stats["ok"], "job_cpu_s": round(job_cpu, 2),
+            "ok": stats["ok"],
             "services_cpu_s": round(service_cpu, 2),
             "proxy_cpu_s": round(proxy_cpu, 2)}  # fmt: skip
 
@@ -125,10 +124,12 @@ def place(store: str, env: dict[str, str], tag: str, local_dir: Path) -> str:
 
 
 def measure(
-    stores: list[str], sizes: list[int], work: Path, baseline_runs: int = 3
+    stores: list[str], sizes: list[int], work: Path, small_repeats: int = 3
 ) -> list[dict[str, Any]]:
-    """Per store: one warm-up run (page cache, JIT'd JVM classes), then the baseline of
-    BASELINE_FILES ``baseline_runs`` times (its median wall is the fixed cost), then each size."""
+    """Per store: a warm-up run (page cache, the JVM's class archive), then BASELINE_FILES and
+    each size; sizes up to 1,000 run ``small_repeats`` times (median), since there a second of
+    machine noise is a millisecond per file. ``marginal_ms``: (wall(N) - wall(baseline)) per
+    extra file; ``slope_ms``: the same from the previous size (the cost of the files added)."""
     import statistics
 
     data = tiny_mp3()
@@ -137,38 +138,46 @@ def measure(
     for store in stores:
         kind, _, delay = store.partition("+")
         delay_ms = float(delay.removesuffix("ms")) if delay else 0.0
-        runs: dict[int, dict[str, Any]] = {}
-        plan = [BASELINE_FILES] * (1 + baseline_runs) + sizes
-        base_walls: list[float] = []
-        for step, n in enumerate(plan):
-            tag = f"{kind}-{n}-{uuid.uuid4().hex[:6]}"
-            inp = place(kind, base_env, f"in-{tag}", work)
-            out = place(kind, base_env, f"out-{tag}", work)
-            load_s = upload(inp, n, data, StoreSettings.from_env(environ=base_env))
-            with contextlib.ExitStack() as stack:
-                env = base_env
-                if delay_ms:
-                    env = stack.enter_context(latency_proxy(base_env, delay_ms))
-                run = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
-            if kind == "local":
-                shutil.rmtree(inp, ignore_errors=True)
-                shutil.rmtree(out, ignore_errors=True)
-            if step == 0:
-                continue  # the warm-up
-            if n == BASELINE_FILES and step <= baseline_runs:
-                base_walls.append(run["wall_s"])
-                if len(base_walls) < baseline_runs:
-                    continue
-                run["wall_s"] = round(statistics.median(base_walls), 2)
-                run["baseline_walls"] = base_walls
-            runs[n] = run
-            base = runs[BASELINE_FILES]["wall_s"]
-            extra = n - BASELINE_FILES
-            marginal = round(1000 * (run["wall_s"] - base) / extra, 2) if extra else None
-            row = {"store": store, "files": n, **run, "marginal_ms": marginal}
+        done: list[tuple[int, float]] = []
+        _one_run(kind, BASELINE_FILES, data, base_env, delay_ms=delay_ms, work=work)  # the warm-up
+        for n in [BASELINE_FILES, *sizes]:
+            repeats = small_repeats if n <= 1000 else 1
+            runs = [
+                _one_run(kind, n, data, base_env, delay_ms=delay_ms, work=work)
+                for _ in range(repeats)
+            ]
+            run = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]  # the median run
+            wall = run["wall_s"]
+            row: dict[str, Any] = {"store": store, "files": n, **run}
+            if len(runs) > 1:
+                row["walls"] = [r["wall_s"] for r in runs]
+            if done:
+                base_n, base_wall = done[0]
+                prev_n, prev_wall = done[-1]
+                row["marginal_ms"] = round(1000 * (wall - base_wall) / (n - base_n), 2)
+                row["slope_ms"] = round(1000 * (wall - prev_wall) / (n - prev_n), 2)
+            done.append((n, statistics.median(r["wall_s"] for r in runs)))
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
+
+
+def _one_run(
+    kind: str, n: int, data: bytes, base_env: dict[str, str], *, delay_ms: float, work: Path
+) -> dict[str, Any]:
+    tag = f"{kind}-{n}-{uuid.uuid4().hex[:6]}"
+    inp = place(kind, base_env, f"in-{tag}", work)
+    out = place(kind, base_env, f"out-{tag}", work)
+    load_s = upload(inp, n, data, StoreSettings.from_env(environ=base_env))
+    with contextlib.ExitStack() as stack:
+        env = base_env
+        if delay_ms:
+            env = stack.enter_context(latency_proxy(base_env, delay_ms))
+        run = {**run_job(inp, out, env), "load_s": round(load_s, 1)}
+    if kind == "local":
+        shutil.rmtree(inp, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    return run
 
 
 def upload_tree(src: Path, dest: str, settings: StoreSettings, threads: int = 8) -> None:
