@@ -287,6 +287,30 @@ def commit_times(
     return rows
 
 
+def _blank(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The README's scale table from ``measure`` rows (several files' rows may be joined)."""
+    head = ("| store | files | wall s | start to first task s | marginal ms/file | "
+            "slope ms/file | services CPU ms/file | proxy CPU ms/file |\n"
+            "|---|---|---|---|---|---|---|---|\n")  # fmt: skip
+
+    def per_file(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        return "" if value is None else f"{1000 * value / row['files']:.2f}"
+
+    body = "".join(
+        f"| {r['store']} | {r['files']:,} | {r['wall_s']} | {r['to_first_task_s']} | "
+        f"{_blank(r.get('marginal_ms'))} | {_blank(r.get('slope_ms'))} | "
+        f"{per_file(r, 'services_cpu_s')} "
+        f"| {per_file(r, 'proxy_cpu_s')} |\n"
+        for r in rows
+    )
+    return head + body
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.scale", description=__doc__)
     parser.add_argument("--stores", default="local,hdfs,s3,s3+20ms")
@@ -309,7 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S,S",
         help="with --commit-parts: the length of each part's one input (more bytes per part)",
     )
+    parser.add_argument(
+        "--table", nargs="+", type=Path, metavar="JSONL",
+        help="instead: print the markdown scale table of these result files",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.table:
+        rows = [json.loads(line) for f in args.table for line in f.read_text().splitlines()]
+        print(markdown_table(rows), end="")
+        return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.commit_parts:
