@@ -119,7 +119,8 @@ def test_submit_dry_run_ships_the_archive_in_cluster_deploy_mode(no_aws: dict[st
     )  # fmt: skip
     assert _step_args(cmd) == [
         "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
-        "--executor-memory", "4g", "--conf", "spark.executor.pyspark.memory=1g",
+        "--executor-memory", "4g", "--executor-cores", "2",
+        "--conf", "spark.executor.pyspark.memory=2048m",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", "spark.eventLog.dir=s3://b/fmaprep/spark-events/",
         "--archives", "s3://b/fmaprep/env/fmaprep-env.tar.gz#environment",
@@ -220,3 +221,15 @@ def test_bootstrap_installs_everything_the_job_imports(tmp_path: Path) -> None:
         )
         assert record is not None
         np.testing.assert_array_equal(np.load(tmp_path / f"{resampler}.npy"), record["codes"])
+
+
+def test_submit_gives_each_python_worker_its_per_core_memory(no_aws: dict[str, str]) -> None:
+    """Spark divides spark.executor.pyspark.memory by the executor's cores (each worker's
+    address-space limit): --pyspark-memory is per core, so the total is cores x that."""
+    (cmd,) = _dry_run(
+        no_aws, "scripts/emr-submit.sh", "--cluster-id", "j-TEST", "--bucket", "b",
+        "--executor-cores", "4", "--pyspark-memory", "768m", "s3://b/in/", "s3://b/out/",
+    )  # fmt: skip
+    args = _step_args(cmd)
+    assert args[args.index("--executor-cores") + 1] == "4"
+    assert "spark.executor.pyspark.memory=3072m" in args
