@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -44,11 +45,7 @@ class PipelineConfig:
     timeout_s: float = 900.0  # per file, checked between decoded blocks: "timeout"
 
     def __post_init__(self) -> None:
-        problems = _type_problems(self, "pipeline")
-        if not problems:
-            problems += self._range_problems()
-        if problems:
-            raise ConfigError("\n".join(problems))
+        _validate(self, "pipeline", self._range_problems)
 
     def _range_problems(self) -> list[str]:
         problems = []
@@ -91,11 +88,7 @@ class JobConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems = _type_problems(self, "job")
-        if not problems:
-            problems += self._range_problems()
-        if problems:
-            raise ConfigError("\n".join(problems))
+        _validate(self, "job", self._range_problems)
 
     def _range_problems(self) -> list[str]:
         problems = []
@@ -161,6 +154,14 @@ def _is_a(value: object, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, hint)
+
+
+def _validate(obj: object, section: str, range_problems: Callable[[], list[str]]) -> None:
+    """Types first (a range check on a mistyped value would only confuse), then ranges; every
+    problem on its own line."""
+    problems = _type_problems(obj, section) or range_problems()
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _type_problems(obj: object, section: str) -> list[str]:

@@ -16,21 +16,10 @@ import os
 import uuid
 from collections.abc import Iterator
 
+from fmaprep.storage.listing import glob_root
 from fmaprep.storage.uris import is_local, local_path
 
 MARK_PREFIX = ".fmaprep-visible-"
-
-
-def _input_root(path: str) -> str:
-    """The directory a glob starts from (the part before its first wildcard)."""
-    if not glob.has_magic(path):
-        return path
-    head = []
-    for piece in path.split(os.sep):
-        if glob.has_magic(piece):
-            break
-        head.append(piece)
-    return os.sep.join(head) or os.sep
 
 
 def _existing_ancestor(path: str) -> str:
@@ -46,7 +35,7 @@ def local_marks(input_uri: str, output_uri: str) -> Iterator[dict[str, tuple[str
     marks: dict[str, tuple[str, str]] = {}
     if is_local(input_uri):
         path = local_path(input_uri)
-        marks["INPUT"] = (path, _input_root(path))
+        marks["INPUT"] = (path, glob_root(path) if glob.has_magic(path) else path)
     created = None
     if is_local(output_uri):
         path = local_path(output_uri)

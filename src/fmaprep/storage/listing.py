@@ -72,7 +72,7 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
     path = local_path(uri)
     if _GLOB_CHARS & set(path):
         candidates = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-        root = _glob_root(path)
+        root = glob_root(path)
     elif os.path.isdir(path):
         candidates = []
         for dirpath, dirnames, filenames in os.walk(path):
@@ -95,7 +95,8 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
     return files
 
 
-def _glob_root(pattern: str) -> str:
+def glob_root(pattern: str) -> str:
+    """The directory a glob starts from (the part before its first wildcard)."""
     parts = pattern.split(os.sep)
     fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if _GLOB_CHARS & set(p))]]
     return os.sep.join(fixed) or os.sep

@@ -242,28 +242,25 @@ class S3Store(Store):
         )
         subdirs = [p["Prefix"] for p in first.get("CommonPrefixes", ())]
         if first.get("IsTruncated") or not subdirs or len(subdirs) > LIST_FANOUT:
-            entries: Iterable[Entry | None] = self._walk(parsed, prefix)
+            entries: Iterable[Entry] = self._walk(parsed, prefix)
         else:
-            own = [self._entry(parsed, item) for item in first.get("Contents", ())]
+            listed = list(self._files(parsed, first))
             with ThreadPoolExecutor(min(LIST_THREADS, len(subdirs))) as pool:
-                groups = list(pool.map(lambda sub: list(self._walk(parsed, sub)), subdirs))
-            listed: list[Entry] = [
-                e for e in [*own, *(e for group in groups for e in group)] if e is not None
-            ]
+                for group in pool.map(lambda sub: list(self._walk(parsed, sub)), subdirs):
+                    listed += group
             listed.sort(key=lambda e: e.uri)
             entries = listed
         found = False
         for entry in entries:
-            if entry is not None:
-                found = True
-                yield entry
+            found = True
+            yield entry
         if not found and parsed.path and not parsed.path.endswith("/"):
             single = self.stat(uri)  # the URI may name one object
             if single is not None:
                 yield single
 
-    def _walk(self, parsed: StoreURI, prefix: str) -> Iterator[Entry | None]:
-        """One paginated listing of everything under ``prefix`` (None for directory markers)."""
+    def _walk(self, parsed: StoreURI, prefix: str) -> Iterator[Entry]:
+        """One paginated listing of every file under ``prefix``."""
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -274,23 +271,22 @@ class S3Store(Store):
             if token:
                 kwargs["ContinuationToken"] = token
             page = self.client.list_objects_v2(**kwargs)
-            for item in page.get("Contents", ()):
-                yield self._entry(parsed, item)
+            yield from self._files(parsed, page)
             if not page.get("IsTruncated"):
                 return
             token = page["NextContinuationToken"]
 
     @staticmethod
-    def _entry(parsed: StoreURI, item: dict[str, Any]) -> Entry | None:
-        key = item["Key"]
-        if key.endswith("/"):
-            return None  # a directory marker, not a file
-        return Entry(
-            parsed.with_path(key),
-            int(item["Size"]),
-            item["LastModified"].timestamp(),
-            _unquote_etag(item.get("ETag")),
-        )
+    def _files(parsed: StoreURI, page: dict[str, Any]) -> Iterator[Entry]:
+        """The files of one listing page (directory markers, keys ending in /, are not files)."""
+        for item in page.get("Contents", ()):
+            if not item["Key"].endswith("/"):
+                yield Entry(
+                    parsed.with_path(item["Key"]),
+                    int(item["Size"]),
+                    item["LastModified"].timestamp(),
+                    _unquote_etag(item.get("ETag")),
+                )
 
     def stat(self, uri: str) -> Entry | None:
         parsed = self._split(uri)
