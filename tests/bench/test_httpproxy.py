@@ -295,6 +295,49 @@ def test_injected_slow_down_and_reset(upstream: RawUpstream) -> None:
     assert len(upstream.seen) == 2  # the failed ones were never forwarded
 
 
+def _refusing_upstream() -> tuple[socket.socket, threading.Thread]:
+    """A server that answers 403 after the request head and closes without reading the body,
+    as s3proxy does for a bad signature: its close resets the connection under the sender."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        rfile = conn.makefile("rb")
+        while rfile.readline() not in (b"\r\n", b""):
+            pass
+        body = b"<Error><Code>SignatureDoesNotMatch</Code></Error>"
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        rfile.close()
+        conn.close()  # unread body bytes in the buffer: the kernel sends RST
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize("http_chunked", [False, True], ids=["content-length", "te-chunked"])
+def test_early_refusal_mid_body_is_relayed_not_502(http_chunked: bool) -> None:
+    server, thread = _refusing_upstream()
+    body = os.urandom(8 << 20)  # far more than the socket buffers hold
+    with server, S3Proxy(f"http://127.0.0.1:{server.getsockname()[1]}") as proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        if http_chunked:
+            pieces = iter([body[i : i + 65536] for i in range(0, len(body), 65536)])
+            conn.request("PUT", "/b/k", body=pieces, encode_chunked=True)
+        else:
+            conn.request("PUT", "/b/k", body=body)
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (
+            403,
+            b"<Error><Code>SignatureDoesNotMatch</Code></Error>",
+        )
+        assert resp.getheader("Connection") == "close"
+        conn.close()
+        thread.join(10)
+        [record] = proxy.requests()
+    assert (record.status, record.request_bytes) == (403, len(body))
+
+
 def test_cli_prints_url_and_logs_jsonl(upstream: RawUpstream, tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

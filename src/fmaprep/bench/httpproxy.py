@@ -296,6 +296,22 @@ def _relay_chunked(src: io.BufferedIOBase, dst_write: Any, before_end: Any = Non
         dst_write(line)
 
 
+class _BodySink:
+    """Writes a request body upstream; once the upstream stops reading, keeps taking (and
+    dropping) the client's bytes, so that the client finishes sending and reads the answer."""
+
+    def __init__(self, up: _Upstream) -> None:
+        self.up = up
+        self.error: OSError | None = None
+
+    def __call__(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self.up.send(data)
+            except OSError as exc:
+                self.error = exc
+
+
 def _framing(headers: email.message.Message) -> tuple[bool, int | None]:
     """(chunked, content length) of a message."""
     te = ",".join(headers.get_all("Transfer-Encoding") or []).lower()
@@ -460,12 +476,22 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not got_final:
+            sink = _BodySink(up)
             if chunked:
-                state["request_bytes"] = _relay_chunked(self.rfile, up.send)
+                state["request_bytes"] = _relay_chunked(self.rfile, sink)
             elif length:
-                _copy_exact(self.rfile, up.send, length)
+                _copy_exact(self.rfile, sink, length)
                 state["request_bytes"] = length
-            status_line, status, resp = up.read_head()
+            if sink.error is not None:
+                # The upstream stopped reading mid-body: it has answered early (a 403 for a bad
+                # signature) and closed. Its answer is already in our receive buffer: relay it.
+                self.close_connection = True
+                try:
+                    status_line, status, resp = up.read_head()
+                except OSError:
+                    raise sink.error from None
+            else:
+                status_line, status, resp = up.read_head()
             while 100 <= status < 200:  # a late 100 Continue, or another interim response
                 status_line, status, resp = up.read_head()
         self._relay_response(
