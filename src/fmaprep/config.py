@@ -19,12 +19,18 @@ RerunMode = Literal["error", "overwrite", "resume"]
 # what --decoder / --resampler accept; fmaprep.audio implements each (tests check both agree)
 DecoderName = Literal["soundfile", "ffmpeg", "pydub"]
 ResamplerName = Literal["soxr", "resampy"]
+# where a file is decoded: a killable child process of the worker (fmaprep.isolation), or in it
+IsolationName = Literal["process", "none"]
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".m4a")
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
+
+
+# how files are run, not what they become: left out of the resume fingerprint
+_HOW_NOT_WHAT = ("isolation", "max_memory_mb")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,9 @@ class PipelineConfig:
     silence_db: float = -60.0  # peak below this (dBFS, after resampling): "silent"
     max_duration_s: float = 6 * 3600.0  # longer: "unsupported"
     max_file_mb: float = 2048.0  # larger: "unsupported" (checked before reading)
-    timeout_s: float = 900.0  # per file, checked between decoded blocks: "timeout"
+    timeout_s: float = 900.0  # per file; past it (+5 s) the decode process is killed: "timeout"
+    max_memory_mb: float = 4096.0  # what one file's decoding may add: "unsupported" / "crashed"
+    isolation: IsolationName = "process"  # "none": decode in the Python worker itself
 
     def __post_init__(self) -> None:
         _validate(self, "pipeline", self._range_problems)
@@ -61,14 +69,18 @@ class PipelineConfig:
             problems.append("need 0 <= min_duration_s < max_duration_s")
         if not self.silence_db <= 0:
             problems.append(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
-        for name in ("max_file_mb", "timeout_s"):
+        problems += _choice_problem("isolation", self.isolation, get_args(IsolationName))
+        for name in ("max_file_mb", "timeout_s", "max_memory_mb"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         return problems
 
     def fingerprint(self, versions: dict[str, str] | None = None) -> str:
         """A short hash of what decides the codes: these settings and the library versions."""
-        blob = json.dumps([dataclasses.asdict(self), versions or {}], sort_keys=True).encode()
+        settings = dataclasses.asdict(self)
+        for name in _HOW_NOT_WHAT:
+            settings.pop(name)
+        blob = json.dumps([settings, versions or {}], sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
 

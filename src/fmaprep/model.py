@@ -20,6 +20,7 @@ REASONS = (
     "silent",
     "decode_failed",
     "timeout",
+    "crashed",
     "read_failed",
 )
 

@@ -136,6 +136,11 @@ def process_file(
     except TrackError as exc:
         line.update(status="error", error=exc.manifest_text())
         return None, line
+    except MemoryError:  # over the decode process's cap (fmaprep.isolation), or the machine's
+        error = TrackError("unsupported", f"needs more memory than max_memory_mb="
+                           f"{cfg.max_memory_mb:g} allows")  # fmt: skip
+        line.update(status="error", error=error.manifest_text())
+        return None, line
     except Exception as exc:  # the per-file boundary: whatever a file causes is its manifest line
         # (struct.error, TypeError, IndexError, a library's own class...); only a deliberate
         # interrupt (KeyboardInterrupt, SystemExit: BaseException) ends the task

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -22,6 +23,7 @@ import pytest
 
 from fmaprep.audio.synth import music
 from fmaprep.formats.records import read_records
+from hostile.corpus import EXPECTED, check_output, make_corpus, spark_conf
 
 from conftest import local_reference, script_env, write_audio
 
@@ -66,10 +68,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _submit(
-    master: str, corpus: Path, out: Path, archive: Path | None, *job_args: str
+    master: str,
+    corpus: Path,
+    out: Path,
+    archive: Path | None,
+    *job_args: str,
+    before: list[str] | tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     cmd = [SPARK_SUBMIT, "--master", master, "--driver-memory", "512m"]
-    cmd += ["--executor-memory", "512m"]
+    cmd += ["--executor-memory", "512m", *before]
     if archive is not None:
         cmd += ["--archives", f"{archive}#environment"]
         cmd += ["--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"]
@@ -208,3 +215,20 @@ def test_a_path_only_the_driver_sees_is_refused_at_start(
     assert len(refusal) == 1, proc.stdout[-3000:]
     assert f"{local} {given}:" in refusal[0] and "hdfs:// or s3://" in refusal[0]
     assert not (shared / "out").exists()
+
+
+def test_bad_files_are_manifest_lines_on_the_cluster(
+    cluster: dict[str, str], archive: Path, tmp_path: Path
+) -> None:
+    """Issue 14 on real executors from the archive: each hostile file one line, the job done."""
+    corpus = tmp_path / "corpus"
+    expected = make_corpus(corpus, list(EXPECTED))
+    out = tmp_path / "out"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        conf = [a for kv in spark_conf(listener, tmp_path) for a in ("--conf", kv)]
+        proc = _submit(cluster["FMAPREP_SPARK_MASTER"], corpus, out, archive,
+                       "--config", str(corpus / "config.toml"), "--max-error-rate", "1",
+                       before=conf)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    check_output(out, corpus, expected)
+    assert "Lost task" not in proc.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ import pytest
 
 from fmaprep.audio.synth import music
 from fmaprep.formats.records import read_records
+from hostile.corpus import check_output, make_corpus, spark_conf
 from local_services_fixture import local_services, services_environ
 
 from conftest import ROOT, local_reference, script_env, write_audio
@@ -60,6 +62,7 @@ def _submit(
     dst: str,
     base_env: dict[str, str],
     conf: tuple[str, ...] = (),
+    job_args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in base_env.items() if not k.startswith("PYSPARK_")}
     env.update(HADOOP_CONF_DIR=yarn["HADOOP_CONF_DIR"], SPARK_HOME=yarn["SPARK_HOME"])
@@ -73,7 +76,7 @@ def _submit(
         "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
         "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
         *conf,
-        str(ROOT / "jobs" / "preprocess.py"), src, dst,
+        str(ROOT / "jobs" / "preprocess.py"), src, dst, *job_args,
     ]  # fmt: skip
     proc = subprocess.run(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -175,3 +178,19 @@ def test_s3_input_on_yarn_equals_local(
     assert env["AWS_SECRET_ACCESS_KEY"] not in proc.stdout  # never logged
     got = {r["track_id"]: r["codes"].tobytes() for r in read_records(dst, settings=settings)}
     assert got == _codes(local)
+
+
+def test_a_segfaulting_file_is_one_line_on_yarn(
+    yarn: dict[str, str], env_archive: Path, tmp_path: Path
+) -> None:
+    """Issue 14 in YARN containers: a file that segfaults its decoder (and one that hangs in C)
+    is one line each; the job succeeds with every good record."""
+    corpus = tmp_path / "corpus"
+    expected = make_corpus(corpus, ["segv", "pause"], n_good=3)
+    out = tmp_path / "out"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        conf = [a for kv in spark_conf(listener, tmp_path) for a in ("--conf", kv)]
+        job_args = ("--config", str(corpus / "config.toml"), "--max-error-rate", "1")
+        _submit(yarn, env_archive, f"file://{corpus}", f"file://{out}", dict(os.environ),
+                tuple(conf), job_args=job_args)  # fmt: skip
+    check_output(out, corpus, expected)

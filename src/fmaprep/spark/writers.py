@@ -22,8 +22,9 @@ from fmaprep.config import PipelineConfig
 from fmaprep.formats.commit import MANIFEST_DIR
 from fmaprep.formats.parquet import ParquetPartWriter
 from fmaprep.formats.sequencefile import PickleFileWriter
+from fmaprep.isolation import run_files
 from fmaprep.model import InputFile
-from fmaprep.pipeline import failed_line, process_file
+from fmaprep.pipeline import failed_line
 from fmaprep.spark.inputs import local_copies
 from fmaprep.storage.clients import StoreSettings, open_store
 
@@ -86,13 +87,13 @@ def write_part(
     store = open_store(plan.output, plan.stores)
     lines: list[ManifestLine] = []
     records = 0
-    with store.open_write(f"{plan.output}/{name}") as out:
+    with run_files(plan.pipeline) as files, store.open_write(f"{plan.output}/{name}") as out:
         writer = ParquetPartWriter(out) if plan.format == "parquet" else PickleFileWriter(out)
         for item, path, error in local_copies(items, plan.stores):
             if error is not None:
                 record, line = None, failed_line(item, error)
             else:
-                record, line = process_file(item, plan.pipeline, path=path)
+                record, line = files.process(item, path)
             if record is not None:
                 writer.append(record)
                 records += 1
