@@ -19,10 +19,12 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# the original design: pydub via a wav tempfile and resampy kaiser_best
 CONFIGS: dict[str, list[str]] = {
     "default": [],
+    # the original design: pydub via a wav tempfile and resampy kaiser_best
     "original": ["--decoder", "pydub", "--resampler", "resampy"],
+    # files decoded in the Python worker itself: what the decode process costs (issue 14)
+    "in-worker": ["--isolation", "none"],
 }
 
 

@@ -23,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--masters", default="local[1],local[2]", help="comma-separated local[N] masters"
     )
-    p.add_argument("--configs", default="default", help="comma-separated: default, original")
+    p.add_argument(
+        "--configs", default="default", help="comma-separated: default, original, in-worker"
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs per setting (default 3)")
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="where tables and plot go")
     p.add_argument("--baselines", action="store_true", help="also time decode-only and librosa")

@@ -11,6 +11,7 @@ from fmaprep.config import (
     AUDIO_EXTENSIONS,
     ConfigError,
     DecoderName,
+    IsolationName,
     ResamplerName,
     load_config,
 )
@@ -59,6 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--normalize", choices=["peak", "none"], help="peak normalization (default peak)"
     )
     p.add_argument("--mu", type=int, help="mu-law mu; codes are 0..mu (default 255)")
+    p.add_argument(
+        "--isolation",
+        choices=sorted(get_args(IsolationName)),
+        help="where files are decoded: a decode process per task that is killed when a file "
+        "hangs or crashes (default process), or in the Spark Python worker itself (none)",
+    )
     p.add_argument(
         "--partitions", type=int, help="number of partitions (default: sized by input bytes)"
     )
@@ -126,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 "mu": args.mu,
                 "decoder": args.decoder,
                 "resampler": args.resampler,
+                "isolation": args.isolation,
             },
             job_overrides={
                 "master": args.master,

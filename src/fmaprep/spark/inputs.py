@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -36,9 +37,12 @@ def local_copies(
     settings: StoreSettings,
     max_files: int = PREFETCH_FILES,
     max_bytes: int = PREFETCH_BYTES,
+    timeout_s: float = math.inf,
 ) -> Iterator[tuple[InputFile, str | None, TrackError | None]]:
     """(input, local path or None, read error or None) for each input, in order. A remote input's
-    temporary copy is removed once the consumer asks for the next one."""
+    temporary copy is removed once the consumer asks for the next one. A read the consumer has
+    waited ``timeout_s`` for (a server that trickles, a stalled mount) is a ``timeout``; its
+    thread is left to its socket timeouts and not waited for."""
     items = list(items)
     if all(is_local_source(item.source) for item in items):
         for item in items:
@@ -60,6 +64,7 @@ def local_copies(
             pending.append((item, pool.submit(_fetch, item, target, settings)))
             in_flight += item.size
 
+    stuck = False
     try:
         top_up()
         while pending:
@@ -69,16 +74,20 @@ def local_copies(
                 yield item, local_path(item.source), None
                 continue
             try:
-                path = future.result()
+                path = future.result(timeout=None if math.isinf(timeout_s) else timeout_s)
             except TrackError as exc:
                 yield item, None, exc
+                continue
+            except TimeoutError:
+                stuck = True
+                yield item, None, TrackError("timeout", f"not read within {timeout_s:g} s")
                 continue
             try:
                 yield item, path, None
             finally:
                 os.unlink(path)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=not stuck, cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

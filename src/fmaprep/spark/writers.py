@@ -89,7 +89,9 @@ def write_part(
     records = 0
     with run_files(plan.pipeline) as files, store.open_write(f"{plan.output}/{name}") as out:
         writer = ParquetPartWriter(out) if plan.format == "parquet" else PickleFileWriter(out)
-        for item, path, error in local_copies(items, plan.stores):
+        for item, path, error in local_copies(
+            items, plan.stores, timeout_s=plan.pipeline.timeout_s
+        ):
             if error is not None:
                 record, line = None, failed_line(item, error)
             else:
