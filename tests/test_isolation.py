@@ -184,3 +184,28 @@ def _is_decode_process(pid: int) -> bool:
         return Path(f"/proc/{pid}/comm").read_text().startswith("fmaprep-decode")
     except FileNotFoundError:
         return False
+
+
+def test_the_worker_keeps_its_decode_process_for_its_next_task(hostile: Path) -> None:
+    """Spark reuses a Python worker for many tasks: one decode process serves them all while
+    the settings are the same; other settings, or a task that failed mid-file, start anew."""
+    from fmaprep.isolation import run_files
+
+    cfg = PipelineConfig()
+    with run_files(cfg) as first:
+        assert first.process(_good(hostile, 6))[0] is not None
+        pid = first.pid
+    with run_files(cfg) as second:
+        assert second.pid == pid
+        assert second.process(_good(hostile, 7))[0] is not None
+    with run_files(PipelineConfig(channel="right")) as other:
+        assert other.pid != pid and other.pid is not None
+        assert _gone(pid)
+        pid = other.pid
+    with pytest.raises(KeyboardInterrupt), run_files(PipelineConfig(channel="right")) as failed:
+        assert failed.pid == pid
+        raise KeyboardInterrupt
+    assert _gone(pid)
+    with run_files(PipelineConfig(channel="right")) as fresh:
+        assert fresh.pid not in (pid, None)
+        fresh.close()

@@ -1,7 +1,8 @@
 """Each file decoded in a child process that the task can kill: no file can hang or crash a task.
 
-A task's files go one at a time to a decode process forked from the Python worker (one per task,
-reused for its files). The worker waits for each answer at most ``timeout_s`` plus a grace:
+A task's files go one at a time to a decode process forked from the Python worker (one per
+worker, kept for its next tasks while the settings are the same). The worker waits for each
+answer at most ``timeout_s`` plus a grace:
 
 - no answer in time (a decoder stuck in C code or a socket read never returns to Python, so the
   in-process check between blocks cannot fire): the decode process group is killed, the file is
@@ -57,13 +58,24 @@ class DecodeProcess:
 
     def __init__(self, cfg: PipelineConfig) -> None:
         self.cfg = cfg
+        self.owner = os.getpid()  # a forked copy of this object is not the process's owner
         self._proc: Any = None
         self._conn: Connection | None = None
         self.restarts = 0
 
     def __enter__(self) -> DecodeProcess:
-        self._start()  # before the task's read threads start, so the first fork copies none
+        self.ensure_started()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else int(self._proc.pid)
+
+    def ensure_started(self) -> None:
+        """Fork the process now if none runs: before the task's read threads start, so the
+        fork copies none of them."""
+        if self._proc is None:
+            self._start()
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -98,6 +110,9 @@ class DecodeProcess:
                     return _error(item, "crashed", f"took its decode process down {len(deaths)} "
                                   f"times ({', '.join(deaths)})")  # fmt: skip
                 continue
+            except BaseException:  # an interrupt mid-exchange: leave no half-read answer behind
+                self._kill()
+                raise
             record["codes"] = codes
             return record, line
 
@@ -197,10 +212,39 @@ def _die_with_parent(parent: int) -> None:
             os._exit(0)
 
 
+# the worker's decode process, between its tasks (a one-slot holder, not a global rebound)
+_KEPT: list[DecodeProcess] = []
+
+
 def run_files(cfg: PipelineConfig) -> Any:
-    """What a task processes its files with: a :class:`DecodeProcess`, or (``isolation =
-    "none"``) the pipeline called in the worker itself."""
-    return DecodeProcess(cfg) if cfg.isolation == "process" else _InWorker(cfg)
+    """What a task processes its files with: the Python worker's :class:`DecodeProcess` (kept for
+    the worker's next task, as Spark reuses workers: its imports, caches and warm decoder are
+    paid once per worker, not per task), or (``isolation = "none"``) the pipeline called in the
+    worker itself."""
+    if cfg.isolation == "none":
+        return _InWorker(cfg)
+    if _KEPT and _KEPT[0].owner != os.getpid():
+        _KEPT.clear()  # inherited through a fork: the process is another's to end
+    if _KEPT and _KEPT[0].cfg != cfg:
+        _KEPT.pop().close()
+    if not _KEPT:
+        _KEPT.append(DecodeProcess(cfg))
+    return _Kept(_KEPT[0])
+
+
+class _Kept:
+    """A task's use of the worker's decode process: started if need be, left running after."""
+
+    def __init__(self, files: DecodeProcess) -> None:
+        self.files = files
+
+    def __enter__(self) -> DecodeProcess:
+        self.files.ensure_started()
+        return self.files
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None:  # the task failed or was interrupted mid-file: start clean next time
+            self.files.close()
 
 
 class _InWorker:
