@@ -31,6 +31,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[pipeline]\nmu = 256\n", "mu must be"),
         ("[pipeline]\nresampler = 'linear'\n", "resampler must be one of"),
         ("[job]\nmode = 'append'\n", "mode must be one of"),
+        ("[pipeline]\nisolation = 'thread'\n", "isolation must be one of"),
+        ("[pipeline]\nmax_memory_mb = 0\n", "max_memory_mb must be > 0"),
         ("[job]\nmax_error_rate = 2\n", "max_error_rate"),
         ("not toml [", "cannot read config"),
     ],
@@ -45,6 +47,14 @@ def test_bad_config_is_rejected(tmp_path: Path, text: str, message: str) -> None
 def test_shipped_default_config_loads() -> None:
     cfg = load_config(Path(__file__).parents[1] / "conf" / "pipeline.toml")
     assert cfg.pipeline == PipelineConfig()
+
+
+def test_how_files_run_is_not_part_of_the_resume_fingerprint() -> None:
+    """Isolation and the memory cap decide how a file is run, not its codes: an output made one
+    way can be resumed the other; a setting that changes the codes changes the key."""
+    base = PipelineConfig().fingerprint()
+    assert PipelineConfig(isolation="none", max_memory_mb=512).fingerprint() == base
+    assert PipelineConfig(channel="right").fingerprint() != base
 
 
 def test_every_configurable_decoder_and_resampler_is_implemented() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,20 @@ def failed_line(item: InputFile, error: TrackError) -> dict[str, Any]:
     return {**base_line(item), "status": "error", "error": error.manifest_text()}
 
 
+def _out_of_memory(cfg: PipelineConfig) -> TrackError:
+    """Which limit a MemoryError ran into: the address-space limit (RLIMIT_AS) that the decode
+    process sets from ``max_memory_mb``, or that Spark sets from spark.executor.pyspark.memory."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return TrackError(
+            "unsupported", "ran out of memory (no address-space limit: the machine's)"
+        )
+    limit = f"{soft / 2**20:.0f} MB"
+    return TrackError("unsupported", f"ran out of memory at its {limit} address-space limit "
+                      f"(max_memory_mb={cfg.max_memory_mb:g} over the decode process's start, "
+                      "or spark.executor.pyspark.memory)")  # fmt: skip
+
+
 def process_file(
     item: InputFile, cfg: PipelineConfig, path: str | None = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -137,9 +152,7 @@ def process_file(
         line.update(status="error", error=exc.manifest_text())
         return None, line
     except MemoryError:  # over the decode process's cap (fmaprep.isolation), or the machine's
-        error = TrackError("unsupported", f"needs more memory than max_memory_mb="
-                           f"{cfg.max_memory_mb:g} allows")  # fmt: skip
-        line.update(status="error", error=error.manifest_text())
+        line.update(status="error", error=_out_of_memory(cfg).manifest_text())
         return None, line
     except Exception as exc:  # the per-file boundary: whatever a file causes is its manifest line
         # (struct.error, TypeError, IndexError, a library's own class...); only a deliberate

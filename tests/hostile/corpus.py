@@ -6,6 +6,7 @@ hostile decoder of ``sitecustomize`` is installed there) and with :data:`CONFIG`
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import socket
 from pathlib import Path
@@ -34,7 +35,8 @@ EXPECTED = {
     "pause": f"timeout: not decoded within {TIMEOUT_S:g} s (stuck; its decode process was killed)",
     "socket": f"timeout: not decoded within {TIMEOUT_S:g} s (stuck; its decode process was killed)",
     "segv": "crashed: took its decode process down 2 times (SIGSEGV, SIGSEGV)",
-    "oom": f"unsupported: needs more memory than max_memory_mb={MEMORY_MB} allows",
+    "oom": "unsupported: ran out of memory at its * MB address-space limit (max_memory_mb="
+    f"{MEMORY_MB} over the decode process's start, or spark.executor.pyspark.memory)",
 }
 
 
@@ -66,7 +68,9 @@ def check_output(out: Path, corpus: Path, expected: dict[str, str]) -> None:
     lines = [json.loads(x) for x in (out / "_manifest.jsonl").read_text().splitlines()]
     assert sorted(x["track_id"] for x in lines) == sorted(expected)
     got = {x["track_id"]: "ok" if x["status"] == "ok" else x["error"] for x in lines}
-    assert got == expected
+    assert got.keys() == expected.keys()
+    for tid, want in expected.items():  # "*": a number that depends on the process (fnmatch)
+        assert fnmatch.fnmatchcase(got[tid], want), (tid, got[tid], want)
     records = {r["track_id"]: r["codes"] for r in read_records(str(out))}
     assert sorted(records) == sorted(t for t, e in expected.items() if e == "ok")
     for tid, codes in records.items():
