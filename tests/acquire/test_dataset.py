@@ -212,7 +212,7 @@ def test_cli_reports_the_corrupted_member(
     assert (
         "4 tracks extracted" in err and "failed fma_test/000/000007.mp3: checksum_mismatch" in err
     )
-    assert fetch_cli.run(parser.parse_args(["fma_small", "--dest", "rel", "--url", url])) == 1
+    assert fetch_cli.run(parser.parse_args(["fma_small", "--dest", "rel", "--url", url])) == 2
 
 
 def test_parsers() -> None:

@@ -312,6 +312,38 @@ def test_cli_reports_failures_with_exit_1(
 
 
 @pytest.mark.parametrize(
+    ("tracks", "limit", "status", "says"),
+    [
+        # the limit reached past a bad candidate: done, and the skip is still reported
+        ([(1, "ok"), (2, "html"), (3, "ok")], 2, 0, "failed 000002: not_audio"),
+        # fewer tracks listed than asked for, all fetched: done
+        ([(1, "ok"), (3, "ok")], 4, 0, "the listing had 2 tracks, fewer than the 4 asked for"),
+        # a bad candidate and the limit not reached: missing
+        ([(1, "ok"), (2, "html")], 4, 1, "missing: 3 of the 4 tracks asked for"),
+    ],
+)
+def test_exit_status_says_whether_what_was_asked_for_is_present(
+    serve: Any,
+    tones: list[bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tracks: list[tuple[int, str]],
+    limit: int,
+    status: int,
+    says: str,
+) -> None:
+    site = serve(FakeFMA([FakeTrack(t, tones[i], k) for i, (t, k) in enumerate(tracks)],
+                         page_size=10))  # fmt: skip
+    parser = argparse.ArgumentParser()
+    scrape_cli.add_arguments(parser)
+    args = [*cli_args(site, tmp_path), "--limit", str(limit)]
+    assert scrape_cli.run(parser.parse_args(args)) == status
+    err = capsys.readouterr().err
+    assert says in err
+    assert "failed 000002: not_audio" in err or all(k == "ok" for _, k in tracks)
+
+
+@pytest.mark.parametrize(
     ("head", "ctype", "ok"),
     [
         (b"ID3\x04\x00\x00\x00\x00\x00\x00", "audio/mpeg", True),

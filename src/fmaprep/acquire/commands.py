@@ -22,6 +22,9 @@ SCRAPE_EXAMPLES = """\
   fmaprep scrape --chart all --limit 40 --dest s3://bucket/fma --batch-size 20 --pause 30
   fmaprep scrape --search 'piano' --limit 5 --dest "$PWD/build/fma" --min-delay 2
   rerun the same command to resume: complete tracks are skipped, nothing partial is left.
+exit status: 0 when what was asked for is present (--limit tracks, or all the listing has),
+  even if bad candidates were skipped on the way (the summary lists them); 1 when tracks are
+  missing (the summary says how many and why); 2 for a bad destination or arguments.
 """
 
 DATASET_HELP = "download, verify and unpack an FMA dataset archive (fma_small, ...)"
@@ -33,6 +36,10 @@ DATASET_EXAMPLES = (
   archives: """
     + ", ".join(f"{a.name} ({a.size})" for a in ARCHIVES.values())
     + "\n"
+    + """\
+exit status: 0 when every member of the archive is in the destination (extracted now or
+  before); 1 when the download failed or members are missing (the summary names each and why).
+"""
 )
 
 
@@ -152,7 +159,7 @@ def run_scrape(args: argparse.Namespace) -> int:
         print(f"fmaprep scrape: {exc}", file=sys.stderr)
         return 2
     print(summary.text(), file=sys.stderr)
-    return 0 if summary.failed == 0 and summary.listing_error is None else 1
+    return 0 if summary.complete else 1
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +194,10 @@ def run_dataset(args: argparse.Namespace) -> int:
             keep_archive=args.keep_archive,
             progress=Progress(None, enabled=args.progress),
         )
-    except (DatasetError, DestinationError) as exc:
+    except DestinationError as exc:
+        print(f"fmaprep fetch-dataset: {exc}", file=sys.stderr)
+        return 2
+    except DatasetError as exc:
         print(f"fmaprep fetch-dataset: {exc}", file=sys.stderr)
         return 1
     print(summary.text(), file=sys.stderr)

@@ -14,7 +14,6 @@ audio lines with title, artist, genre, split and subset.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import posixpath
@@ -31,6 +30,7 @@ from typing import IO, Any
 from fmaprep.acquire.destination import Destination, check_key
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.progress import Progress, human_bytes
+from fmaprep.acquire.resume import download_resumable
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import track_path
@@ -90,6 +90,7 @@ class DatasetSummary:
     name: str
     sha1: str = ""
     archive_bytes: int = 0
+    downloaded_bytes: int = 0  # received over the network this run (0: the archive was here)
     extracted: int = 0
     skipped: int = 0
     unverified: int = 0
@@ -100,7 +101,8 @@ class DatasetSummary:
     def text(self) -> str:
         lines = [
             f"fetch-dataset {self.name}: archive {human_bytes(self.archive_bytes)} sha1 "
-            f"{self.sha1} ok; {self.extracted} tracks extracted, {self.skipped} already "
+            f"{self.sha1} ok ({human_bytes(self.downloaded_bytes)} downloaded this run); "
+            f"{self.extracted} tracks extracted, {self.skipped} already "
             f"complete, {len(self.failures)} failed, {self.unverified} not in checksums, "
             f"{self.with_metadata} with tracks.csv metadata, {self.metadata_files} metadata files"
         ]
@@ -145,25 +147,27 @@ def read_tracks_csv(stream: IO[str]) -> dict[int, dict[str, str | None]]:
     return table
 
 
-def _download(client: HttpClient, url: str, target: Path, progress: Progress) -> str:
-    digest = hashlib.sha1()
-    part = target.with_name(target.name + ".part")
-    with open(part, "wb") as out:
+def _verified_sha1(zip_path: Path) -> str | None:
+    """The sha1 recorded when this very file (same size and mtime) was verified, else None:
+    a rerun does not hash a verified 880 GB archive again."""
+    mark = zip_path.with_name(zip_path.name + ".verified")
+    try:
+        digest, size, mtime = mark.read_text().split()
+        stat = zip_path.stat()
+    except (OSError, ValueError):
+        return None
+    return digest if (int(size), int(mtime)) == (stat.st_size, stat.st_mtime_ns) else None
 
-        def write(data: bytes) -> None:
-            out.write(data)
-            digest.update(data)
-            progress.add(nbytes=len(data))
 
-        def restart() -> None:
-            nonlocal digest
-            out.seek(0)
-            out.truncate()
-            digest = hashlib.sha1()
+def _mark_verified(zip_path: Path, digest: str) -> None:
+    stat = zip_path.stat()
+    mark = zip_path.with_name(zip_path.name + ".verified")
+    mark.write_text(f"{digest} {stat.st_size} {stat.st_mtime_ns}\n")
 
-        client.download(url, write, restart=restart)
-    part.replace(target)
-    return digest.hexdigest()
+
+def _remove_archive(zip_path: Path) -> None:
+    for path in (zip_path, zip_path.with_name(zip_path.name + ".verified")):
+        path.unlink(missing_ok=True)
 
 
 def _load_metadata(
@@ -255,26 +259,38 @@ def fetch_dataset(
     dest.cleanup()
     progress = progress or Progress(None)
     client = client or HttpClient(Throttle(0.0, 1 << 30, 0.0), retries=5)
-    staging = dest.local_tmp_dir()
-    own_staging = staging is None
-    if staging is None:
-        staging = Path(tempfile.mkdtemp(prefix="fmaprep-dataset-"))
+    # The archive and its partial download live where a rerun finds them (kept by the
+    # destination's clean-up): beside the destination's staging files, or for S3 and HDFS in
+    # a directory of $TMPDIR named after the archive's sha1.
+    local_tmp = dest.local_tmp_dir()
+    own = Path(tempfile.gettempdir()) / f"fmaprep-dataset-{name}-{expected_sha1[:12]}"
+    staging = local_tmp / "datasets" if local_tmp is not None else own
+    staging.mkdir(parents=True, exist_ok=True)
     zip_path = staging / f"{name}.zip"
     summary = DatasetSummary(name)
+    finished = False
     try:
-        if zip_path.is_file() and file_sha1(zip_path) == expected_sha1:
-            log.info("reusing %s from an earlier run", zip_path)
-            got = expected_sha1
+        got = _verified_sha1(zip_path) if zip_path.is_file() else None
+        if got == expected_sha1:
+            log.info("reusing the verified %s from an earlier run", zip_path)
         else:
-            log.info("downloading %s", url)
-            try:
-                got = _download(client, url, zip_path, progress)
-            except FetchError as exc:
-                raise DatasetError(f"download of {url} failed: {exc}") from exc
+            if zip_path.is_file():
+                got = file_sha1(zip_path)
+            if got != expected_sha1:
+                zip_path.unlink(missing_ok=True)
+                log.info("downloading %s", url)
+                try:
+                    got, transfer = download_resumable(
+                        client, url, zip_path, lambda n: progress.add(nbytes=n)
+                    )
+                except FetchError as exc:
+                    raise DatasetError(f"download of {url} failed: {exc}") from exc
+                summary.downloaded_bytes = transfer.received
         summary.archive_bytes = zip_path.stat().st_size
         if got != expected_sha1:
-            zip_path.unlink(missing_ok=True)
+            _remove_archive(zip_path)
             raise DatasetError(f"{url}: sha1 {got} does not match the expected {expected_sha1}")
+        _mark_verified(zip_path, got)
         summary.sha1 = got
         _unpack(
             name,
@@ -286,12 +302,15 @@ def fetch_dataset(
             summary=summary,
             progress=progress,
         )
+        finished = True
     finally:
         progress.close()
-        if not keep_archive:
-            zip_path.unlink(missing_ok=True)
-        if own_staging:
-            shutil.rmtree(staging, ignore_errors=True)
+        if finished and not keep_archive:  # unpacked: only now is the archive not needed
+            _remove_archive(zip_path)
+            if local_tmp is None:
+                shutil.rmtree(staging, ignore_errors=True)
+        elif not finished and any(staging.iterdir()):
+            log.info("kept %s for the rerun: it continues from there", staging)
     return summary
 
 
@@ -335,7 +354,7 @@ def _unpack(
             if (
                 previous is not None
                 and (expected is None or previous.get("sha1") == expected)
-                and log_file.is_complete(track_id)
+                and log_file.is_complete(track_id, rehash=expected is None)
             ):
                 summary.skipped += 1
                 progress.add(skipped=1)

@@ -171,7 +171,9 @@ class HttpClient:
         self._session.close()
 
     # -- one request, redirects followed by hand --------------------------------------------
-    def _open(self, url: str, *, download: bool, stream: bool) -> requests.Response:
+    def _open(
+        self, url: str, *, download: bool, stream: bool, headers: dict[str, str] | None = None
+    ) -> requests.Response:
         for _ in range(MAX_REDIRECTS + 1):
             if not _is_web_url(url):
                 raise FetchError("bad_url", f"refusing non-http(s) URL {url!r}")
@@ -181,7 +183,7 @@ class HttpClient:
             self.throttle.before_request(download=download)
             self.requests_made += 1
             response = self._session.get(
-                url, stream=stream, allow_redirects=False, timeout=self.timeout
+                url, stream=stream, allow_redirects=False, timeout=self.timeout, headers=headers
             )
             if response.is_redirect:
                 location = response.headers.get("Location", "")
@@ -206,7 +208,7 @@ class HttpClient:
             retry_after: float | None = None
             try:
                 return what(attempt)
-            except _RetryableError as exc:
+            except RetryableError as exc:
                 retry_after = exc.retry_after
                 problem = str(exc)
             except (
@@ -229,12 +231,24 @@ class HttpClient:
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             response.close()
-            raise _RetryableError(f"HTTP {status}", retry_after)
+            raise RetryableError(f"HTTP {status}", retry_after)
         if status >= 400:
             response.close()
             raise FetchError(f"http_{status}", f"{url} answered HTTP {status}", status)
 
     # -- public API -----------------------------------------------------------------------
+    def open_download(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """One streamed GET of a download with extra request headers (a Range), redirects
+        followed and vetted; a 429/5xx raises for the caller's own retry loop, and so does a
+        4xx other than 416 (whose meaning only the caller knows)."""
+        response = self._open(url, download=True, stream=True, headers=headers)
+        if response.status_code != 416:
+            self._check_status(response, url)
+        return response
+
+    def pause_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
+        self._wait_before_retry(attempt, retry_after)
+
     def get_page(self, url: str, *, ok_statuses: frozenset[int] = frozenset()) -> Page:
         """GET a page (not counted as a download). Statuses in ``ok_statuses`` are returned
         instead of raised (robots.txt wants to see its 404)."""
@@ -250,7 +264,7 @@ class HttpClient:
                     if len(body) > MAX_PAGE_BYTES:
                         raise FetchError("too_large", f"{url}: page over {MAX_PAGE_BYTES} bytes")
             except requests.exceptions.ChunkedEncodingError as exc:
-                raise _RetryableError(f"page cut short: {exc}", None) from exc
+                raise RetryableError(f"page cut short: {exc}", None) from exc
             finally:
                 response.close()
             content_type = response.headers.get("Content-Type", "")
@@ -318,7 +332,7 @@ class HttpClient:
                     _run_check(check_head, head, content_type, url)
                     write(head)
             except requests.exceptions.ChunkedEncodingError as exc:  # truncated body
-                raise _RetryableError(f"body cut short: {exc}", None) from exc
+                raise RetryableError(f"body cut short: {exc}", None) from exc
             finally:
                 response.close()
             return Download(url=response.url or url, content_type=content_type, nbytes=total)
@@ -338,7 +352,9 @@ def _run_check(
         raise FetchError("not_audio", f"{url}: {problem}")
 
 
-class _RetryableError(Exception):
+class RetryableError(Exception):
+    """A transient failure: 429, 5xx, a cut-short body."""
+
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after

@@ -97,6 +97,15 @@ class ScrapeSummary:
     def present(self) -> int:
         return self.downloaded + self.skipped
 
+    @property
+    def complete(self) -> bool:
+        """What was asked for is present: ``wanted`` tracks, or every track the listing had
+        (it ended without an error and no candidate failed). Skipped bad candidates on the way
+        to ``wanted`` do not count against it."""
+        if self.present >= self.wanted:
+            return True
+        return self.listing_error is None and self.failed == 0
+
     def text(self) -> str:
         lines = [
             f"scrape: {self.present}/{self.wanted} tracks present: {self.downloaded} downloaded "
@@ -107,6 +116,13 @@ class ScrapeSummary:
         lines += [f"  failed {tid}: {redact_text(why)}" for tid, why in self.failures]
         if self.listing_error:
             lines.append(f"  listing stopped: {self.listing_error}")
+        if not self.complete:
+            why = "the listing stopped" if self.listing_error else "candidates failed"
+            lines.append(f"  missing: {self.wanted - self.present} of the {self.wanted} tracks "
+                         f"asked for ({why}; rerun to retry)")  # fmt: skip
+        elif self.present < self.wanted:
+            lines.append(f"  the listing had {self.present} tracks, fewer than the {self.wanted} "
+                         "asked for: all are present")  # fmt: skip
         return "\n".join(lines)
 
 

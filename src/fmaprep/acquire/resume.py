@@ -1,0 +1,183 @@
+"""A download that continues where it stopped: HTTP Range requests, validated with If-Range.
+
+The partial file (``<target>.part``) and a small record of what it is a prefix of
+(``<target>.part.json``: URL, validator, length) survive interruptions and reruns. Each request
+after the first asks for ``Range: bytes=<have>-`` with ``If-Range: <ETag or Last-Modified>``:
+
+- ``206`` from the byte we have: append;
+- ``200``: the server ignored the Range, or the file changed since the part was started (If-Range
+  did not match): start again from byte 0, and say which;
+- no strong ETag and no Last-Modified to validate a resume with: no Range is sent (a prefix of
+  another file must never be completed into a wrong archive);
+- ``416`` with the whole length already here: complete.
+
+Attempts that bring new bytes do not count against the client's retries (five drops of an
+880 GB transfer are not five failures); attempts that bring nothing do. The sha1 is computed as
+the bytes arrive; a rerun hashes the prefix it finds once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from fmaprep.acquire.http import CHUNK, FetchError, HttpClient, RetryableError
+from fmaprep.acquire.progress import human_bytes
+
+log = logging.getLogger(__name__)
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass
+class Transfer:
+    """What one call moved: bytes received over the network, restarts from byte 0, resumes."""
+
+    received: int = 0
+    restarts: int = 0
+    resumes: int = 0
+
+
+def _validator(response: requests.Response) -> str | None:
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+        return etag
+    return response.headers.get("Last-Modified")
+
+
+def _prefix_sha1(path: Path) -> Any:
+    digest = hashlib.sha1()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
+@dataclass
+class _Part:
+    """The partial file, what it is a prefix of (``meta``), and the sha1 of its bytes so far."""
+
+    path: Path
+    meta_path: Path
+    meta: dict[str, Any] | None
+    digest: Any
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+    def start_over(self, meta: dict[str, Any] | None) -> None:
+        self.path.unlink(missing_ok=True)
+        self.digest = hashlib.sha1()
+        self.meta = meta
+        if meta is None:
+            self.meta_path.unlink(missing_ok=True)
+        else:
+            self.meta_path.write_text(json.dumps(meta))
+
+
+def download_resumable(
+    client: HttpClient, url: str, target: Path, on_bytes: Callable[[int], None] = lambda n: None
+) -> tuple[str, Transfer]:
+    """Fetch ``url`` to ``target`` (renamed from its ``.part`` when complete); returns the sha1
+    of the whole file and what was transferred."""
+    path = target.with_name(target.name + ".part")
+    meta_path = target.with_name(target.name + ".part.json")
+    meta: dict[str, Any] | None = None
+    if path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta is None or meta.get("url") != url or not meta.get("validator"):
+            meta = None
+    part = _Part(path, meta_path, meta, _prefix_sha1(path) if meta is not None else None)
+    if meta is None:
+        part.start_over(None)
+    else:
+        log.info("resuming %s at %s", url, human_bytes(part.size))
+    transfer = Transfer()
+    idle_attempts = 0
+    while True:
+        have = part.size
+        headers = {}
+        if have and part.meta is not None:
+            headers = {"Range": f"bytes={have}-", "If-Range": str(part.meta["validator"])}
+        before = transfer.received
+        try:
+            with client.open_download(url, headers) as response:
+                _receive(response, url, part, have, transfer=transfer, on_bytes=on_bytes)
+            break
+        except RetryableError as exc:
+            problem, retry_after = str(exc), exc.retry_after
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:  # fmt: skip
+            problem, retry_after = f"{type(exc).__name__}: {exc}", None
+        if transfer.received > before:
+            idle_attempts = 0  # progress: not a failure
+        else:
+            idle_attempts += 1
+            if idle_attempts >= client.retries:
+                raise FetchError("retries_exhausted", f"{url}: {problem}")
+        log.warning("download of %s stopped at %s (%s): resuming (attempts without progress: "
+                    "%d of %d)", url, human_bytes(part.size), problem, idle_attempts,
+                    client.retries)  # fmt: skip
+        transfer.resumes += 1
+        if idle_attempts:
+            client.pause_before_retry(idle_attempts, retry_after)
+        if part.meta is None:  # nothing to validate a resume with: the next attempt starts over
+            part.start_over(None)
+    path.replace(target)
+    meta_path.unlink(missing_ok=True)
+    return part.digest.hexdigest(), transfer
+
+
+def _receive(
+    response: requests.Response,
+    url: str,
+    part: _Part,
+    have: int,
+    *,
+    transfer: Transfer,
+    on_bytes: Callable[[int], None],
+) -> None:
+    """Append one response's body to the part; returns when the file is whole, raises
+    RetryableError when the body stopped short (the caller resumes)."""
+    status = response.status_code
+    if status == 416:
+        if part.meta is not None and have == part.meta.get("length"):
+            return
+        raise FetchError("http_416", f"{url}: the server refused the range from byte {have}")
+    if status == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+        if match is None or int(match.group(1)) != have:
+            raise FetchError("bad_range", f"{url}: a 206 that does not start at byte {have}")
+    else:  # 200: the whole file, from byte 0
+        validator = _validator(response)
+        if have:
+            changed = part.meta is not None and validator != part.meta.get("validator")
+            why = ("the file changed on the server since the partial download" if changed
+                   else "the server ignored the Range request")  # fmt: skip
+            log.warning("%s: %s; starting again from byte 0 (%s had been fetched)", url, why,
+                        human_bytes(have))  # fmt: skip
+            transfer.restarts += 1
+        length = response.headers.get("Content-Length")
+        meta = {"url": url, "validator": validator,
+                "length": int(length) if length and length.isdigit() else None}  # fmt: skip
+        if validator is None:
+            log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
+        part.start_over(meta if validator is not None else None)
+    with open(part.path, "ab") as out:
+        for chunk in response.iter_content(CHUNK):
+            out.write(chunk)
+            part.digest.update(chunk)
+            transfer.received += len(chunk)
+            on_bytes(len(chunk))
+    length = part.meta.get("length") if part.meta is not None else None
+    if length is not None and part.size < length:
+        raise RetryableError(f"body cut short at byte {part.size} of {length}", None)
