@@ -326,6 +326,27 @@ def _unpack(
     progress: Progress,
 ) -> None:
     log_file = TrackLog(dest)
+    try:
+        _unpack_members(
+            name, url=url, zip_path=zip_path, dest=dest, tracks_csv=tracks_csv, limit=limit,
+            summary=summary, progress=progress, log_file=log_file,
+        )  # fmt: skip
+    finally:
+        log_file.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
+
+
+def _unpack_members(
+    name: str,
+    *,
+    url: str,
+    zip_path: Path,
+    dest: Destination,
+    tracks_csv: Path | None,
+    limit: int,
+    summary: DatasetSummary,
+    progress: Progress,
+    log_file: TrackLog,
+) -> None:
     with zipfile.ZipFile(zip_path) as archive:
         members = archive.infolist()
         checks: dict[str, str] = {}

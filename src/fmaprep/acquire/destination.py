@@ -144,6 +144,17 @@ class Destination(ABC):
     def append_text(self, key: str, text: str) -> None:
         """Append ``text`` to a (small) text object, creating it when missing."""
 
+    # True where appending a line costs O(1) (a local file); S3 and WebHDFS rewrite the object
+    appends_in_place = False
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys of the files directly under the folder ``prefix`` (``a/b/``), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one file; a missing one is not an error."""
+
     @abstractmethod
     def local_tmp_dir(self) -> Path | None:
         """A local staging directory on the same storage (for big downloads), if there is one."""
@@ -219,6 +230,17 @@ class LocalDestination(Destination):
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+
+    appends_in_place = True
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in folder.iterdir() if p.is_file())
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def local_tmp_dir(self) -> Path:
         path = self.root / TMP_DIR

@@ -92,5 +92,18 @@ class S3Destination(Destination):
         data = (old + text).encode("utf-8")
         self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._key(prefix.rstrip("/")) + "/"
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder, Delimiter="/"
+        ):
+            keys += [prefix.rstrip("/") + "/" + o["Key"][len(folder):]
+                     for o in page.get("Contents", [])]  # fmt: skip
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def local_tmp_dir(self) -> Path | None:
         return None

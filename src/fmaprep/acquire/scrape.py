@@ -308,6 +308,7 @@ def scrape(
         raise
     finally:
         pool.shutdown(wait=True)
+        run.tracks.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
         progress.close()
         summary.requests = client.requests_made
         summary.seconds = time.monotonic() - started

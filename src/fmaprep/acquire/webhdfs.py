@@ -55,6 +55,14 @@ class WebHDFS:
             return None
         return int(response.json()["FileStatus"]["length"])
 
+    def list_names(self, path: str) -> list[str]:
+        """Names of the files in the directory ``path`` (none when it does not exist)."""
+        response = self._call("GET", path, "LISTSTATUS")
+        if response.status_code == 404:
+            return []
+        statuses = response.json()["FileStatuses"]["FileStatus"]
+        return [s["pathSuffix"] for s in statuses if s.get("type") == "FILE"]
+
     def mkdirs(self, path: str) -> None:
         self._call("PUT", path, "MKDIRS")
 
@@ -126,6 +134,13 @@ class WebHDFSDestination(Destination):
         if data is None:
             raise FileNotFoundError(f"{self.uri}/{key}")
         return io.BytesIO(data)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = prefix.rstrip("/")
+        return sorted(f"{folder}/{name}" for name in self._fs.list_names(self._path(folder)))
+
+    def delete(self, key: str) -> None:
+        self._fs.delete(self._path(key))
 
     def append_text(self, key: str, text: str) -> None:
         # WebHDFS APPEND needs append support on the cluster; a small file is simply rewritten
