@@ -42,7 +42,7 @@ class ZipServer:
                 if body is None:
                     self.send_error(404)
                     return
-                start, status = 0, 200
+                start, end, status = 0, len(body), 200
                 wanted = self.headers.get("Range", "")
                 if_range = self.headers.get("If-Range")
                 if (
@@ -50,7 +50,9 @@ class ZipServer:
                     and not server.ignore_range
                     and (if_range is None or if_range == server.etag(self.path))
                 ):
-                    start = int(wanted[6:].split("-")[0])
+                    first, _, last = wanted[6:].partition("-")
+                    start = int(first)
+                    end = min(len(body), int(last) + 1) if last else len(body)
                     status = 206 if start < len(body) else 416
                 server.requests.append((wanted, status))
                 if status == 416:
@@ -62,17 +64,21 @@ class ZipServer:
                 self.send_response(status)
                 self.send_header("ETag", server.etag(self.path))
                 self.send_header("Accept-Ranges", "none" if server.ignore_range else "bytes")
-                self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("Content-Length", str(end - start))
                 if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
                 self.end_headers()
                 cut = server.drops.pop(0) if server.drops else None
-                view = memoryview(body)[start:]
+                view = memoryview(body)[start:end]
                 if cut is not None:
                     view = view[:cut]
                 for i in range(0, len(view), 1 << 16):
                     piece = view[i : i + (1 << 16)]
-                    self.wfile.write(piece)
+                    try:
+                        self.wfile.write(piece)
+                    except ConnectionError:  # the client closed: it wanted no more
+                        self.close_connection = True
+                        return
                     server.sent += len(piece)
                 if cut is not None:
                     self.wfile.flush()

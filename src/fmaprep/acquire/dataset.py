@@ -14,6 +14,7 @@ audio lines with title, artist, genre, split and subset.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import posixpath
@@ -22,7 +23,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +31,7 @@ from typing import IO, Any
 from fmaprep.acquire.destination import Destination, check_key
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.progress import Progress, human_bytes
+from fmaprep.acquire.rangezip import RangeFile, Remote, probe
 from fmaprep.acquire.resume import download_resumable
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
@@ -101,7 +103,8 @@ class DatasetSummary:
     def text(self) -> str:
         lines = [
             f"fetch-dataset {self.name}: archive {human_bytes(self.archive_bytes)} sha1 "
-            f"{self.sha1} ok ({human_bytes(self.downloaded_bytes)} downloaded this run); "
+            f"{self.sha1}{'' if ' ' in self.sha1 else ' ok'} "
+            f"({human_bytes(self.downloaded_bytes)} downloaded this run); "
             f"{self.extracted} tracks extracted, {self.skipped} already "
             f"complete, {len(self.failures)} failed, {self.unverified} not in checksums, "
             f"{self.with_metadata} with tracks.csv metadata, {self.metadata_files} metadata files"
@@ -259,66 +262,138 @@ def fetch_dataset(
     dest.cleanup()
     progress = progress or Progress(None)
     client = client or HttpClient(Throttle(0.0, 1 << 30, 0.0), retries=5)
-    # The archive and its partial download live where a rerun finds them (kept by the
-    # destination's clean-up): beside the destination's staging files, or for S3 and HDFS in
-    # a directory of $TMPDIR named after the archive's sha1.
+    summary = DatasetSummary(name)
+    unpack = functools.partial(
+        _unpack, name, url=url, dest=dest, tracks_csv=tracks_csv, limit=max_member_bytes,
+        summary=summary, progress=progress,
+    )  # fmt: skip
     local_tmp = dest.local_tmp_dir()
+    # The archive and its partial download live where a rerun finds them (the destination's
+    # clean-up keeps them): beside the destination's staging files, or for S3 and HDFS in a
+    # directory of $TMPDIR named after the archive's sha1.
     own = Path(tempfile.gettempdir()) / f"fmaprep-dataset-{name}-{expected_sha1[:12]}"
     staging = local_tmp / "datasets" if local_tmp is not None else own
-    staging.mkdir(parents=True, exist_ok=True)
-    zip_path = staging / f"{name}.zip"
-    summary = DatasetSummary(name)
-    finished = False
     try:
-        got = _verified_sha1(zip_path) if zip_path.is_file() else None
-        if got == expected_sha1:
-            log.info("reusing the verified %s from an earlier run", zip_path)
-        else:
-            if zip_path.is_file():
-                got = file_sha1(zip_path)
-            if got != expected_sha1:
-                zip_path.unlink(missing_ok=True)
-                log.info("downloading %s", url)
-                try:
-                    got, transfer = download_resumable(
-                        client, url, zip_path, lambda n: progress.add(nbytes=n)
-                    )
-                except FetchError as exc:
-                    raise DatasetError(f"download of {url} failed: {exc}") from exc
-                summary.downloaded_bytes = transfer.received
-        summary.archive_bytes = zip_path.stat().st_size
-        if got != expected_sha1:
-            _remove_archive(zip_path)
-            raise DatasetError(f"{url}: sha1 {got} does not match the expected {expected_sha1}")
-        _mark_verified(zip_path, got)
-        summary.sha1 = got
-        _unpack(
-            name,
-            url=url,
-            zip_path=zip_path,
-            dest=dest,
-            tracks_csv=tracks_csv,
-            limit=max_member_bytes,
-            summary=summary,
-            progress=progress,
+        if local_tmp is None and not keep_archive:
+            # S3 or HDFS: read the archive in place on the server when it answers Range
+            remote, size = _probe(client, url)
+            if remote is not None:
+                _unpack_in_place(client, remote, expected_sha1, summary, unpack)
+                return summary
+            _check_room(staging, size, url)
+        zip_path = staging / f"{name}.zip"
+        fetched = _fetch_archive(
+            client, url, zip_path, expected_sha1, summary=summary, progress=progress
         )
-        finished = True
+        _unpack_then_tidy(fetched, unpack, keep_archive=keep_archive, own_dir=local_tmp is None)
     finally:
         progress.close()
-        if finished and not keep_archive:  # unpacked: only now is the archive not needed
-            _remove_archive(zip_path)
-            if local_tmp is None:
-                shutil.rmtree(staging, ignore_errors=True)
-        elif not finished and any(staging.iterdir()):
-            log.info("kept %s for the rerun: it continues from there", staging)
     return summary
+
+
+def _probe(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
+    try:
+        return probe(client, url)
+    except FetchError as exc:
+        raise DatasetError(f"{url}: {exc}") from exc
+
+
+def _check_room(staging: Path, size: int | None, url: str) -> None:
+    """Before a byte is fetched: the local disk must hold the whole archive (the server does
+    not answer Range requests, so it cannot be read in place)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(staging).free
+    have = sum(p.stat().st_size for p in staging.iterdir() if p.is_file())
+    need = f"{human_bytes(size)}" if size is not None else "the whole archive"
+    log.warning("%s does not answer Range requests: it is downloaded to %s first (needs %s of "
+                "local disk; %s free)", url, staging, need, human_bytes(free))  # fmt: skip
+    if size is not None and free + have < size:
+        raise DatasetError(f"{url} needs {human_bytes(size)} of local disk in {staging} (its "
+                           f"server does not answer Range requests); {human_bytes(free)} free "
+                           "there: set TMPDIR to a bigger disk")  # fmt: skip
+
+
+def _unpack_in_place(
+    client: HttpClient,
+    remote: Remote,
+    expected_sha1: str,
+    summary: DatasetSummary,
+    unpack: Callable[[Any], None],
+) -> None:
+    reader = RangeFile(client, remote)
+    summary.archive_bytes = remote.size
+    log.info("unpacking %s in place (%s, Range requests)", remote.url, human_bytes(remote.size))
+    try:
+        with io.BufferedReader(reader, 1 << 20) as stream:
+            unpack(stream)
+    except FetchError as exc:
+        raise DatasetError(f"reading {remote.url} failed: {exc}") from exc
+    finally:
+        summary.downloaded_bytes = reader.received
+    digest = reader.sha1()
+    if digest is not None and digest != expected_sha1:
+        raise DatasetError(f"{remote.url}: sha1 {digest} does not match the expected "
+                           f"{expected_sha1} (each member was checked against the archive's "
+                           "own checksums)")  # fmt: skip
+    summary.sha1 = digest or f"{expected_sha1} not recomputed (members skipped this run)"
+
+
+def _fetch_archive(
+    client: HttpClient,
+    url: str,
+    zip_path: Path,
+    expected_sha1: str,
+    *,
+    summary: DatasetSummary,
+    progress: Progress,
+) -> Path:
+    """The verified archive at ``zip_path``: kept from an earlier run, or (resumably) fetched."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    got = _verified_sha1(zip_path) if zip_path.is_file() else None
+    if got == expected_sha1:
+        log.info("reusing the verified %s from an earlier run", zip_path)
+    else:
+        if zip_path.is_file():
+            got = file_sha1(zip_path)
+        if got != expected_sha1:
+            zip_path.unlink(missing_ok=True)
+            log.info("downloading %s", url)
+            try:
+                got, transfer = download_resumable(
+                    client, url, zip_path, lambda n: progress.add(nbytes=n)
+                )
+            except FetchError as exc:
+                raise DatasetError(f"download of {url} failed: {exc}") from exc
+            summary.downloaded_bytes = transfer.received
+    summary.archive_bytes = zip_path.stat().st_size
+    if got != expected_sha1:
+        _remove_archive(zip_path)
+        raise DatasetError(f"{url}: sha1 {got} does not match the expected {expected_sha1}")
+    _mark_verified(zip_path, got)
+    summary.sha1 = got
+    return zip_path
+
+
+def _unpack_then_tidy(
+    zip_path: Path, unpack: Callable[[Any], None], *, keep_archive: bool, own_dir: bool
+) -> None:
+    """Unpack; only once every member is done is the archive not needed (unless kept)."""
+    try:
+        unpack(zip_path)
+    except BaseException:
+        log.info("kept %s for the rerun: it continues from there", zip_path)
+        raise
+    if not keep_archive:
+        _remove_archive(zip_path)
+        if own_dir:
+            shutil.rmtree(zip_path.parent, ignore_errors=True)
 
 
 def _unpack(
     name: str,
+    archive_file: Path | IO[bytes],
     *,
     url: str,
-    zip_path: Path,
     dest: Destination,
     tracks_csv: Path | None,
     limit: int,
@@ -328,7 +403,7 @@ def _unpack(
     log_file = TrackLog(dest)
     try:
         _unpack_members(
-            name, url=url, zip_path=zip_path, dest=dest, tracks_csv=tracks_csv, limit=limit,
+            name, archive_file, url=url, dest=dest, tracks_csv=tracks_csv, limit=limit,
             summary=summary, progress=progress, log_file=log_file,
         )  # fmt: skip
     finally:
@@ -337,9 +412,9 @@ def _unpack(
 
 def _unpack_members(
     name: str,
+    archive_file: Path | IO[bytes],
     *,
     url: str,
-    zip_path: Path,
     dest: Destination,
     tracks_csv: Path | None,
     limit: int,
@@ -347,8 +422,9 @@ def _unpack_members(
     progress: Progress,
     log_file: TrackLog,
 ) -> None:
-    with zipfile.ZipFile(zip_path) as archive:
-        members = archive.infolist()
+    with zipfile.ZipFile(archive_file) as archive:
+        # in offset order: an archive read in place over HTTP is then read front to back
+        members = sorted(archive.infolist(), key=lambda info: info.header_offset)
         checks: dict[str, str] = {}
         for info in members:
             if posixpath.basename(info.filename) == "checksums":
