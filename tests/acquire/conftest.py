@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmaprep.bench.zipserver import ZipServer
+
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 
 
@@ -270,3 +272,11 @@ def serve() -> Iterator[Any]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def zip_server() -> Iterator[ZipServer]:
+    """The archive server of fmaprep.bench.zipserver on 127.0.0.1."""
+    server = ZipServer().start()
+    yield server
+    server.close()

@@ -19,13 +19,13 @@ import pytest
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
 from fmaprep.acquire.targets import open_destination
+from fmaprep.bench.zipserver import ZipServer, fma_shaped_zip
 from fmaprep.tracks import parse_lines
 from local_services_fixture import local_services
 
 from .test_resume import _Interrupt
-from .zipserver import ZipServer, fma_shaped_zip, zip_server
 
-__all__ = ["local_services", "zip_server"]
+__all__ = ["local_services"]
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 MEMBER = 10_000_000  # over the upload spool's 8 MB in memory: each member goes through disk

@@ -1,6 +1,7 @@
-"""An archive server on 127.0.0.1 for the download tests: serves byte strings with a strong
-ETag, honours ``Range: bytes=N-`` with ``If-Range`` (or ignores Range when told to), and cuts
-the connection after N body bytes when told to; it counts every body byte it sends."""
+"""An archive server on 127.0.0.1 for the download tests and benchmarks: serves byte strings
+with a strong ETag, honours ``Range: bytes=N-M`` with ``If-Range`` (or ignores Range when told
+to), and cuts the connection after N body bytes when told to; it counts every body byte it
+sends. :func:`fma_shaped_zip` makes an FMA-shaped ZIP64 archive to serve."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ import io
 import random
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import pytest
 
 
 @dataclass
@@ -95,13 +93,6 @@ class ZipServer:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def zip_server() -> Iterator[ZipServer]:
-    server = ZipServer().start()
-    yield server
-    server.close()
-
-
 def fma_shaped_zip(
     n_tracks: int, member_bytes: int, seed: int = 1
 ) -> tuple[bytes, dict[int, bytes]]:
@@ -121,4 +112,4 @@ def fma_shaped_zip(
     return buffer.getvalue(), members
 
 
-__all__ = ["ZipServer", "fma_shaped_zip", "zip_server"]
+__all__ = ["ZipServer", "fma_shaped_zip"]
