@@ -360,8 +360,9 @@ def _fetch_archive(
             log.info("downloading %s", url)
             try:
                 got, transfer = download_resumable(
-                    client, url, zip_path, lambda n: progress.add(nbytes=n)
-                )
+                    client, url, zip_path, lambda n: progress.add(nbytes=n),
+                    on_length=lambda n: setattr(progress, "total_bytes", n),
+                )  # fmt: skip
             except FetchError as exc:
                 raise DatasetError(f"download of {url} failed: {exc}") from exc
             summary.downloaded_bytes = transfer.received

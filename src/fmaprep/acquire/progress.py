@@ -1,11 +1,20 @@
-"""A one-line progress bar on stderr: tracks done / wanted, bytes, and the current pause."""
+"""A one-line progress bar on stderr: tracks done / wanted, bytes, rate, ETA, the current pause.
+
+Not on a terminal (cron, a pipeline step, EMR's step log), the same line is logged once a
+minute instead, so a long transfer is never silent.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+log = logging.getLogger(__name__)
+LOG_EVERY_S = 60.0
 
 
 def human_bytes(n: float) -> str:
@@ -20,9 +29,19 @@ class Progress:
     """Redraws one line with ``\\r`` when the stream is a terminal (or ``enabled=True``)."""
 
     def __init__(
-        self, total: int | None, stream: TextIO | None = None, enabled: bool | None = None
+        self,
+        total: int | None,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        log_every: float = LOG_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
+        self.total_bytes: int | None = None  # set while bytes of known size are transferred
+        self.log_every = log_every
+        self._clock = clock
+        self._started = clock()
+        self._logged_at = self._started
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.tracks = 0
@@ -41,6 +60,9 @@ class Progress:
             self.failed += failed
             self.nbytes += nbytes
         self.draw()
+        if not self.enabled and self._clock() - self._logged_at >= self.log_every:
+            self._logged_at = self._clock()
+            log.info("progress: %s", self.line())
 
     def pause(self, seconds: float) -> None:
         with self._lock:
@@ -58,6 +80,15 @@ class Progress:
             text += f", {self.skipped} already here"
         if self.failed:
             text += f", {self.failed} failed"
+        elapsed = self._clock() - self._started
+        if elapsed > 1 and self.nbytes:
+            rate = self.nbytes / elapsed
+            text += f", {human_bytes(rate)}/s"
+            if self.total_bytes:
+                left = max(0, self.total_bytes - self.nbytes) / rate
+                text += f" of {human_bytes(self.total_bytes)}, ETA {_duration(left)}"
+            elif self.total and done:
+                text += f", ETA {_duration((self.total - done) * elapsed / done)}"
         left = self._pause_until - time.monotonic()
         if left > 0:
             text += f", pausing {left:.0f}s"
@@ -82,3 +113,10 @@ class Progress:
         if self.enabled and self._width:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

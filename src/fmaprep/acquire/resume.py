@@ -85,7 +85,11 @@ class _Part:
 
 
 def download_resumable(
-    client: HttpClient, url: str, target: Path, on_bytes: Callable[[int], None] = lambda n: None
+    client: HttpClient,
+    url: str,
+    target: Path,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_length: Callable[[int], None] = lambda n: None,
 ) -> tuple[str, Transfer]:
     """Fetch ``url`` to ``target`` (renamed from its ``.part`` when complete); returns the sha1
     of the whole file and what was transferred."""
@@ -111,7 +115,8 @@ def download_resumable(
         before = transfer.received
         try:
             with client.open_download(url, headers) as response:
-                _receive(response, url, part, have, transfer=transfer, on_bytes=on_bytes)
+                _receive(response, url, part, have, transfer=transfer, on_bytes=on_bytes,
+                         on_length=on_length)  # fmt: skip
             break
         except RetryableError as exc:
             problem, retry_after = str(exc), exc.retry_after
@@ -145,6 +150,7 @@ def _receive(
     *,
     transfer: Transfer,
     on_bytes: Callable[[int], None],
+    on_length: Callable[[int], None],
 ) -> None:
     """Append one response's body to the part; returns when the file is whole, raises
     RetryableError when the body stopped short (the caller resumes)."""
@@ -172,6 +178,8 @@ def _receive(
         if validator is None:
             log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
         part.start_over(meta if validator is not None else None)
+    if part.meta is not None and part.meta.get("length"):
+        on_length(int(part.meta["length"]))
     with open(part.path, "ab") as out:
         for chunk in response.iter_content(CHUNK):
             out.write(chunk)

@@ -1,0 +1,48 @@
+"""fmaprep.acquire.progress: rate and ETA on the bar, and a log line a minute off a terminal."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from fmaprep.acquire.progress import Progress
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bytes_of_a_known_total_show_rate_and_eta() -> None:
+    clock, stream = _Clock(), io.StringIO()
+    progress = Progress(None, stream=stream, enabled=True, clock=clock)
+    progress.total_bytes = 100 * 2**20
+    clock.now += 10.0
+    progress.add(nbytes=25 * 2**20)  # 2.5 MiB/s: 75 MiB to go is 30 s
+    assert stream.getvalue().endswith("25.0 MiB, 2.5 MiB/s of 100.0 MiB, ETA 0m30s")
+
+
+def test_tracks_of_a_known_total_show_an_eta() -> None:
+    clock, stream = _Clock(), io.StringIO()
+    progress = Progress(10, stream=stream, enabled=True, clock=clock)
+    clock.now += 7200.0
+    progress.add(tracks=4, nbytes=4096)  # 30 min a track: 6 to go is 3 h
+    assert stream.getvalue().rstrip().endswith("ETA 3h00m")
+
+
+def test_off_a_terminal_the_line_is_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    clock = _Clock()
+    progress = Progress(None, stream=io.StringIO(), enabled=False, clock=clock)
+    progress.total_bytes = 2**30
+    with caplog.at_level(logging.INFO, logger="fmaprep.acquire.progress"):
+        for _ in range(180):  # three minutes, a MiB a second
+            clock.now += 1.0
+            progress.add(nbytes=2**20)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert lines[0].startswith("progress: [") and "1.0 MiB/s of 1.0 GiB, ETA " in lines[0]
