@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 
-from fmaprep.acquire.dataset import (
-    ARCHIVES,
-    DatasetError,
-    fetch_dataset,
-    parse_checksums,
-    read_tracks_csv,
-)
+from fmaprep.acquire.archive import DatasetError
+from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset, parse_checksums, read_tracks_csv
 from fmaprep.cli import fetch_dataset as fetch_cli
 
 # FMA's tracks.csv: two header rows (top level, column), then pandas' "track_id" row

@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from fmaprep.acquire.dataset import ARCHIVES, DatasetError, fetch_dataset
+from fmaprep.acquire.archive import DatasetError
+from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
 from fmaprep.acquire.destination import DestinationError
 from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.progress import Progress

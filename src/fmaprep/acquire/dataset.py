@@ -1,6 +1,7 @@
 """``fetch-dataset``: the FMA dataset archives (https://github.com/mdeff/fma).
 
-Streams the zip to a staging file, verifies its sha1, extracts every ``<digits>.mp3`` member to
+Gets the zip (:mod:`fmaprep.acquire.archive`: downloaded resumably and sha1-verified, or read in
+place over HTTP for S3 and HDFS destinations), extracts every ``<digits>.mp3`` member to
 ``<dest>/<id[:3]>/<id>.mp3`` (the path is built from the integer id alone, so a member name can
 never escape the destination), checks each one against the archive's ``checksums`` file
 (sha1sum format, paths relative to that file), and joins ``tracks.csv`` into ``_tracks.jsonl``.
@@ -23,21 +24,26 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from fmaprep.acquire.archive import (
+    DatasetError,
+    DatasetSummary,
+    check_room,
+    fetch_archive,
+    probe_range,
+    unpack_in_place,
+    unpack_then_tidy,
+)
 from fmaprep.acquire.destination import Destination, check_key
-from fmaprep.acquire.http import FetchError, HttpClient, Throttle
-from fmaprep.acquire.progress import Progress, human_bytes
-from fmaprep.acquire.rangezip import RangeFile, Remote, probe
-from fmaprep.acquire.resume import download_resumable
+from fmaprep.acquire.http import HttpClient, Throttle
+from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import track_path
-from fmaprep.redaction import redact_text
-from fmaprep.storage.checksum import file_sha1
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
@@ -83,36 +89,6 @@ _CSV_COLUMNS = {
 }
 
 
-class DatasetError(RuntimeError):
-    """The archive could not be fetched or verified (nothing was extracted)."""
-
-
-@dataclass
-class DatasetSummary:
-    name: str
-    sha1: str = ""
-    archive_bytes: int = 0
-    downloaded_bytes: int = 0  # received over the network this run (0: the archive was here)
-    extracted: int = 0
-    skipped: int = 0
-    unverified: int = 0
-    metadata_files: int = 0
-    with_metadata: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    def text(self) -> str:
-        lines = [
-            f"fetch-dataset {self.name}: archive {human_bytes(self.archive_bytes)} sha1 "
-            f"{self.sha1}{'' if ' ' in self.sha1 else ' ok'} "
-            f"({human_bytes(self.downloaded_bytes)} downloaded this run); "
-            f"{self.extracted} tracks extracted, {self.skipped} already "
-            f"complete, {len(self.failures)} failed, {self.unverified} not in checksums, "
-            f"{self.with_metadata} with tracks.csv metadata, {self.metadata_files} metadata files"
-        ]
-        lines += [f"  failed {member}: {redact_text(why)}" for member, why in self.failures]
-        return "\n".join(lines)
-
-
 def parse_checksums(text: str, base_dir: str = "") -> dict[str, str]:
     """``sha1sum`` output as {normalised member path: sha1}, paths joined to ``base_dir``."""
     table: dict[str, str] = {}
@@ -148,29 +124,6 @@ def read_tracks_csv(stream: IO[str]) -> dict[int, dict[str, str | None]]:
             values[key] = cell or None
         table[int(row[0])] = values
     return table
-
-
-def _verified_sha1(zip_path: Path) -> str | None:
-    """The sha1 recorded when this very file (same size and mtime) was verified, else None:
-    a rerun does not hash a verified 880 GB archive again."""
-    mark = zip_path.with_name(zip_path.name + ".verified")
-    try:
-        digest, size, mtime = mark.read_text().split()
-        stat = zip_path.stat()
-    except (OSError, ValueError):
-        return None
-    return digest if (int(size), int(mtime)) == (stat.st_size, stat.st_mtime_ns) else None
-
-
-def _mark_verified(zip_path: Path, digest: str) -> None:
-    stat = zip_path.stat()
-    mark = zip_path.with_name(zip_path.name + ".verified")
-    mark.write_text(f"{digest} {stat.st_size} {stat.st_mtime_ns}\n")
-
-
-def _remove_archive(zip_path: Path) -> None:
-    for path in (zip_path, zip_path.with_name(zip_path.name + ".verified")):
-        path.unlink(missing_ok=True)
 
 
 def _load_metadata(
@@ -276,118 +229,19 @@ def fetch_dataset(
     try:
         if local_tmp is None and not keep_archive:
             # S3 or HDFS: read the archive in place on the server when it answers Range
-            remote, size = _probe(client, url)
+            remote, size = probe_range(client, url)
             if remote is not None:
-                _unpack_in_place(client, remote, expected_sha1, summary, unpack)
+                unpack_in_place(client, remote, expected_sha1, summary, unpack)
                 return summary
-            _check_room(staging, size, url)
+            check_room(staging, size, url)
         zip_path = staging / f"{name}.zip"
-        fetched = _fetch_archive(
+        fetched = fetch_archive(
             client, url, zip_path, expected_sha1, summary=summary, progress=progress
         )
-        _unpack_then_tidy(fetched, unpack, keep_archive=keep_archive, own_dir=local_tmp is None)
+        unpack_then_tidy(fetched, unpack, keep_archive=keep_archive, own_dir=local_tmp is None)
     finally:
         progress.close()
     return summary
-
-
-def _probe(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
-    try:
-        return probe(client, url)
-    except FetchError as exc:
-        raise DatasetError(f"{url}: {exc}") from exc
-
-
-def _check_room(staging: Path, size: int | None, url: str) -> None:
-    """Before a byte is fetched: the local disk must hold the whole archive (the server does
-    not answer Range requests, so it cannot be read in place)."""
-    staging.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(staging).free
-    have = sum(p.stat().st_size for p in staging.iterdir() if p.is_file())
-    need = f"{human_bytes(size)}" if size is not None else "the whole archive"
-    log.warning("%s does not answer Range requests: it is downloaded to %s first (needs %s of "
-                "local disk; %s free)", url, staging, need, human_bytes(free))  # fmt: skip
-    if size is not None and free + have < size:
-        raise DatasetError(f"{url} needs {human_bytes(size)} of local disk in {staging} (its "
-                           f"server does not answer Range requests); {human_bytes(free)} free "
-                           "there: set TMPDIR to a bigger disk")  # fmt: skip
-
-
-def _unpack_in_place(
-    client: HttpClient,
-    remote: Remote,
-    expected_sha1: str,
-    summary: DatasetSummary,
-    unpack: Callable[[Any], None],
-) -> None:
-    reader = RangeFile(client, remote)
-    summary.archive_bytes = remote.size
-    log.info("unpacking %s in place (%s, Range requests)", remote.url, human_bytes(remote.size))
-    try:
-        with io.BufferedReader(reader, 1 << 20) as stream:
-            unpack(stream)
-    except FetchError as exc:
-        raise DatasetError(f"reading {remote.url} failed: {exc}") from exc
-    finally:
-        summary.downloaded_bytes = reader.received
-    digest = reader.sha1()
-    if digest is not None and digest != expected_sha1:
-        raise DatasetError(f"{remote.url}: sha1 {digest} does not match the expected "
-                           f"{expected_sha1} (each member was checked against the archive's "
-                           "own checksums)")  # fmt: skip
-    summary.sha1 = digest or f"{expected_sha1} not recomputed (members skipped this run)"
-
-
-def _fetch_archive(
-    client: HttpClient,
-    url: str,
-    zip_path: Path,
-    expected_sha1: str,
-    *,
-    summary: DatasetSummary,
-    progress: Progress,
-) -> Path:
-    """The verified archive at ``zip_path``: kept from an earlier run, or (resumably) fetched."""
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    got = _verified_sha1(zip_path) if zip_path.is_file() else None
-    if got == expected_sha1:
-        log.info("reusing the verified %s from an earlier run", zip_path)
-    else:
-        if zip_path.is_file():
-            got = file_sha1(zip_path)
-        if got != expected_sha1:
-            zip_path.unlink(missing_ok=True)
-            log.info("downloading %s", url)
-            try:
-                got, transfer = download_resumable(
-                    client, url, zip_path, lambda n: progress.add(nbytes=n),
-                    on_length=lambda n: setattr(progress, "total_bytes", n),
-                )  # fmt: skip
-            except FetchError as exc:
-                raise DatasetError(f"download of {url} failed: {exc}") from exc
-            summary.downloaded_bytes = transfer.received
-    summary.archive_bytes = zip_path.stat().st_size
-    if got != expected_sha1:
-        _remove_archive(zip_path)
-        raise DatasetError(f"{url}: sha1 {got} does not match the expected {expected_sha1}")
-    _mark_verified(zip_path, got)
-    summary.sha1 = got
-    return zip_path
-
-
-def _unpack_then_tidy(
-    zip_path: Path, unpack: Callable[[Any], None], *, keep_archive: bool, own_dir: bool
-) -> None:
-    """Unpack; only once every member is done is the archive not needed (unless kept)."""
-    try:
-        unpack(zip_path)
-    except BaseException:
-        log.info("kept %s for the rerun: it continues from there", zip_path)
-        raise
-    if not keep_archive:
-        _remove_archive(zip_path)
-        if own_dir:
-            shutil.rmtree(zip_path.parent, ignore_errors=True)
 
 
 def _unpack(
