@@ -74,10 +74,11 @@ def test_report_is_self_contained_with_one_png_per_plot(tmp_path: Path) -> None:
     assert main(["-q", "report", str(out), "--out", str(page_path)]) == 0
     page = page_path.read_text()
     images = IMG.findall(page)
-    assert [title for title, _ in images] == PLOTS
-    for _, png in images:
+    assert [title for title, _ in images if title in PLOTS] == PLOTS
+    for title, png in images:
         image = Image.open(io.BytesIO(base64.b64decode(png)))
-        assert image.format == "PNG" and image.size == (600, 360)
+        assert image.format == "PNG"
+        assert title not in PLOTS or image.size == (600, 360)
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from elsewhere
     assert "local[2] &lt;&amp;&gt;" in page  # text is escaped
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -152,6 +153,14 @@ DECODE_PROBE = (
     "i => i.complete && i.naturalWidth > 0); document.body.setAttribute("
     '"data-decoded", ok.length + "/" + document.images.length); });</script></body>'
 )
+# the browser's own decode of every player: its duration, once the metadata is in
+AUDIO_PROBE = (
+    "<script>const players = [...document.querySelectorAll('audio')]; let n = 0;"
+    "players.forEach(a => { const done = () => { n += 1; if (n === players.length) "
+    "document.body.setAttribute('data-audio', players.map(p => p.duration.toFixed(2)).join(',')); };"
+    "a.addEventListener('loadedmetadata', done); a.addEventListener('error', () => { "
+    "a.dataset.failed = 1; done(); }); a.load(); });</script></body>"
+)
 
 
 @pytest.mark.slow
@@ -166,12 +175,27 @@ def test_report_shows_its_plots_in_headless_chromium(
         IMG.sub(lambda m: f'<img alt="{m[1]}" src="data:image/png;base64,AAAA">', page.read_text())
     )
 
+    # every player's WAV decoded by the browser itself: its duration, against the page's data
+    probe = tmp_path / "probe-audio.html"
+    probe.write_text(page.read_text().replace("</body>", AUDIO_PROBE))
+    dom = run_chromium(chromium, tmp_path, probe, "--virtual-time-budget=10000", "--dump-dom")
+    found = re.search(r'data-audio="([^"]*)"', dom)
+    assert found is not None, dom[-500:]
+    durations = [float(d) for d in found.group(1).split(",")]
+    players = re.findall(r'src="data:audio/wav;base64,([^"]+)"', page.read_text())
+    import soundfile as sf
+
+    want = [sf.info(io.BytesIO(base64.b64decode(b))).duration for b in players]
+    assert len(durations) == len(want) >= 6 and "data-failed" not in dom
+    np.testing.assert_allclose(durations, want, atol=0.02)
+
     # every <img> decoded, as the browser sees it after load (a probe script added to copies)
-    for source, want in ((page, "5/5"), (broken, "0/5")):
+    n_images = len(IMG.findall(page.read_text()))
+    for source, want_images in ((page, f"{n_images}/{n_images}"), (broken, f"0/{n_images}")):
         probe = tmp_path / f"probe-{source.name}"
         probe.write_text(source.read_text().replace("</body>", DECODE_PROBE))
         dom = run_chromium(chromium, tmp_path, probe, "--virtual-time-budget=5000", "--dump-dom")
-        assert f'data-decoded="{want}"' in dom, dom[-500:]
+        assert f'data-decoded="{want_images}"' in dom, dom[-500:]
 
     # the screenshot shows the plots: plenty of ink, and the bars' blue
     shots = {}
@@ -179,6 +203,80 @@ def test_report_shows_its_plots_in_headless_chromium(
         shot = tmp_path / f"{source.stem}.png"
         run_chromium(chromium, tmp_path, source, f"--screenshot={shot}")
         shots[source.stem] = plot_pixels(shot)
+    artifacts = REPO / "build" / "test-artifacts"  # looked at by people, never committed
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "report.png", artifacts / "report.png")
     ink, blue = shots["report"]
     assert ink > 0.05 and blue > 20_000, shots
     assert shots["broken"][1] < 500 and shots["broken"][0] < ink / 2, shots
+
+
+# --- listen and look -----------------------------------------------------------------------
+
+AUDIO = re.compile(
+    r'<audio controls preload="metadata" data-role="(output|source)"\s*'
+    r'(?:data-track="([^"]*)" data-start="([^"]*)"\s*)?src="data:audio/wav;base64,([^"]+)">'
+)
+
+
+def test_tracks_are_chosen_reproducibly_by_genre_and_gain() -> None:
+    from fmaprep.report.listen import choose_tracks
+
+    def ok(tid: str, genre: str | None, gain: float) -> dict[str, Any]:
+        return {"track_id": tid, "status": "ok", "genre": genre, "gain": gain}
+
+    lines = [ok("000009", "Rock", 1.5), ok("000003", "Jazz", 4.0), ok("000001", "Rock", 1.1),
+             ok("000005", None, 9.5), {"track_id": "000002", "status": "error", "gain": 99.0},
+             ok("000007", "Jazz", 1.0)]  # fmt: skip
+    chosen = choose_tracks(lines)
+    assert [(c.track_id, c.why) for c in chosen] == [
+        ("000001", ["first of Rock"]),
+        ("000003", ["first of Jazz"]),
+        ("000005", ["first of (no genre)", "quietest (gain 9.50)"]),
+        ("000007", ["loudest (gain 1.00)"]),
+    ]
+    assert choose_tracks(list(reversed(lines))) == chosen  # order of the manifest does not matter
+
+
+def test_track_numbers_of_a_closed_form_signal() -> None:
+    """1 s of silence, 1 s of a full-scale square wave, 0.5 s of silence at 8 kHz."""
+    from fmaprep.audio.signal import mu_law_encode
+    from fmaprep.report.listen import track_stats
+
+    square = np.where(np.arange(8000) % 40 < 20, 1.0, -1.0)
+    x = np.concatenate([np.zeros(8000), square, np.zeros(4000)])
+    stats = track_stats(mu_law_encode(x), 8000, 255)
+    assert stats["clipping_share"] == pytest.approx(8000 / 20000)
+    assert stats["leading_silence_s"] == 1.0 and stats["trailing_silence_s"] == 0.5
+    assert abs(stats["dc_offset"]) < 1e-3 and stats["duration_s"] == 2.5
+
+
+def test_the_players_hold_the_records_decode_and_the_source(
+    job_outputs: dict[str, Path], tmp_path: Path
+) -> None:
+    import soundfile as sf
+
+    from fmaprep.audio.signal import mu_law_decode
+    from fmaprep.formats.records import read_records
+
+    out = job_outputs["pickle"]
+    page = tmp_path / "report.html"
+    assert main(["-q", "report", str(out), "--out", str(page)]) == 0
+    text = page.read_text()
+    records = {r["track_id"]: r for r in read_records(str(out))}
+    players = AUDIO.findall(text)
+    outputs = [(t, float(s), b) for role, t, s, b in players if role == "output"]
+    assert len(outputs) >= 3  # three genres, one track without, loudest and quietest
+    for track, start, b64 in outputs:
+        got, rate = sf.read(io.BytesIO(base64.b64decode(b64)), dtype="float64")
+        record = records[track]
+        first = round(start * 8000)
+        want = mu_law_decode(record["codes"], 255)[first : first + 80000]
+        assert rate == 8000 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1.01 / 32768)
+    sources = [b for role, _, _, b in players if role == "source"]
+    assert len(sources) == len(outputs)  # the mp3s are readable from here
+    for b64 in sources:
+        got, rate = sf.read(io.BytesIO(base64.b64decode(b64)))
+        assert rate <= 22050 and len(got) > rate // 2 and np.abs(got).max() > 0.01
+    assert text.count('alt="spectrogram ') == len(outputs)

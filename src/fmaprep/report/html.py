@@ -8,10 +8,9 @@ code histogram (every code of every record, streamed), failures by reason (manif
 
 from __future__ import annotations
 
-import base64
 import collections
+import dataclasses
 import html
-import io
 import json
 import os
 import uuid
@@ -23,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from fmaprep.formats.manifest import STATS_FILE, summarize
+from fmaprep.report.listen import TrackView, choose_tracks, view
+from fmaprep.report.plots import BAR_COLOR, figure_png
 from fmaprep.storage.uris import is_local, local_path, resolve_uri
-
-BAR_COLOR = "#1f77b4"
 
 
 @dataclass
@@ -35,6 +34,7 @@ class ReportData:
     stats: dict[str, Any]
     code_counts: npt.NDArray[np.int64]  # occurrences of each code 0..255
     records: int
+    tracks: list[TrackView] = dataclasses.field(default_factory=list)  # to hear and see
 
 
 def collect(output: str) -> ReportData:
@@ -45,26 +45,24 @@ def collect(output: str) -> ReportData:
     root = local_path(uri) if is_local(uri) else uri
     info = read_output_info(root)
     lines, stats = info.lines, info.stats
+    chosen = {c.track_id: c for c in choose_tracks(lines)}
+    channel = str(stats.get("config", {}).get("pipeline", {}).get("channel", "left"))
     counts = np.zeros(256, np.int64)
     records = 0
+    views: dict[str, TrackView] = {}
     for record in read_records(root):
         counts += np.bincount(record["codes"], minlength=256)[:256]
         records += 1
+        if record["track_id"] in chosen and record["track_id"] not in views:
+            views[record["track_id"]] = view(chosen[record["track_id"]], record, channel)
+    ordered = [views[t] for t in chosen if t in views]
     return ReportData(
-        os.path.abspath(root) if is_local(uri) else root, lines, stats, counts, records
+        os.path.abspath(root) if is_local(uri) else root, lines, stats, counts, records, ordered
     )
 
 
 def _figure_png(draw: Callable[[Any], None]) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 3.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    draw(fig.add_subplot())
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return figure_png(lambda fig: draw(fig.add_subplot()))
 
 
 def _empty(ax: Any, text: str) -> None:
@@ -113,9 +111,15 @@ def plots(data: ReportData) -> list[tuple[str, str]]:
         if not audio or not wall:
             _empty(ax, f"no throughput in {STATS_FILE}")
             return
-        ax.bar(["audio seconds", "wall seconds"], [audio, wall], color=[BAR_COLOR, "#ff7f0e"])
-        ax.set_ylabel("seconds")
-        ax.set_title(f"{audio / wall:.1f}x real time", fontsize=11)
+        # where the wall time went, as the job recorded it (start, listing, tasks, commit...)
+        recorded = (data.stats.get("timings") or {}).items()
+        timings = {k.removesuffix("_s"): float(v) for k, v in recorded
+                   if isinstance(v, (int, float))}  # fmt: skip
+        parts = timings or {"wall": float(wall)}
+        ax.barh(list(parts), list(parts.values()), color=BAR_COLOR)
+        ax.invert_yaxis()
+        ax.set_xlabel("wall seconds")
+        ax.set_title(throughput_text(data.stats), fontsize=10)
 
     return [
         ("Track durations", _figure_png(duration_hist)),
@@ -130,6 +134,25 @@ def plots(data: ReportData) -> list[tuple[str, str]]:
         ),
         ("Throughput", _figure_png(throughput)),
     ]
+
+
+def cores_of(stats: dict[str, Any]) -> int | None:
+    """The job's cores: recorded by the job, else read off a local[N] master."""
+    if isinstance(stats.get("cores"), int):
+        return int(stats["cores"])
+    master = str(stats.get("master", ""))
+    inside = master.removeprefix("local[").split(",")[0].rstrip("]")
+    return int(inside) if master.startswith("local[") and inside.isdigit() else None
+
+
+def throughput_text(stats: dict[str, Any]) -> str:
+    audio, wall = stats.get("audio_seconds"), stats.get("wall_seconds")
+    if not audio or not wall:
+        return "no throughput recorded"
+    rate = float(audio) / float(wall)
+    cores = cores_of(stats)
+    per_core = f", {rate / cores:.0f} per core ({cores} cores)" if cores else ""
+    return f"{rate:.0f} audio h per wall h{per_core}"
 
 
 def render(data: ReportData) -> str:
@@ -148,6 +171,7 @@ def render(data: ReportData) -> str:
         ("pipeline", json.dumps(data.stats.get("config", {}).get("pipeline", {}), sort_keys=True)),
     ]
     table = "\n".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows)
+    tracks = "\n".join(_track_card(t) for t in data.tracks) or "<p>no tracks to show</p>"
     figures = "\n".join(
         f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{png}">'
         f"<figcaption>{esc(title)}</figcaption></figure>"
@@ -157,12 +181,17 @@ def render(data: ReportData) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fmaprep report: {esc(data.output)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }}
 table {{ border-collapse: collapse; margin-bottom: 1em; }}
 th, td {{ text-align: left; padding: 0.15em 0.8em; border-bottom: 1px solid #ddd; }}
 .plots {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+img {{ max-width: 100%; height: auto; }}
+.track {{ border-top: 1px solid #ccc; padding: 0.6em 0; }}
+.track audio {{ width: 100%; max-width: 28em; display: block; margin: 0.2em 0; }}
+.flag {{ color: #b00; font-weight: bold; }}
 figure {{ margin: 0; }}
 figcaption {{ text-align: center; font-weight: bold; }}
 </style>
@@ -175,9 +204,55 @@ figcaption {{ text-align: center; font-weight: bold; }}
 <div class="plots">
 {figures}
 </div>
+<h2>Listen and look</h2>
+<p>10 s excerpts from the middle of each track: the 8 kHz mu-law decode the model gets, and the
+source where it is readable from here. Spectrograms share one frequency axis; the dashed line is
+the output's band edge.</p>
+{tracks}
 </body>
 </html>
 """
+
+
+# what makes a track's number worth a second look
+OUTLIER: dict[str, Callable[[float], bool]] = {
+    "clipping_share": lambda v: v > 0.001,
+    "leading_silence_s": lambda v: v > 2.0,
+    "trailing_silence_s": lambda v: v > 2.0,
+    "dc_offset": lambda v: abs(v) > 0.01,
+    "gain": lambda v: v > 10.0,
+}
+
+
+def _flagged(name: str, value: float) -> bool:
+    check = OUTLIER.get(name)
+    return check is not None and check(value)
+
+
+def _track_card(t: TrackView) -> str:
+    esc = html.escape
+    line = t.chosen.line
+    title = " - ".join(str(line[k]) for k in ("artist", "title") if line.get(k))
+    stats = ", ".join(
+        (f'<span class="flag">{esc(k)} {v:.4g}</span>' if _flagged(k, v)
+         else f"{esc(k)} {v:.4g}")
+        for k, v in t.stats.items()
+    )  # fmt: skip
+    source = (
+        f'<div>source<audio controls preload="metadata" data-role="source" '
+        f'src="data:audio/wav;base64,{t.source_wav}"></audio></div>'
+        if t.source_wav else "<div>source: not readable from here</div>"
+    )  # fmt: skip
+    return f"""<div class="track" id="track-{esc(t.chosen.track_id)}">
+<h3>{esc(t.chosen.track_id)} {esc(title)} <small>({esc("; ".join(t.chosen.why))})</small></h3>
+<p>{stats}; excerpt from {t.start_s:.1f} s</p>
+<div>output<audio controls preload="metadata" data-role="output"
+data-track="{esc(t.chosen.track_id)}" data-start="{t.start_s:.3f}"
+src="data:audio/wav;base64,{t.output_wav}"></audio></div>
+{source}
+<img alt="spectrogram {esc(t.chosen.track_id)}" src="data:image/png;base64,{t.pngs["spectrogram"]}">
+<img alt="waveform {esc(t.chosen.track_id)}" src="data:image/png;base64,{t.pngs["waveform"]}">
+</div>"""
 
 
 def write_report(output: str, out: str) -> ReportData:
