@@ -157,7 +157,8 @@ DECODE_PROBE = (
 AUDIO_PROBE = (
     "<script>const players = [...document.querySelectorAll('audio')]; let n = 0;"
     "players.forEach(a => { const done = () => { n += 1; if (n === players.length) "
-    "document.body.setAttribute('data-audio', players.map(p => p.duration.toFixed(2)).join(',')); };"
+    "document.body.setAttribute('data-audio', "
+    "players.map(p => p.duration.toFixed(2)).join(',')); };"
     "a.addEventListener('loadedmetadata', done); a.addEventListener('error', () => { "
     "a.dataset.failed = 1; done(); }); a.load(); });</script></body>"
 )
