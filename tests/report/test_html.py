@@ -281,3 +281,26 @@ def test_the_players_hold_the_records_decode_and_the_source(
         got, rate = sf.read(io.BytesIO(base64.b64decode(b64)))
         assert rate <= 22050 and len(got) > rate // 2 and np.abs(got).max() > 0.01
     assert text.count('alt="spectrogram ') == len(outputs)
+
+
+def test_two_outputs_side_by_side(job_outputs: dict[str, Path], tmp_path: Path) -> None:
+    """The two formats of one job: only job.format differs; counts agree; both histograms."""
+    page = tmp_path / "compare.html"
+    a, b = job_outputs["pickle"], job_outputs["parquet"]
+    assert main(["-q", "report", str(a), str(b), "--out", str(page)]) == 0
+    text = page.read_text()
+    settings = text.split("<h2>Settings that differ</h2>")[1].split("</table>")[0]
+    assert re.findall(r"<tr><th>([^<]+)</th><td>", settings) == ["job.format"]
+    assert "<td>&quot;pickle&quot;</td><td>&quot;parquet&quot;</td>" in settings
+    counts = text.split("<h2>Counts</h2>")[1].split("</table>")[0]
+    assert "<tr><th>ok</th><td>6</td><td>6</td></tr>" in counts
+    assert "<tr><th>failed: not_audio</th><td>1</td><td>1</td></tr>" in counts
+    [(title, png)] = IMG.findall(text)
+    assert title == "Code histograms, A and B"
+    rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")).astype(int)
+
+    def pixels(color: tuple[int, int, int]) -> int:
+        return int((np.abs(rgb - color).max(axis=2) <= 12).sum())
+
+    # A's wide blue line and B's dashed orange one on it (the same codes) are both drawn
+    assert pixels((0x1F, 0x77, 0xB4)) > 300 and pixels((0xFF, 0x7F, 0x0E)) > 100

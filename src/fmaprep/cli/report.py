@@ -1,4 +1,5 @@
-"""fmaprep report OUTPUT --out report.html: one self-contained page with plots."""
+"""fmaprep report OUTPUT [OTHER] --out report.html: one self-contained page with plots and
+players; with OTHER, the two outputs side by side."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import argparse
 import sys
 
 NAME = "report"
-HELP = "write a self-contained HTML report (durations, codes, genres, failures, throughput)"
+HELP = "write a self-contained HTML report: plots, players and spectrograms; or compare two"
 EXAMPLES = """\
   fmaprep report build/demo/out --out build/demo/report.html
+  fmaprep report out-soxr/ out-resampy/ --out compare.html     (settings, counts, histograms)
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUTPUT", help="a local fmaprep output directory")
+    p.add_argument("output", metavar="OUTPUT", help="an fmaprep output (directory or URI)")
+    p.add_argument("other", metavar="OTHER", nargs="?", help="a second output to compare with")
     p.add_argument("--out", required=True, metavar="HTML", help="HTML file to write")
 
 
@@ -21,9 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from fmaprep.report.html import write_report
 
     try:
-        data = write_report(args.output, args.out)
+        data = write_report(args.output, args.out, args.other)
     except (OSError, ValueError) as exc:
         print(f"fmaprep report: {exc}", file=sys.stderr)
         return 2
-    print(f"fmaprep report: {len(data.lines)} inputs, {data.records} records -> {args.out}")
+    what = f"{len(data.lines)} inputs, {data.records} records"
+    print(f"fmaprep report: {what}{' (compared)' if args.other else ''} -> {args.out}")
     return 0

@@ -177,27 +177,9 @@ def render(data: ReportData) -> str:
         f"<figcaption>{esc(title)}</figcaption></figure>"
         for title, png in plots(data)
     )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>fmaprep report: {esc(data.output)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }}
-table {{ border-collapse: collapse; margin-bottom: 1em; }}
-th, td {{ text-align: left; padding: 0.15em 0.8em; border-bottom: 1px solid #ddd; }}
-.plots {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-img {{ max-width: 100%; height: auto; }}
-.track {{ border-top: 1px solid #ccc; padding: 0.6em 0; }}
-.track audio {{ width: 100%; max-width: 28em; display: block; margin: 0.2em 0; }}
-.flag {{ color: #b00; font-weight: bold; }}
-figure {{ margin: 0; }}
-figcaption {{ text-align: center; font-weight: bold; }}
-</style>
-</head>
-<body>
-<h1>fmaprep report</h1>
+    return page(
+        data.output,
+        f"""<h1>fmaprep report</h1>
 <table>
 {table}
 </table>
@@ -208,7 +190,36 @@ figcaption {{ text-align: center; font-weight: bold; }}
 <p>10 s excerpts from the middle of each track: the 8 kHz mu-law decode the model gets, and the
 source where it is readable from here. Spectrograms share one frequency axis; the dashed line is
 the output's band edge.</p>
-{tracks}
+{tracks}""",
+    )
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; background: #fff; }
+table { border-collapse: collapse; margin-bottom: 1em; }
+th, td { text-align: left; padding: 0.15em 0.8em; border-bottom: 1px solid #ddd; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+img { max-width: 100%; height: auto; }
+.track { border-top: 1px solid #ccc; padding: 0.6em 0; }
+.track audio { width: 100%; max-width: 28em; display: block; margin: 0.2em 0; }
+.flag { color: #b00; font-weight: bold; }
+figure { margin: 0; }
+figcaption { text-align: center; font-weight: bold; }
+"""
+
+
+def page(title: str, body: str) -> str:
+    """One self-contained page: nothing is loaded from anywhere else."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fmaprep report: {html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+{body}
 </body>
 </html>
 """
@@ -255,15 +266,21 @@ src="data:audio/wav;base64,{t.output_wav}"></audio></div>
 </div>"""
 
 
-def write_report(output: str, out: str) -> ReportData:
-    """Collect, render and write ``out`` atomically (temp file then rename)."""
+def write_report(output: str, out: str, other: str | None = None) -> ReportData:
+    """Collect, render and write ``out`` atomically (temp file then rename); with ``other``,
+    the page compares the two outputs."""
     data = collect(output)
-    page = render(data)
+    if other is None:
+        text = render(data)
+    else:
+        from fmaprep.report.compare import render_compare
+
+        text = render_compare(data, collect(other))
     out = os.path.abspath(out)
     tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
+            f.write(text)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
