@@ -167,6 +167,7 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         "input": input_uri,
         "output": output_uri,
         "master": sc.master,
+        "cores": sc.defaultParallelism,  # what "per core" in the report divides by
         "partitions": len(results),
         "processed_this_run": len(todo),
         "config_key": config_key(config),
