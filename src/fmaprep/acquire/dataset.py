@@ -255,29 +255,8 @@ def _unpack(
     summary: DatasetSummary,
     progress: Progress,
 ) -> None:
-    log_file = TrackLog(dest)
-    try:
-        _unpack_members(
-            name, archive_file, url=url, dest=dest, tracks_csv=tracks_csv, limit=limit,
-            summary=summary, progress=progress, log_file=log_file,
-        )  # fmt: skip
-    finally:
-        log_file.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
-
-
-def _unpack_members(
-    name: str,
-    archive_file: Path | IO[bytes],
-    *,
-    url: str,
-    dest: Destination,
-    tracks_csv: Path | None,
-    limit: int,
-    summary: DatasetSummary,
-    progress: Progress,
-    log_file: TrackLog,
-) -> None:
-    with zipfile.ZipFile(archive_file) as archive:
+    # (leaving the TrackLog merges, on S3/HDFS, the batches of lines into _tracks.jsonl)
+    with TrackLog(dest) as log_file, zipfile.ZipFile(archive_file) as archive:
         # in offset order: an archive read in place over HTTP is then read front to back
         members = sorted(archive.infolist(), key=lambda info: info.header_offset)
         checks: dict[str, str] = {}

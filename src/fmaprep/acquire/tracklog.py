@@ -81,6 +81,12 @@ class TrackLog:
             if len(self._pending) >= BATCH_LINES or due:
                 self._flush()
 
+    def __enter__(self) -> TrackLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Write what is pending; on S3/HDFS merge this run's batches into ``_tracks.jsonl``."""
         with self._lock:
