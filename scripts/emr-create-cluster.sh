@@ -17,6 +17,8 @@
 #                      s3:GetObject/PutObject/ListBucket on the bucket, see README)
 #   --upload           copy the wheel (built now into dist/), the bootstrap script and the
 #                      requirements to s3://B/PREFIX/ first
+#   --endpoint-url U   send every aws call (s3 and emr) to this endpoint: a local AWS API
+#                      emulator in the tests (awscli 1.x's emr commands ignore AWS_ENDPOINT_URL)
 #   --dry-run          print the exact commands instead of running them
 #
 #   Example: scripts/emr-create-cluster.sh --bucket my-fma --upload --dry-run
@@ -25,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 bucket="" prefix=fmaprep name=fmaprep release=emr-7.5.0 instance_type=m5.xlarge core_count=2
 region="" subnet="" key_name="" service_role=EMR_DefaultRole instance_profile=EMR_EC2_DefaultRole
-upload=0 dry_run=0
+upload=0 dry_run=0 endpoint_url=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bucket) bucket=$2; shift 2 ;;
@@ -40,8 +42,9 @@ while [[ $# -gt 0 ]]; do
     --service-role) service_role=$2; shift 2 ;;
     --instance-profile) instance_profile=$2; shift 2 ;;
     --upload) upload=1; shift ;;
+    --endpoint-url) endpoint_url=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "emr-create-cluster.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +53,9 @@ done
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 wheel_name="fmaprep-$version-py3-none-any.whl"
 code="s3://$bucket/$prefix"
+
+aws=(aws)
+[[ -n $endpoint_url ]] && aws+=(--endpoint-url "$endpoint_url")
 
 run() {  # print (dry run) or execute a command, quoted so it can be pasted
   if ((dry_run)); then
@@ -65,15 +71,15 @@ if ((upload)); then
   else
     .venv/bin/python -m pip wheel --quiet --no-deps -w dist .
   fi
-  run aws s3 cp "dist/$wheel_name" "$code/dist/$wheel_name"
-  run aws s3 cp bootstrap/install-fmaprep.sh "$code/bootstrap/install-fmaprep.sh"
-  run aws s3 cp bootstrap/requirements-emr.txt "$code/bootstrap/requirements-emr.txt"
+  run "${aws[@]}" s3 cp "dist/$wheel_name" "$code/dist/$wheel_name"
+  run "${aws[@]}" s3 cp bootstrap/install-fmaprep.sh "$code/bootstrap/install-fmaprep.sh"
+  run "${aws[@]}" s3 cp bootstrap/requirements-emr.txt "$code/bootstrap/requirements-emr.txt"
 fi
 
 ec2="InstanceProfile=$instance_profile"
 [[ -n $subnet ]] && ec2+=",SubnetId=$subnet"
 [[ -n $key_name ]] && ec2+=",KeyName=$key_name"
-cmd=(aws emr create-cluster
+cmd=("${aws[@]}" emr create-cluster
   --name "$name"
   --release-label "$release"
   --applications Name=Hadoop Name=Spark

@@ -22,6 +22,8 @@
 #   --event-log-dir U  Spark event logs for the History Server (default s3://B/PREFIX/spark-events/;
 #                      "none": EMR's default, HDFS, lost with the cluster)
 #   -- ARGS...         extra fmaprep preprocess options (e.g. -- --resampler resampy)
+#   --endpoint-url U   send every aws call (s3 and emr) to this endpoint: a local AWS API
+#                      emulator in the tests (awscli 1.x's emr commands ignore AWS_ENDPOINT_URL)
 #   --dry-run          print the exact commands instead of running them
 #
 #   Example: scripts/emr-submit.sh --cluster-id j-ABC --bucket my-fma \
@@ -29,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 executor_memory=4g region=""
+cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 endpoint_url="" executor_memory=4g region=""
 pyspark_memory=1g event_log_dir="" executor_cores=2
 positional=() extra=()
 while [[ $# -gt 0 ]]; do
@@ -44,8 +46,9 @@ while [[ $# -gt 0 ]]; do
     --pyspark-memory) pyspark_memory=$2; shift 2 ;;
     --event-log-dir) event_log_dir=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
+    --endpoint-url) endpoint_url=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     --)
       shift
       # --dry-run is never a preprocess option: honour it even after -- (never submit by mistake)
@@ -73,6 +76,9 @@ done
 code="s3://$bucket/$prefix"
 env_archive="$code/env/fmaprep-env.tar.gz"
 
+aws=(aws)
+[[ -n $endpoint_url ]] && aws+=(--endpoint-url "$endpoint_url")
+
 run() {
   if ((dry_run)); then
     python3 -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"
@@ -84,9 +90,9 @@ run() {
 if ((upload)); then
   if ((archive)); then
     run .venv/bin/fmaprep package-env build/fmaprep-env.tar.gz --python-prefix /usr
-    run aws s3 cp build/fmaprep-env.tar.gz "$env_archive"
+    run "${aws[@]}" s3 cp build/fmaprep-env.tar.gz "$env_archive"
   fi
-  run aws s3 cp jobs/preprocess.py "$code/jobs/preprocess.py"
+  run "${aws[@]}" s3 cp jobs/preprocess.py "$code/jobs/preprocess.py"
 fi
 
 # one spark-submit argument list; EMR's Args=[...] is comma-separated, so pass it as JSON
@@ -113,6 +119,6 @@ submit+=("$code/jobs/preprocess.py" "$input" "$output" "${extra[@]}")
 args_json=$(printf '%s\n' "${submit[@]}" | python3 -c \
   'import json, sys; print(json.dumps(sys.stdin.read().splitlines(), separators=(",", ":")))')
 step=$(printf '[{"Type":"CUSTOM_JAR","Name":"fmaprep preprocess","ActionOnFailure":"CONTINUE","Jar":"command-runner.jar","Args":%s}]' "$args_json")
-cmd=(aws emr add-steps --cluster-id "$cluster_id" --steps "$step")
+cmd=("${aws[@]}" emr add-steps --cluster-id "$cluster_id" --steps "$step")
 [[ -n $region ]] && cmd+=(--region "$region")
 run "${cmd[@]}"

@@ -1,0 +1,162 @@
+"""The EMR scripts for real, not --dry-run: the AWS CLI (awscli 1.x, pinned in the dev extras)
+against moto's AWS API server on loopback, so the CLI's parameter validation and the EMR and
+S3 service models check every option, the steps JSON, the configurations JSON and the bootstrap
+action. Then the cluster, its bootstrap action and its steps are read back with boto3 and
+compared with what the job needs. (slow: builds the wheel once)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "fma-emr-test"
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[dict[str, Any]]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
+    import boto3
+
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")  # fmt: skip
+    s3 = session.client("s3", endpoint_url=url)
+    s3.create_bucket(Bucket=BUCKET)
+    try:
+        yield {"url": url, "env": env, "s3": s3, "emr": session.client("emr", endpoint_url=url)}
+    finally:
+        server.stop()
+
+
+def _script(aws: dict[str, Any], script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", script, "--endpoint-url", aws["url"], *args], cwd=ROOT, env=aws["env"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_create_cluster_with_upload_is_accepted_and_reads_back(aws: dict[str, Any]) -> None:
+    proc = _script(aws, "scripts/emr-create-cluster.sh", "--bucket", BUCKET, "--upload",
+                   "--region", "us-east-1", "--core-count", "3")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cluster_id = json.loads(proc.stdout[proc.stdout.index("{") :])["ClusterId"]
+    emr, s3 = aws["emr"], aws["s3"]
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["ReleaseLabel"] == "emr-7.5.0"
+    assert sorted(a["Name"] for a in cluster["Applications"]) == ["Hadoop", "Spark"]
+    assert cluster["LogUri"] == f"s3://{BUCKET}/fmaprep/logs/"
+    assert cluster["ServiceRole"] == "EMR_DefaultRole"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "EMR_EC2_DefaultRole"
+    want = json.loads((ROOT / "conf" / "emr-configurations.json").read_text())
+    assert _no_empty(cluster["Configurations"]) == _no_empty(want)
+    groups = {g["InstanceGroupType"]: g for g in
+              emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]}  # fmt: skip
+    assert groups["CORE"]["RequestedInstanceCount"] == 3
+    [action] = emr.list_bootstrap_actions(ClusterId=cluster_id)["BootstrapActions"]
+    version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text()
+                   .splitlines() if line.startswith("version = "))  # fmt: skip
+    wheel = f"s3://{BUCKET}/fmaprep/dist/fmaprep-{version}-py3-none-any.whl"
+    assert action["ScriptPath"] == f"s3://{BUCKET}/fmaprep/bootstrap/install-fmaprep.sh"
+    assert action["Args"] == [wheel, f"s3://{BUCKET}/fmaprep/bootstrap/requirements-emr.txt"]
+    # what the bootstrap action and its arguments name was uploaded, byte for byte
+    for key in ("bootstrap/install-fmaprep.sh", "bootstrap/requirements-emr.txt"):
+        body = s3.get_object(Bucket=BUCKET, Key=f"fmaprep/{key}")["Body"].read()
+        assert body == (ROOT / key).read_bytes()
+    head = s3.head_object(Bucket=BUCKET, Key=wheel.split(f"{BUCKET}/", 1)[1])
+    assert head["ContentLength"] > 10_000
+
+
+def _no_empty(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configurations as EMR stores them, without the empty members it fills in."""
+    out = []
+    for c in configs:
+        item = {"Classification": c["Classification"]}
+        if c.get("Properties"):
+            item["Properties"] = c["Properties"]
+        if c.get("Configurations"):
+            item["Configurations"] = _no_empty(c["Configurations"])
+        out.append(item)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster_id(aws: dict[str, Any]) -> str:
+    flow = aws["emr"].run_job_flow(
+        Name="t", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge",
+                   "InstanceCount": 3, "KeepJobFlowAliveWhenNoSteps": True},
+    )  # fmt: skip
+    return str(flow["JobFlowId"])
+
+
+def test_submit_adds_the_step_the_job_needs(aws: dict[str, Any], cluster_id: str) -> None:
+    inp, out = f"s3://{BUCKET}/fma_small/", f"s3://{BUCKET}/out/fma_small-8k/"
+    proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
+                   inp, out, "--executor-cores", "4", "--", "--resampler", "resampy")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [step] = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"]
+    config = step["Config"]
+    assert config["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
+    code = f"s3://{BUCKET}/fmaprep"
+    assert config["Args"] == [
+        "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
+        "--executor-memory", "4g", "--executor-cores", "4",
+        "--conf", "spark.executor.pyspark.memory=4096m",
+        "--conf", "spark.eventLog.enabled=true",
+        "--conf", f"spark.eventLog.dir={code}/spark-events/",
+        "--archives", f"{code}/env/fmaprep-env.tar.gz#environment",
+        "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
+        "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+        f"{code}/jobs/preprocess.py", inp, out, "--resampler", "resampy",
+    ]  # fmt: skip
+
+
+def test_submit_upload_puts_the_job_script(aws: dict[str, Any], cluster_id: str) -> None:
+    proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
+                   "--no-archive", "--upload", f"s3://{BUCKET}/a/", "hdfs:///b/")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    body = aws["s3"].get_object(Bucket=BUCKET, Key="fmaprep/jobs/preprocess.py")["Body"].read()
+    assert body == (ROOT / "jobs" / "preprocess.py").read_bytes()
+    last = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Config"]["Args"]
+    assert "--archives" not in last and last[-2:] == [f"s3://{BUCKET}/a/", "hdfs:///b/"]
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["add-steps", "--cluster-id", "CLUSTER", "--steps",
+          '[{"Type":"CUSTOM_JAR","Name":"x","ActionOnFailure":"CONTINUE","Args":["a"]}]'],
+         "required parameters are missing for CustomJARStepConfig: Jar"),
+        (["create-cluster", "--release-label", "emr-7.5.0", "--instance-type", "m5.xlarge",
+          "--instance-count", "1", "--use-default-roles", "--configurations",
+          '[{"Classification":"spark-defaults","Properties":{"spark.executor.cores":4}}]'],
+         "Invalid type for parameter Configurations[0].Properties.spark.executor.cores"),
+    ],
+)  # fmt: skip
+def test_the_cli_really_validates(
+    aws: dict[str, Any], cluster_id: str, args: list[str], refusal: str
+) -> None:
+    """The proof that the checks above are real: malformed requests are refused by the CLI."""
+    args = [cluster_id if a == "CLUSTER" else a for a in args]
+    proc = subprocess.run(["aws", "--endpoint-url", aws["url"], "emr", *args], env=aws["env"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode != 0 and refusal in proc.stderr, proc.stderr[-2000:]
