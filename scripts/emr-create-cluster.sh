@@ -57,6 +57,15 @@ code="s3://$bucket/$prefix"
 aws=(aws)
 [[ -n $endpoint_url ]] && aws+=(--endpoint-url "$endpoint_url")
 
+me=emr-create-cluster.sh
+# shellcheck source=scripts/emr-checks.sh
+source scripts/emr-checks.sh
+if ((!dry_run)); then
+  check_bucket_region "$bucket" "$(emr_region "$region")"
+  check_role "$service_role" --service-role
+  check_instance_profile "$instance_profile"
+fi
+
 run() {  # print (dry run) or execute a command, quoted so it can be pasted
   if ((dry_run)); then
     python3 -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"

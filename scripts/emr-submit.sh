@@ -13,6 +13,8 @@
 #   --no-archive       use the nodes' /usr/bin/python3.11 (bootstrap route) instead
 #   --upload           build the archive now (fmaprep package-env --python-prefix /usr, EMR's
 #                      python3.11 is /usr/bin/python3.11) and copy it and the job script first
+#   --archive F        with --upload: upload this archive instead of building one (it must be
+#                      for Python 3.11 and hold this checkout's fmaprep version: checked first)
 #   --executor-memory M (default 4g)  --executor-cores N (default 2)  --region R
 #   --pyspark-memory M Python memory per executor core (default 1g): Spark gives each Python
 #                      worker an equal share of spark.executor.pyspark.memory (set to N x M),
@@ -31,7 +33,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 endpoint_url="" executor_memory=4g region=""
+cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 endpoint_url="" archive_file=""
+executor_memory=4g region=""
 pyspark_memory=1g event_log_dir="" executor_cores=2
 positional=() extra=()
 while [[ $# -gt 0 ]]; do
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --prefix) prefix=$2; shift 2 ;;
     --no-archive) archive=0; shift ;;
     --upload) upload=1; shift ;;
+    --archive) archive_file=$2; shift 2 ;;
     --executor-memory) executor_memory=$2; shift 2 ;;
     --executor-cores) executor_cores=$2; shift 2 ;;
     --pyspark-memory) pyspark_memory=$2; shift 2 ;;
@@ -48,7 +52,7 @@ while [[ $# -gt 0 ]]; do
     --region) region=$2; shift 2 ;;
     --endpoint-url) endpoint_url=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     --)
       shift
       # --dry-run is never a preprocess option: honour it even after -- (never submit by mistake)
@@ -79,6 +83,17 @@ env_archive="$code/env/fmaprep-env.tar.gz"
 aws=(aws)
 [[ -n $endpoint_url ]] && aws+=(--endpoint-url "$endpoint_url")
 
+me=emr-submit.sh
+# shellcheck source=scripts/emr-checks.sh
+source scripts/emr-checks.sh
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+if ((!dry_run)); then
+  check_bucket_region "$bucket" "$(emr_region "$region")"
+  if ((archive && upload)) && [[ -n $archive_file ]]; then
+    check_archive "$archive_file" 3.11 "$version"
+  fi
+fi
+
 run() {
   if ((dry_run)); then
     python3 -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"
@@ -89,8 +104,12 @@ run() {
 
 if ((upload)); then
   if ((archive)); then
-    run .venv/bin/fmaprep package-env build/fmaprep-env.tar.gz --python-prefix /usr
-    run "${aws[@]}" s3 cp build/fmaprep-env.tar.gz "$env_archive"
+    if [[ -z $archive_file ]]; then
+      archive_file=build/fmaprep-env.tar.gz
+      run .venv/bin/fmaprep package-env "$archive_file" --python-prefix /usr
+      ((dry_run)) || check_archive "$archive_file" 3.11 "$version"
+    fi
+    run "${aws[@]}" s3 cp "$archive_file" "$env_archive"
   fi
   run "${aws[@]}" s3 cp jobs/preprocess.py "$code/jobs/preprocess.py"
 fi

@@ -40,6 +40,12 @@ def aws() -> Iterator[dict[str, Any]]:
                             region_name="us-east-1")  # fmt: skip
     s3 = session.client("s3", endpoint_url=url)
     s3.create_bucket(Bucket=BUCKET)
+    # what `aws emr create-default-roles` makes
+    iam = session.client("iam", endpoint_url=url)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    iam.create_role(RoleName="EMR_DefaultRole", AssumeRolePolicyDocument=trust)
+    iam.create_role(RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=trust)
+    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
     try:
         yield {"url": url, "env": env, "s3": s3, "emr": session.client("emr", endpoint_url=url)}
     finally:
@@ -160,3 +166,92 @@ def test_the_cli_really_validates(
     proc = subprocess.run(["aws", "--endpoint-url", aws["url"], "emr", *args], env=aws["env"],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode != 0 and refusal in proc.stderr, proc.stderr[-2000:]
+
+
+# --- what would go wrong on EMR fails first, in one line, before AWS is asked anything ------
+
+
+def _refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert all(w in lines[0] for w in words), lines[0]
+    return lines[0]
+
+
+def test_a_bucket_in_another_region_is_refused(aws: dict[str, Any]) -> None:
+    aws["s3"].create_bucket(Bucket="fma-eu", CreateBucketConfiguration={
+        "LocationConstraint": "eu-west-1"})  # fmt: skip
+    before = len(aws["emr"].list_clusters()["Clusters"])
+    proc = _script(aws, "scripts/emr-create-cluster.sh", "--bucket", "fma-eu", "--region",
+                   "us-east-1")  # fmt: skip
+    _refused(proc, "bucket fma-eu is in eu-west-1", "cluster is in us-east-1", "--region eu-west-1")
+    assert len(aws["emr"].list_clusters()["Clusters"]) == before
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [(["--service-role", "NoSuchRole"], ["IAM role NoSuchRole does not exist",
+                                         "aws emr create-default-roles"]),
+     (["--instance-profile", "NoSuchProfile"], ["instance profile NoSuchProfile does not exist"])],
+)  # fmt: skip
+def test_a_missing_role_is_refused(
+    aws: dict[str, Any], option: list[str], words: list[str]
+) -> None:
+    before = len(aws["emr"].list_clusters()["Clusters"])
+    proc = _script(aws, "scripts/emr-create-cluster.sh", "--bucket", BUCKET, *option)
+    _refused(proc, *words)
+    assert len(aws["emr"].list_clusters()["Clusters"]) == before
+
+
+def _fake_archive(path: Path, python: str, fmaprep: str) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("pyvenv.cfg", f"home = /usr/bin\nversion = {python}\n"),
+                           (f"lib/python3.11/site-packages/fmaprep-{fmaprep}.dist-info/METADATA",
+                            "Name: fmaprep\n")):  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data.encode())
+            tar.addfile(info, io.BytesIO(data.encode()))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("python", "fmaprep", "words"),
+    [("3.12.4", "VERSION", ["built for Python 3.12", "nodes run Python 3.11"]),
+     ("3.11.7", "0.0.9", ["holds fmaprep 0.0.9", "jobs/preprocess.py is fmaprep VERSION"])],
+)  # fmt: skip
+def test_an_archive_that_does_not_fit_is_refused(
+    aws: dict[str, Any],
+    cluster_id: str,
+    tmp_path: Path,
+    python: str,
+    fmaprep: str,
+    words: list[str],
+) -> None:
+    version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text()
+                   .splitlines() if line.startswith("version = "))  # fmt: skip
+    archive = _fake_archive(tmp_path / "env.tar.gz", python, fmaprep.replace("VERSION", version))
+    steps = len(aws["emr"].list_steps(ClusterId=cluster_id)["Steps"])
+    proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
+                   "--upload", "--archive", str(archive), f"s3://{BUCKET}/a/",
+                   f"s3://{BUCKET}/b/")  # fmt: skip
+    _refused(proc, *(w.replace("VERSION", version) for w in words))
+    assert len(aws["emr"].list_steps(ClusterId=cluster_id)["Steps"]) == steps
+    listed = aws["s3"].list_objects_v2(Bucket=BUCKET, Prefix="fmaprep/env/")
+    assert listed.get("KeyCount", 0) == 0  # nothing was uploaded
+
+
+def test_a_fitting_archive_is_uploaded(
+    aws: dict[str, Any], cluster_id: str, tmp_path: Path
+) -> None:
+    version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text()
+                   .splitlines() if line.startswith("version = "))  # fmt: skip
+    archive = _fake_archive(tmp_path / "env.tar.gz", "3.11.7", version)
+    proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
+                   "--prefix", "fits", "--upload", "--archive", str(archive),
+                   f"s3://{BUCKET}/a/", f"s3://{BUCKET}/b/")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    body = aws["s3"].get_object(Bucket=BUCKET, Key="fits/env/fmaprep-env.tar.gz")["Body"].read()
+    assert body == archive.read_bytes()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Usage: source scripts/emr-checks.sh   (from emr-create-cluster.sh and emr-submit.sh)
+#   What would go wrong on EMR, found before AWS is asked to start (or run) anything. Each
+#   check prints one line with its fix and exits 2. Needs the caller's `aws` array
+#   (aws [--endpoint-url U]) and `me` (the script's name).
+# shellcheck disable=SC2154 # aws and me are the caller's
+set -euo pipefail
+
+# The region the cluster is (or will be) in: --region, else the CLI's own configuration.
+emr_region() {
+  local given=$1
+  if [[ -n $given ]]; then echo "$given"; return; fi
+  if [[ -n ${AWS_REGION:-} ]]; then echo "$AWS_REGION"; return; fi
+  if [[ -n ${AWS_DEFAULT_REGION:-} ]]; then echo "$AWS_DEFAULT_REGION"; return; fi
+  aws configure get region 2>/dev/null || true
+}
+
+# A bucket in another region than the cluster: every read and write crosses regions (slow,
+# billed per GB) and some requests are refused.
+check_bucket_region() {
+  local bucket=$1 region=$2 where
+  if ! where=$("${aws[@]}" s3api get-bucket-location --bucket "$bucket" \
+      --query LocationConstraint --output text 2>&1); then
+    echo "$me: bucket $bucket cannot be read: ${where##*: } (check its name and your credentials)" >&2
+    exit 2
+  fi
+  [[ $where == None || $where == null || -z $where ]] && where=us-east-1
+  if [[ -n $region && $where != "$region" ]]; then
+    echo "$me: bucket $bucket is in $where but the cluster is in $region: pass --region $where, or use a bucket in $region" >&2
+    exit 2
+  fi
+}
+
+check_role() {
+  local role=$1 option=$2
+  if ! "${aws[@]}" iam get-role --role-name "$role" >/dev/null 2>&1; then
+    echo "$me: IAM role $role does not exist: run 'aws emr create-default-roles', or pass $option" >&2
+    exit 2
+  fi
+}
+
+check_instance_profile() {
+  local profile=$1
+  if ! "${aws[@]}" iam get-instance-profile --instance-profile-name "$profile" >/dev/null 2>&1; then
+    echo "$me: EC2 instance profile $profile does not exist: run 'aws emr create-default-roles', or pass --instance-profile" >&2
+    exit 2
+  fi
+}
+
+# The environment archive must be for the nodes' Python (EMR 7: python3.11 from the bootstrap
+# action) and hold the fmaprep whose jobs/preprocess.py is submitted with it.
+check_archive() {
+  local archive=$1 want_python=$2 want_version=$3 cfg python fmaprep
+  cfg=$(tar -xzOf "$archive" pyvenv.cfg 2>/dev/null) || {
+    echo "$me: $archive is not an environment archive from 'fmaprep package-env' (no pyvenv.cfg)" >&2
+    exit 2
+  }
+  python=$(sed -n 's/^version[_a-z]* *= *\([0-9]*\.[0-9]*\).*/\1/p' <<<"$cfg" | head -1)
+  if [[ $python != "$want_python" ]]; then
+    echo "$me: $archive is built for Python $python, the EMR nodes run Python $want_python: rebuild it with 'fmaprep package-env --python-prefix /usr' on Python $want_python" >&2
+    exit 2
+  fi
+  fmaprep=$(tar -tzf "$archive" | sed -n 's|.*site-packages/fmaprep-\([^/]*\)\.dist-info/.*|\1|p' | head -1)
+  if [[ $fmaprep != "$want_version" ]]; then
+    echo "$me: $archive holds fmaprep ${fmaprep:-(none)} but jobs/preprocess.py is fmaprep $want_version: rebuild the archive (--upload) from this checkout" >&2
+    exit 2
+  fi
+}
