@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: source scripts/emr-checks.sh   (from emr-create-cluster.sh and emr-submit.sh)
-#   What would go wrong on EMR, found before AWS is asked to start (or run) anything. Each
-#   check prints one line with its fix and exits 2. Needs the caller's `aws` array
-#   (aws [--endpoint-url U]) and `me` (the script's name).
+#   What would go wrong on EMR, found before AWS is asked to start (or run) anything (each
+#   check prints one line with its fix and exits 2), and follow_step for `emr-submit.sh --wait`.
+#   Needs the caller's `aws` array (aws [--endpoint-url U]) and `me` (the script's name).
 # shellcheck disable=SC2154 # aws and me are the caller's
 set -euo pipefail
 
@@ -65,4 +65,41 @@ check_archive() {
     echo "$me: $archive holds fmaprep ${fmaprep:-(none)} but jobs/preprocess.py is fmaprep $want_version: rebuild the archive (--upload) from this checkout" >&2
     exit 2
   fi
+}
+
+# Follow one step to its end, then show fmaprep's own lines from its logs (EMR copies them to
+# LOG_URI/CLUSTER/steps/STEP/ a few minutes after the step ends). Returns 0 when it completed.
+follow_step() {
+  local cluster=$1 step=$2 limit=$3 poll=${FMAPREP_EMR_POLL_S:-30} state="" last="" waited=0
+  while :; do
+    state=$("${aws[@]}" emr describe-step --cluster-id "$cluster" --step-id "$step" \
+      --query Step.Status.State --output text)
+    if [[ $state != "$last" ]]; then echo "$me: step $step: $state" >&2; last=$state; fi
+    case $state in COMPLETED | FAILED | CANCELLED | INTERRUPTED) break ;; esac
+    if ((limit > 0 && waited >= limit)); then
+      echo "$me: step $step is still $state after ${limit}s; follow it with: aws emr describe-step --cluster-id $cluster --step-id $step" >&2
+      return 1
+    fi
+    sleep "$poll"
+    waited=$((waited + poll))
+  done
+  local logs summary error tries=${FMAPREP_EMR_LOG_TRIES:-20}
+  logs=$("${aws[@]}" emr describe-cluster --cluster-id "$cluster" --query Cluster.LogUri --output text)
+  logs="${logs%/}/$cluster/steps/$step"
+  for ((i = 0; i < tries; i++)); do
+    if summary=$("${aws[@]}" s3 cp "$logs/stdout.gz" - 2>/dev/null | gunzip 2>/dev/null \
+        | grep -m1 '^fmaprep preprocess: '); then
+      break
+    fi
+    summary=""
+    sleep "$poll"
+  done
+  [[ -n $summary ]] && echo "$summary"
+  if [[ $state != COMPLETED ]]; then
+    error=$("${aws[@]}" s3 cp "$logs/stderr.gz" - 2>/dev/null | gunzip 2>/dev/null \
+      | grep -m1 '^fmaprep: ' || true)
+    echo "$me: step $step ended $state${error:+: $error} (logs: $logs/)" >&2
+    return 1
+  fi
+  [[ -n $summary ]] || echo "$me: step $step completed; no fmaprep summary in $logs/stdout.gz yet" >&2
 }

@@ -24,6 +24,9 @@
 #   --event-log-dir U  Spark event logs for the History Server (default s3://B/PREFIX/spark-events/;
 #                      "none": EMR's default, HDFS, lost with the cluster)
 #   -- ARGS...         extra fmaprep preprocess options (e.g. -- --resampler resampy)
+#   --wait             follow the step until it ends; print fmaprep's summary line from the step's
+#                      log in S3 (and, when it failed, fmaprep's first error line); exit 0 only
+#                      when the step completed. --wait-timeout S gives up after S seconds.
 #   --endpoint-url U   send every aws call (s3 and emr) to this endpoint: a local AWS API
 #                      emulator in the tests (awscli 1.x's emr commands ignore AWS_ENDPOINT_URL)
 #   --dry-run          print the exact commands instead of running them
@@ -34,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 endpoint_url="" archive_file=""
-executor_memory=4g region=""
+executor_memory=4g region="" wait_step=0 wait_timeout=0
 pyspark_memory=1g event_log_dir="" executor_cores=2
 positional=() extra=()
 while [[ $# -gt 0 ]]; do
@@ -51,8 +54,10 @@ while [[ $# -gt 0 ]]; do
     --event-log-dir) event_log_dir=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
     --endpoint-url) endpoint_url=$2; shift 2 ;;
+    --wait) wait_step=1; shift ;;
+    --wait-timeout) wait_timeout=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     --)
       shift
       # --dry-run is never a preprocess option: honour it even after -- (never submit by mistake)
@@ -140,4 +145,10 @@ args_json=$(printf '%s\n' "${submit[@]}" | python3 -c \
 step=$(printf '[{"Type":"CUSTOM_JAR","Name":"fmaprep preprocess","ActionOnFailure":"CONTINUE","Jar":"command-runner.jar","Args":%s}]' "$args_json")
 cmd=("${aws[@]}" emr add-steps --cluster-id "$cluster_id" --steps "$step")
 [[ -n $region ]] && cmd+=(--region "$region")
-run "${cmd[@]}"
+if ((dry_run || !wait_step)); then
+  run "${cmd[@]}"
+  exit 0
+fi
+step_id=$("${cmd[@]}" --query 'StepIds[0]' --output text)
+echo "$step_id"
+follow_step "$cluster_id" "$step_id" "$wait_timeout"

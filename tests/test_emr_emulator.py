@@ -255,3 +255,77 @@ def test_a_fitting_archive_is_uploaded(
     assert proc.returncode == 0, proc.stderr[-2000:]
     body = aws["s3"].get_object(Bucket=BUCKET, Key="fits/env/fmaprep-env.tar.gz")["Body"].read()
     assert body == archive.read_bytes()
+
+
+# --- --wait: the step followed to its end, fmaprep's own lines from its logs -----------------
+
+
+def _finish_step(cluster_id: str, step_id: str, state: str) -> None:
+    """What EMR does when the step ends (the emulator's steps never end by themselves)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.emr.models import emr_backends
+
+    cluster = emr_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].clusters[cluster_id]
+    [step] = [s for s in cluster.steps if s.id == step_id]
+    step.state = state
+
+
+def _put_log(aws: dict[str, Any], key: str, text: str) -> None:
+    import gzip
+
+    aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(text.encode()))
+
+
+@pytest.mark.parametrize("state", ["COMPLETED", "FAILED"])
+def test_wait_follows_the_step_and_prints_fmaprep_lines(aws: dict[str, Any], state: str) -> None:
+    import time
+
+    flow = aws["emr"].run_job_flow(
+        Name="w", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole", LogUri=f"s3://{BUCKET}/logs/",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+    )  # fmt: skip
+    cluster_id = flow["JobFlowId"]
+    proc = subprocess.Popen(
+        ["bash", "scripts/emr-submit.sh", "--endpoint-url", aws["url"], "--cluster-id", cluster_id,
+         "--bucket", BUCKET, "--wait", f"s3://{BUCKET}/a/", f"s3://{BUCKET}/b/"],
+        cwd=ROOT, env={**aws["env"], "FMAPREP_EMR_POLL_S": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not aws["emr"].list_steps(ClusterId=cluster_id)["Steps"]:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    step_id = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Id"]
+    time.sleep(1.5)  # the script sees it RUNNING first
+    logs = f"logs/{cluster_id}/steps/{step_id}"
+    summary = "fmaprep preprocess: 10 inputs, 9 ok, 1 failed; 0.08 h of audio in 61.0 s"
+    _put_log(aws, f"{logs}/stdout.gz", f"some spark chatter\n{summary}\nmore chatter\n")
+    _put_log(
+        aws, f"{logs}/stderr.gz", "WARN x\nfmaprep: workers cannot import soxr\nfmaprep: other\n"
+    )
+    _finish_step(cluster_id, step_id, state)
+    out, err = proc.communicate(timeout=60)
+    assert out.splitlines() == [step_id, summary]
+    assert f"step {step_id}: RUNNING" in err and f"step {step_id}: {state}" in err
+    if state == "COMPLETED":
+        assert proc.returncode == 0, err
+    else:
+        assert proc.returncode == 1
+        assert (
+            f"ended FAILED: fmaprep: workers cannot import soxr (logs: s3://{BUCKET}/{logs}/)"
+            in err
+        )
+
+
+def test_wait_gives_up_after_its_timeout(aws: dict[str, Any], cluster_id: str) -> None:
+    proc = subprocess.run(
+        ["bash", "scripts/emr-submit.sh", "--endpoint-url", aws["url"], "--cluster-id", cluster_id,
+         "--bucket", BUCKET, "--wait", "--wait-timeout", "2", f"s3://{BUCKET}/a/",
+         f"s3://{BUCKET}/b/"],
+        cwd=ROOT, env={**aws["env"], "FMAPREP_EMR_POLL_S": "1"}, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "after 2s; follow it with: aws emr describe-step" in proc.stderr
