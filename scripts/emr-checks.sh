@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: source scripts/emr-checks.sh   (from emr-create-cluster.sh and emr-submit.sh)
 #   What would go wrong on EMR, found before AWS is asked to start (or run) anything (each
-#   check prints one line with its fix and exits 2), and follow_step for `emr-submit.sh --wait`.
+#   check prints one line with its fix and exits 2), executor_size for the executor settings,
+#   and follow_step for `emr-submit.sh --wait`.
 #   Needs the caller's `aws` array (aws [--endpoint-url U]) and `me` (the script's name).
 # shellcheck disable=SC2154 # aws and me are the caller's
 set -euo pipefail
@@ -102,4 +103,41 @@ follow_step() {
     return 1
   fi
   [[ -n $summary ]] || echo "$me: step $step completed; no fmaprep summary in $logs/stdout.gz yet" >&2
+}
+
+# "CORES MEMORY" for executors on a core node of this instance type: two executors a node,
+# each half the vCPUs, and the JVM heap what is left of half the node's YARN memory (EMR gives
+# YARN about 3/4 of the RAM) after the Python workers' share (cores x PYSPARK_MEMORY) and
+# Spark's overhead (10%, at least 384m). Unknown types: "2 4g", as before.
+executor_size() {
+  local type=$1 pyspark=$2 vcpu ram py_mb half heap
+  case $type in
+    m5.xlarge | m6i.xlarge | m7i.xlarge) vcpu=4 ram=16 ;;
+    m5.2xlarge | m6i.2xlarge | m7i.2xlarge) vcpu=8 ram=32 ;;
+    m5.4xlarge | m6i.4xlarge | m7i.4xlarge) vcpu=16 ram=64 ;;
+    c5.2xlarge | c6i.2xlarge | c7i.2xlarge) vcpu=8 ram=16 ;;
+    c5.4xlarge | c6i.4xlarge | c7i.4xlarge) vcpu=16 ram=32 ;;
+    r5.xlarge | r6i.xlarge) vcpu=4 ram=32 ;;
+    r5.2xlarge | r6i.2xlarge) vcpu=8 ram=64 ;;
+    *)
+      echo "$me: no sizing known for instance type '${type:-?}': 2 cores, 4g per executor (set --executor-cores and --executor-memory)" >&2
+      echo "2 4g"
+      return
+      ;;
+  esac
+  case $pyspark in
+    *[gG]) py_mb=$((${pyspark%[gG]} * 1024)) ;;
+    *) py_mb=${pyspark%[mM]} ;;
+  esac
+  local cores=$((vcpu / 2)) python_mb
+  python_mb=$((cores * py_mb))
+  half=$((ram * 1024 * 3 / 8))
+  heap=$(((half - python_mb) * 10 / 11))
+  ((heap + 384 + python_mb > half)) && heap=$((half - 384 - python_mb))
+  heap=$((heap - heap % 512))
+  if ((heap < 1024)); then
+    echo "$me: $type cannot hold 2 executors of $cores cores with --pyspark-memory $pyspark: set --executor-cores and --executor-memory" >&2
+    exit 2
+  fi
+  echo "$cores ${heap}m"
 }

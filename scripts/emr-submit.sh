@@ -15,7 +15,10 @@
 #                      python3.11 is /usr/bin/python3.11) and copy it and the job script first
 #   --archive F        with --upload: upload this archive instead of building one (it must be
 #                      for Python 3.11 and hold this checkout's fmaprep version: checked first)
-#   --executor-memory M (default 4g)  --executor-cores N (default 2)  --region R
+#   --executor-cores N, --executor-memory M  (default: sized to the core nodes' instance type,
+#                      --instance-type T or the cluster's own: 2 executors a node, each half
+#                      the vCPUs and what is left of half the node's YARN memory after Python;
+#                      unknown types: 2 cores, 4g)  --region R
 #   --pyspark-memory M Python memory per executor core (default 1g): Spark gives each Python
 #                      worker an equal share of spark.executor.pyspark.memory (set to N x M),
 #                      as its address-space limit, and YARN counts it in the container. A
@@ -37,8 +40,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster_id="" bucket="" prefix=fmaprep archive=1 upload=0 dry_run=0 endpoint_url="" archive_file=""
-executor_memory=4g region="" wait_step=0 wait_timeout=0
-pyspark_memory=1g event_log_dir="" executor_cores=2
+executor_memory="" region="" wait_step=0 wait_timeout=0 instance_type=""
+pyspark_memory=1g event_log_dir="" executor_cores=""
 positional=() extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -49,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --upload) upload=1; shift ;;
     --archive) archive_file=$2; shift 2 ;;
     --executor-memory) executor_memory=$2; shift 2 ;;
+    --instance-type) instance_type=$2; shift 2 ;;
     --executor-cores) executor_cores=$2; shift 2 ;;
     --pyspark-memory) pyspark_memory=$2; shift 2 ;;
     --event-log-dir) event_log_dir=$2; shift 2 ;;
@@ -57,7 +61,7 @@ while [[ $# -gt 0 ]]; do
     --wait) wait_step=1; shift ;;
     --wait-timeout) wait_timeout=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
-    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     --)
       shift
       # --dry-run is never a preprocess option: honour it even after -- (never submit by mistake)
@@ -120,6 +124,15 @@ if ((upload)); then
 fi
 
 # one spark-submit argument list; EMR's Args=[...] is comma-separated, so pass it as JSON
+if [[ -z $executor_cores || -z $executor_memory ]]; then
+  # sized to the core nodes: given, else asked of the cluster (not in a dry run)
+  if [[ -z $instance_type ]] && ((!dry_run)); then
+    instance_type=$("${aws[@]}" emr describe-cluster --cluster-id "$cluster_id" --query \
+      "Cluster.InstanceGroups[?InstanceGroupType=='CORE'].InstanceType | [0]" --output text)
+  fi
+  read -r cores memory <<<"$(executor_size "$instance_type" "$pyspark_memory")"
+  executor_cores=${executor_cores:-$cores} executor_memory=${executor_memory:-$memory}
+fi
 [[ $executor_cores =~ ^[1-9][0-9]*$ ]] || { echo "emr-submit: --executor-cores must be a count, got $executor_cores" >&2; exit 2; }
 case "$pyspark_memory" in
   *[gG]) per_core_mb=$((${pyspark_memory%[gG]} * 1024)) ;;

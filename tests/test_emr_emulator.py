@@ -125,7 +125,8 @@ def test_submit_adds_the_step_the_job_needs(aws: dict[str, Any], cluster_id: str
     code = f"s3://{BUCKET}/fmaprep"
     assert config["Args"] == [
         "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
-        "--executor-memory", "4g", "--executor-cores", "4",
+        # the heap sized to the cluster's m5.xlarge core nodes; the cores as given
+        "--executor-memory", "3584m", "--executor-cores", "4",
         "--conf", "spark.executor.pyspark.memory=4096m",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir={code}/spark-events/",
@@ -329,3 +330,35 @@ def test_wait_gives_up_after_its_timeout(aws: dict[str, Any], cluster_id: str) -
     )  # fmt: skip
     assert proc.returncode == 1
     assert "after 2s; follow it with: aws emr describe-step" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "given", "want"),
+    [
+        ("c5.2xlarge", [], ["4", "1536m", "4096m"]),  # 8 vCPU, 16 GiB: 2 x (1.5g + 384m + 4g)
+        ("m5.xlarge", [], ["2", "3584m", "2048m"]),
+        ("m5.xlarge", ["--executor-cores", "1", "--executor-memory", "2g"], ["1", "2g", "1024m"]),
+        ("x9.huge", [], ["2", "4g", "2048m"]),  # unknown: the old defaults, and a warning
+    ],
+)
+def test_executors_are_sized_to_the_core_nodes(
+    aws: dict[str, Any], instance_type: str, given: list[str], want: list[str]
+) -> None:
+    flow = aws["emr"].run_job_flow(
+        Name="s", ReleaseLabel="emr-7.5.0", JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={"InstanceGroups": [
+            {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+            {"InstanceRole": "CORE", "InstanceType": instance_type, "InstanceCount": 4}],
+            "KeepJobFlowAliveWhenNoSteps": True},
+    )  # fmt: skip
+    cluster_id = flow["JobFlowId"]
+    proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
+                   *given, f"s3://{BUCKET}/a/", f"s3://{BUCKET}/b/")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    args = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Config"]["Args"]
+    got = [args[args.index("--executor-cores") + 1], args[args.index("--executor-memory") + 1],
+           next(a.split("=")[1] for a in args if a.startswith("spark.executor.pyspark.memory="))]  # fmt: skip
+    assert got == want
+    assert ("no sizing known for instance type 'x9.huge'" in proc.stderr) == (
+        instance_type == "x9.huge")  # fmt: skip
