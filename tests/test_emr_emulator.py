@@ -357,8 +357,9 @@ def test_executors_are_sized_to_the_core_nodes(
                    *given, f"s3://{BUCKET}/a/", f"s3://{BUCKET}/b/")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     args = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Config"]["Args"]
+    python = next(a.split("=")[1] for a in args if a.startswith("spark.executor.pyspark.memory="))
     got = [args[args.index("--executor-cores") + 1], args[args.index("--executor-memory") + 1],
-           next(a.split("=")[1] for a in args if a.startswith("spark.executor.pyspark.memory="))]  # fmt: skip
+           python]  # fmt: skip
     assert got == want
     assert ("no sizing known for instance type 'x9.huge'" in proc.stderr) == (
         instance_type == "x9.huge")  # fmt: skip
