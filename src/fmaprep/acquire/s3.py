@@ -11,10 +11,9 @@ Tested against s3proxy on loopback (tests/acquire/test_s3_destination.py).
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from fmaprep.acquire.destination import Destination, SpooledWriter, Writer, check_key
 
@@ -84,7 +83,7 @@ class S3Destination(Destination):
             if _missing(exc):
                 raise FileNotFoundError(f"{self.uri}/{key}") from exc
             raise
-        return io.BytesIO(body.read())
+        return cast(BinaryIO, body)  # streamed (an io.IOBase): never the whole object in memory
 
     def append_text(self, key: str, text: str) -> None:
         # S3 has no append: read, add, put (fine for the small metadata file it is used for).
