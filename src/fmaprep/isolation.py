@@ -97,10 +97,9 @@ class DecodeProcess:
                     self._kill()
                     return _error(item, "timeout", f"not decoded within {self.cfg.timeout_s:g} s "
                                   "(stuck; its decode process was killed)")  # fmt: skip
-                line = conn.recv()
-                if line["status"] != "ok":
+                record, line = conn.recv()
+                if record is None:
                     return None, line
-                record = conn.recv()
                 codes = np.frombuffer(conn.recv_bytes(), dtype=np.uint8)
             except (EOFError, OSError):  # the process died under the file
                 deaths.append(self._death())
@@ -182,11 +181,10 @@ def _serve(conn: Connection, parents_end: Connection, cfg: PipelineConfig, paren
             os._exit(0)
         record, line = process_file(item, cfg, path)
         if record is None:
-            conn.send(line)
+            conn.send((None, line))
             continue
         codes, record["codes"] = record["codes"], None  # the key keeps its place
-        conn.send(line)
-        conn.send(record)
+        conn.send((record, line))  # then the codes as raw bytes: no pickled copy of the array
         conn.send_bytes(memoryview(codes))
         del record, codes
 

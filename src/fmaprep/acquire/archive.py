@@ -148,13 +148,13 @@ def fetch_archive(
             zip_path.unlink(missing_ok=True)
             log.info("downloading %s", url)
             try:
-                got, transfer = download_resumable(
+                got, received = download_resumable(
                     client, url, zip_path, lambda n: progress.add(nbytes=n),
                     on_length=lambda n: setattr(progress, "total_bytes", n),
                 )  # fmt: skip
             except FetchError as exc:
                 raise DatasetError(f"download of {url} failed: {exc}") from exc
-            summary.downloaded_bytes = transfer.received
+            summary.downloaded_bytes = received
     summary.archive_bytes = zip_path.stat().st_size
     if got != expected_sha1:
         remove_archive(zip_path)

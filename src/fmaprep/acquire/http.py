@@ -194,6 +194,9 @@ class HttpClient:
             return response
         raise FetchError("redirects", f"more than {MAX_REDIRECTS} redirects from {url}")
 
+    def pause_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
+        self._wait_before_retry(attempt, retry_after)
+
     def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
         delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
         delay *= 0.5 + self._rng.random()  # jitter: 0.5x .. 1.5x
@@ -208,15 +211,8 @@ class HttpClient:
             retry_after: float | None = None
             try:
                 return what(attempt)
-            except RetryableError as exc:
-                retry_after = exc.retry_after
-                problem = str(exc)
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except TRANSIENT as exc:
+                problem, retry_after = describe(exc), getattr(exc, "retry_after", None)
             if attempt == self.retries:
                 raise FetchError("retries_exhausted", f"{url}: {problem}")
             log.warning(
@@ -245,9 +241,6 @@ class HttpClient:
         if response.status_code != 416:
             self._check_status(response, url)
         return response
-
-    def pause_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
-        self._wait_before_retry(attempt, retry_after)
 
     def get_page(self, url: str, *, ok_statuses: frozenset[int] = frozenset()) -> Page:
         """GET a page (not counted as a download). Statuses in ``ok_statuses`` are returned
@@ -358,3 +351,36 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+# what a retry may cure: a 429/5xx or cut body, a refused or dropped connection, a timeout
+TRANSIENT = (
+    RetryableError,
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RetryableError) else f"{type(exc).__name__}: {exc}"
+
+
+class ResumeBudget:
+    """Bounded retries for a transfer that resumes where it stopped: an attempt that brought
+    bytes is not a failure (five drops of an 880 GB transfer are not five failures);
+    ``client.retries`` attempts in a row without a byte end it."""
+
+    def __init__(self, client: HttpClient, url: str) -> None:
+        self.client, self.url = client, url
+        self.idle = 0
+
+    def failed(self, exc: BaseException, progressed: bool, where: str) -> None:
+        """After a transient failure: raise once the budget is spent, else log and back off."""
+        self.idle = 0 if progressed else self.idle + 1
+        if self.idle >= self.client.retries:
+            raise FetchError("retries_exhausted", f"{self.url}: {describe(exc)}") from exc
+        log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
+                    self.url, where, describe(exc), self.idle, self.client.retries)  # fmt: skip
+        if self.idle:
+            self.client.pause_before_retry(self.idle, getattr(exc, "retry_after", None))

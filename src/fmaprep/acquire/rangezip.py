@@ -15,17 +15,21 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import re
 from dataclasses import dataclass
 
-import requests
-
-from fmaprep.acquire.http import CHUNK, FetchError, HttpClient, RetryableError
+from fmaprep.acquire.http import (
+    CHUNK,
+    TRANSIENT,
+    FetchError,
+    HttpClient,
+    ResumeBudget,
+    RetryableError,
+)
+from fmaprep.acquire.resume import content_range, validator
 
 log = logging.getLogger(__name__)
 
 WINDOW = 32 << 20
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 @dataclass(frozen=True)
@@ -39,15 +43,12 @@ def probe(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
     """(the archive, when its server answers Range requests with a validator, else None;
     its size, when known)."""
     with client.open_download(url, {"Range": "bytes=0-0"}) as response:
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        etag = response.headers.get("ETag") or ""
-        strong = etag if etag and not etag.startswith("W/") else ""
-        validator = strong or response.headers.get("Last-Modified") or ""
-        if response.status_code != 206 or match is None or not validator:
+        span, tag = content_range(response), validator(response)
+        if response.status_code != 206 or span is None or span[1] is None or not tag:
             length = response.headers.get("Content-Length") or ""
             # (the body of a 200 is not read: closing the response drops it)
             return None, int(length) if length.isdigit() else None
-        return Remote(url, int(match.group(3)), validator), int(match.group(3))
+        return Remote(url, span[1], tag), span[1]
 
 
 class RangeFile(io.RawIOBase):
@@ -58,7 +59,6 @@ class RangeFile(io.RawIOBase):
         self.client, self.remote, self.window = client, remote, window
         self.pos = 0
         self.received = 0  # body bytes over the network
-        self.requests = 0
         self._cache: dict[int, bytes] = {}  # window index -> bytes (the last two used)
         self._sha1 = hashlib.sha1()
         self._hashed = 0  # windows hashed in order from 0
@@ -111,18 +111,15 @@ class RangeFile(io.RawIOBase):
         first = index * self.window
         last = min(self.remote.size, first + self.window) - 1
         got = bytearray()
-        idle = 0
+        budget = ResumeBudget(self.client, self.remote.url)
         while True:
             at = first + len(got)
             headers = {"Range": f"bytes={at}-{last}", "If-Range": self.remote.validator}
             before = len(got)
             try:
-                self.requests += 1
                 with self.client.open_download(self.remote.url, headers) as response:
-                    match = _CONTENT_RANGE.fullmatch(
-                        response.headers.get("Content-Range", "").strip()
-                    )
-                    if response.status_code != 206 or match is None or int(match.group(1)) != at:
+                    span = content_range(response)
+                    if response.status_code != 206 or span is None or span[0] != at:
                         raise FetchError(
                             "archive_changed",
                             f"{self.remote.url} changed on the server while it was being "
@@ -135,17 +132,6 @@ class RangeFile(io.RawIOBase):
                             break
                 if len(got) >= last - first + 1:
                     return bytes(got[: last - first + 1])
-                problem = f"window cut short at byte {first + len(got)}"
-            except RetryableError as exc:
-                problem = str(exc)
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:  # fmt: skip
-                problem = f"{type(exc).__name__}: {exc}"
-            idle = 0 if len(got) > before else idle + 1
-            if idle >= self.client.retries:
-                raise FetchError("retries_exhausted", f"{self.remote.url}: {problem}")
-            log.warning("reading %s at byte %d: %s; resuming (attempts without progress: %d of "
-                        "%d)", self.remote.url, first + len(got), problem, idle,
-                        self.client.retries)  # fmt: skip
-            if idle:
-                self.client.pause_before_retry(idle)
+                raise RetryableError(f"window cut short at byte {first + len(got)}", None)
+            except TRANSIENT as exc:
+                budget.failed(exc, len(got) > before, f"byte {first + len(got)}")

@@ -29,7 +29,14 @@ from typing import Any
 
 import requests
 
-from fmaprep.acquire.http import CHUNK, FetchError, HttpClient, RetryableError
+from fmaprep.acquire.http import (
+    CHUNK,
+    TRANSIENT,
+    FetchError,
+    HttpClient,
+    ResumeBudget,
+    RetryableError,
+)
 from fmaprep.acquire.progress import human_bytes
 
 log = logging.getLogger(__name__)
@@ -37,28 +44,20 @@ log = logging.getLogger(__name__)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-@dataclass
-class Transfer:
-    """What one call moved: bytes received over the network, restarts from byte 0, resumes."""
+def content_range(response: requests.Response) -> tuple[int, int | None] | None:
+    """(first byte, total length or None) of a 206's Content-Range, None when there is none."""
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    if match is None:
+        return None
+    return int(match.group(1)), None if match.group(3) == "*" else int(match.group(3))
 
-    received: int = 0
-    restarts: int = 0
-    resumes: int = 0
 
-
-def _validator(response: requests.Response) -> str | None:
+def validator(response: requests.Response) -> str | None:
+    """What If-Range can name: a strong ETag, else Last-Modified."""
     etag = response.headers.get("ETag")
-    if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+    if etag and not etag.startswith("W/"):
         return etag
     return response.headers.get("Last-Modified")
-
-
-def _prefix_sha1(path: Path) -> Any:
-    digest = hashlib.sha1()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest
 
 
 @dataclass
@@ -90,9 +89,9 @@ def download_resumable(
     target: Path,
     on_bytes: Callable[[int], None] = lambda n: None,
     on_length: Callable[[int], None] = lambda n: None,
-) -> tuple[str, Transfer]:
+) -> tuple[str, int]:
     """Fetch ``url`` to ``target`` (renamed from its ``.part`` when complete); returns the sha1
-    of the whole file and what was transferred."""
+    of the whole file and the bytes received over the network."""
     path = target.with_name(target.name + ".part")
     meta_path = target.with_name(target.name + ".part.json")
     meta: dict[str, Any] | None = None
@@ -100,46 +99,34 @@ def download_resumable(
         meta = json.loads(meta_path.read_text())
         if meta is None or meta.get("url") != url or not meta.get("validator"):
             meta = None
-    part = _Part(path, meta_path, meta, _prefix_sha1(path) if meta is not None else None)
+    part = _Part(path, meta_path, meta, None)
+    if meta is not None:
+        with open(path, "rb") as prefix:  # once per run: then the sha1 grows with the bytes
+            part.digest = hashlib.file_digest(prefix, "sha1")
     if meta is None:
         part.start_over(None)
     else:
         log.info("resuming %s at %s", url, human_bytes(part.size))
-    transfer = Transfer()
-    idle_attempts = 0
+    received = [0]  # bytes over the network, as _receive counts them
+    budget = ResumeBudget(client, url)
     while True:
         have = part.size
         headers = {}
         if have and part.meta is not None:
             headers = {"Range": f"bytes={have}-", "If-Range": str(part.meta["validator"])}
-        before = transfer.received
+        before = received[0]
         try:
             with client.open_download(url, headers) as response:
-                _receive(response, url, part, have, transfer=transfer, on_bytes=on_bytes,
+                _receive(response, url, part, have, received=received, on_bytes=on_bytes,
                          on_length=on_length)  # fmt: skip
             break
-        except RetryableError as exc:
-            problem, retry_after = str(exc), exc.retry_after
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:  # fmt: skip
-            problem, retry_after = f"{type(exc).__name__}: {exc}", None
-        if transfer.received > before:
-            idle_attempts = 0  # progress: not a failure
-        else:
-            idle_attempts += 1
-            if idle_attempts >= client.retries:
-                raise FetchError("retries_exhausted", f"{url}: {problem}")
-        log.warning("download of %s stopped at %s (%s): resuming (attempts without progress: "
-                    "%d of %d)", url, human_bytes(part.size), problem, idle_attempts,
-                    client.retries)  # fmt: skip
-        transfer.resumes += 1
-        if idle_attempts:
-            client.pause_before_retry(idle_attempts, retry_after)
+        except TRANSIENT as exc:
+            budget.failed(exc, received[0] > before, f"byte {part.size}")
         if part.meta is None:  # nothing to validate a resume with: the next attempt starts over
             part.start_over(None)
     path.replace(target)
     meta_path.unlink(missing_ok=True)
-    return part.digest.hexdigest(), transfer
+    return part.digest.hexdigest(), received[0]
 
 
 def _receive(
@@ -148,7 +135,7 @@ def _receive(
     part: _Part,
     have: int,
     *,
-    transfer: Transfer,
+    received: list[int],
     on_bytes: Callable[[int], None],
     on_length: Callable[[int], None],
 ) -> None:
@@ -160,31 +147,30 @@ def _receive(
             return
         raise FetchError("http_416", f"{url}: the server refused the range from byte {have}")
     if status == 206:
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
-        if match is None or int(match.group(1)) != have:
+        got = content_range(response)
+        if got is None or got[0] != have:
             raise FetchError("bad_range", f"{url}: a 206 that does not start at byte {have}")
     else:  # 200: the whole file, from byte 0
-        validator = _validator(response)
+        new_validator = validator(response)
         if have:
-            changed = part.meta is not None and validator != part.meta.get("validator")
+            changed = part.meta is not None and new_validator != part.meta.get("validator")
             why = ("the file changed on the server since the partial download" if changed
                    else "the server ignored the Range request")  # fmt: skip
             log.warning("%s: %s; starting again from byte 0 (%s had been fetched)", url, why,
                         human_bytes(have))  # fmt: skip
-            transfer.restarts += 1
         length = response.headers.get("Content-Length")
-        meta = {"url": url, "validator": validator,
+        meta = {"url": url, "validator": new_validator,
                 "length": int(length) if length and length.isdigit() else None}  # fmt: skip
-        if validator is None:
+        if new_validator is None:
             log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
-        part.start_over(meta if validator is not None else None)
+        part.start_over(meta if new_validator is not None else None)
     if part.meta is not None and part.meta.get("length"):
         on_length(int(part.meta["length"]))
     with open(part.path, "ab") as out:
         for chunk in response.iter_content(CHUNK):
             out.write(chunk)
             part.digest.update(chunk)
-            transfer.received += len(chunk)
+            received[0] += len(chunk)
             on_bytes(len(chunk))
     length = part.meta.get("length") if part.meta is not None else None
     if length is not None and part.size < length:

@@ -47,6 +47,8 @@ class TrackLog:
             self._merge_leftovers()
         for line in parse_lines(self._text):
             self.latest[line["id"]] = line
+        if dest.appends_in_place:
+            self._text = ""  # kept only where batches are merged into a rewrite of the file
 
     def is_complete(self, track_id: int, rehash: bool = True) -> bool:
         """True when the last line says ok and the stored file has that size (and, with
