@@ -72,3 +72,98 @@ def test_a_read_that_never_finishes_is_a_timeout(
         (str(local), str(local), "None"),
     ]
     assert 1.5 <= elapsed < 10  # and the stuck read thread was not waited for
+
+
+class _CountingStore:
+    """An S3-shaped HTTP server on loopback: GET /bucket/<size>-<n>.mp3 answers ``size`` bytes
+    of a pattern after ``delay_s``, and it records how many GETs of each size ran at once."""
+
+    def __init__(self, delay_s: float) -> None:
+        import http.server
+
+        self.delay_s = delay_s
+        self.lock = threading.Lock()
+        self.active: dict[int, int] = {}
+        self.most: dict[int, int] = {}
+        self.served: list[str] = []
+        store = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                key = self.path.rsplit("/", 1)[-1]
+                size = int(key.split("-")[0])
+                with store.lock:
+                    store.active[size] = store.active.get(size, 0) + 1
+                    store.most[size] = max(store.most.get(size, 0), store.active[size])
+                time.sleep(store.delay_s)
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                self.wfile.write(pattern(key, size))
+                with store.lock:
+                    store.active[size] -= 1
+                    store.served.append(key)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def pattern(key: str, size: int) -> bytes:
+    return (key.encode() * (size // len(key) + 1))[:size]
+
+
+@pytest.fixture
+def counting_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_CountingStore, StoreSettings]]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = _CountingStore(delay_s=0.05)
+    yield store, StoreSettings.from_env(endpoint=store.url, environ=env)
+    store.server.shutdown()
+
+
+def test_tiny_files_overlap_and_songs_come_one_after_another(
+    counting_s3: tuple[_CountingStore, StoreSettings],
+) -> None:
+    """Tiny files are fetched several at once (latency hidden); two songs that together exceed
+    the in-flight budget are never fetched at once, so the decoder's next song arrives first;
+    every file comes back whole, in order."""
+    store, settings = counting_s3
+    tiny, song = 1000, 6 * 1024 * 1024
+    keys = [f"{tiny}-{n}.mp3" for n in range(16)] + [f"{song}-{n}.mp3" for n in range(4)]
+    items = [InputFile(f"s3://bucket/{key}", int(key.split("-")[0])) for key in keys]
+    got = []
+    for item, path, error in local_copies(items, settings, concurrent_bytes=8 * 1024 * 1024):
+        assert error is None and path is not None
+        key = item.source.rsplit("/", 1)[-1]
+        got.append(key)
+        assert Path(path).read_bytes() == pattern(key, item.size)
+    assert got == keys
+    assert 2 <= store.most[tiny] <= 8
+    assert store.most[song] == 1
+
+
+def test_fetches_go_on_while_the_decoder_is_busy(
+    counting_s3: tuple[_CountingStore, StoreSettings],
+) -> None:
+    """A fetch that ends starts the next one without waiting for the consumer to ask."""
+    store, settings = counting_s3
+    song = 6 * 1024 * 1024
+    keys = [f"{song}-{n}.mp3" for n in range(4)]
+    items = [InputFile(f"s3://bucket/{key}", song) for key in keys]
+    copies = local_copies(items, settings, concurrent_bytes=8 * 1024 * 1024)
+    next(copies)  # the first song; then the "decoder" is busy with it
+    deadline = time.monotonic() + 10
+    while len(store.served) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.served == keys  # one after another, all while the consumer held the first
+    assert store.most[song] == 1
+    copies.close()

@@ -34,7 +34,7 @@ from fmaprep.pipeline import failed_line
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
-from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.clients import StoreSettings, open_store, warm_up
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
 from fmaprep.storage.uris import StorageError, resolve_uri
@@ -101,6 +101,7 @@ def run_preprocess(
     input_uri, output_uri = resolve_uri(input_arg), resolve_uri(output_arg)
     own_session = session is None
     if own_session:
+        warm_up([input_uri, output_uri], StoreSettings.from_env(endpoint=config.job.s3_endpoint))
         conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
         session = build_session(config.job.master, conf=conf)
     try:

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -25,19 +26,96 @@ from fmaprep.storage.uris import is_local_source, local_path
 
 log = logging.getLogger(__name__)
 
-# Remote files in flight ahead of the one being decoded: enough to hide tens of milliseconds
-# of request latency behind tiny files, bounded in bytes so long tracks do not fill the disk.
+# Remote files ahead of the one being decoded: enough to hide tens of milliseconds of request
+# latency behind tiny files, bounded in bytes so long tracks do not fill the disk.
 PREFETCH_FILES = 8
 PREFETCH_BYTES = 256 * 1024 * 1024
+# Bytes being fetched at once. Concurrent reads share the task's bandwidth (and the GIL), so
+# eight songs fetched together all arrive late and the decoder waits for the whole bin; a few
+# megabytes in flight keep tiny files overlapping while a song's bytes come before the next's.
+CONCURRENT_BYTES = 8 * 1024 * 1024
 COPY_BLOCK = 1 << 20
+
+
+class _Prefetcher:
+    """Fetches ``items`` in order into ``scratch``, within the ahead and in-flight limits; a
+    finished fetch starts the next one at once, whether or not the decoder has asked yet."""
+
+    def __init__(
+        self,
+        items: list[InputFile],
+        settings: StoreSettings,
+        scratch: str,
+        *,
+        max_files: int,
+        max_bytes: int,
+        concurrent_bytes: int,
+    ) -> None:
+        self._settings = settings
+        self._scratch = scratch
+        self._limits = (max(1, max_files), max_bytes, concurrent_bytes)
+        self._pool = ThreadPoolExecutor(self._limits[0], thread_name_prefix="fmaprep-read")
+        self._lock = threading.Lock()
+        self._queue = collections.deque(enumerate(items))
+        self.pending: collections.deque[tuple[InputFile, Future[str] | None]] = collections.deque()
+        self._ahead = 0  # bytes of remote files started and not yet handed out
+        self._fetching = 0  # bytes of remote files started and not yet finished
+        self._closed = False
+
+    def top_up(self) -> None:
+        with self._lock:
+            max_files, max_bytes, concurrent = self._limits
+            while self._queue and not self._closed:
+                n, item = self._queue[0]
+                if is_local_source(item.source):
+                    self._queue.popleft()
+                    self.pending.append((item, None))
+                    continue
+                # An empty queue ahead always takes one file, however large; the in-flight
+                # budget always applies (a second song would only slow the awaited one).
+                ahead_ok = not self.pending or (
+                    len(self.pending) < max_files and self._ahead < max_bytes
+                )
+                flight_ok = self._fetching == 0 or self._fetching + item.size <= concurrent
+                if not (ahead_ok and flight_ok):
+                    return
+                self._queue.popleft()
+                self._ahead += item.size
+                self._fetching += item.size
+                target = os.path.join(self._scratch, str(n))
+                self.pending.append((item, self._pool.submit(self._fetch, item, target)))
+
+    def _fetch(self, item: InputFile, target: str) -> str:
+        # In the pool's thread: the next fetch starts as soon as this one ends.
+        try:
+            return _fetch(item, target, self._settings)
+        finally:
+            with self._lock:
+                self._fetching -= item.size
+            self.top_up()
+
+    def take(self) -> tuple[InputFile, Future[str] | None]:
+        with self._lock:
+            item, future = self.pending.popleft()
+            if future is not None:
+                self._ahead -= item.size
+        self.top_up()
+        return item, future
+
+    def close(self, wait: bool) -> None:
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def local_copies(
     items: Iterable[InputFile],
     settings: StoreSettings,
+    *,
     max_files: int = PREFETCH_FILES,
     max_bytes: int = PREFETCH_BYTES,
     timeout_s: float = math.inf,
+    concurrent_bytes: int = CONCURRENT_BYTES,
 ) -> Iterator[tuple[InputFile, str | None, TrackError | None]]:
     """(input, local path or None, read error or None) for each input, in order. A remote input's
     temporary copy is removed once the consumer asks for the next one. A read the consumer has
@@ -49,27 +127,19 @@ def local_copies(
             yield item, local_path(item.source), None
         return
     scratch = tempfile.mkdtemp(prefix="fmaprep-inputs-")
-    pool = ThreadPoolExecutor(max_workers=max(1, max_files), thread_name_prefix="fmaprep-read")
-    pending: collections.deque[tuple[InputFile, Future[str] | None]] = collections.deque()
-    queue = collections.deque(enumerate(items))
-
-    def top_up() -> None:
-        in_flight = sum(item.size for item, future in pending if future is not None)
-        while queue and (not pending or (len(pending) < max_files and in_flight < max_bytes)):
-            n, item = queue.popleft()
-            if is_local_source(item.source):
-                pending.append((item, None))
-                continue
-            target = os.path.join(scratch, str(n))
-            pending.append((item, pool.submit(_fetch, item, target, settings)))
-            in_flight += item.size
-
+    fetcher = _Prefetcher(
+        items,
+        settings,
+        scratch,
+        max_files=max_files,
+        max_bytes=max_bytes,
+        concurrent_bytes=concurrent_bytes,
+    )
     stuck = False
     try:
-        top_up()
-        while pending:
-            item, future = pending.popleft()
-            top_up()
+        fetcher.top_up()
+        while fetcher.pending:
+            item, future = fetcher.take()
             if future is None:
                 yield item, local_path(item.source), None
                 continue
@@ -87,7 +157,7 @@ def local_copies(
             finally:
                 os.unlink(path)
     finally:
-        pool.shutdown(wait=not stuck, cancel_futures=True)
+        fetcher.close(wait=not stuck)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
