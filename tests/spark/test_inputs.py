@@ -17,6 +17,8 @@ import pytest
 from fmaprep.model import InputFile
 from fmaprep.spark.inputs import local_copies
 from fmaprep.storage.clients import StoreSettings
+from fmaprep.storage.s3client import S3Store
+from local_services_fixture import local_services  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -167,3 +169,44 @@ def test_fetches_go_on_while_the_decoder_is_busy(
     assert store.served == keys  # one after another, all while the consumer held the first
     assert store.most[song] == 1
     copies.close()
+
+
+@pytest.mark.slow
+def test_throttled_and_cut_reads_are_retried_to_whole_files(
+    local_services: dict[str, str],  # noqa: F811 (the fixture)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The task's own read path against the loopback S3 behind a fault-injecting proxy: two
+    503 SlowDown answers, and a body cut after 300,000 bytes, both end in the whole file."""
+    import os
+    import uuid
+
+    from fmaprep.bench.httpproxy import S3Proxy
+    from fmaprep.storage.s3_settings import S3Settings
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, local_services[name])
+    bucket, prefix = local_services["FMAPREP_S3_BUCKET"], f"inputs-test/{uuid.uuid4().hex}"
+    data = {f"s3://{bucket}/{prefix}/{n}.mp3": os.urandom(1_000_000 + n) for n in range(2)}
+    with S3Proxy(local_services["FMAPREP_S3_ENDPOINT"]) as proxy:
+        settings = StoreSettings(s3=S3Settings(endpoint=proxy.url, path_style_access=True))
+        store = S3Store(settings.s3)
+        for uri, body in data.items():
+            store.write_bytes(uri, body)
+        items = [InputFile(uri, len(body)) for uri, body in data.items()]
+        proxy.reset()
+        proxy.fail_next("GetObject", 2)
+        got = []
+        for _item, path, error in local_copies(items[:1], settings):
+            assert error is None and path is not None
+            got.append(Path(path).read_bytes())
+        proxy.drop_next("GetObject", after_bytes=300_000)
+        for _item, path, error in local_copies(items[1:], settings):
+            assert error is None and path is not None
+            got.append(Path(path).read_bytes())
+        seen = [(r.operation, r.status, r.fault) for r in proxy.requests()]
+        store.delete(list(data))
+    assert got == list(data.values())
+    assert seen == [("GetObject", 503, "SlowDown")] * 2 + [("GetObject", 200, None)] + [
+        ("GetObject", 200, "dropped"), ("GetObject", 206, None),  # resumed from byte 300,000
+    ]  # fmt: skip

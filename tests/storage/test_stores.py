@@ -4,6 +4,7 @@ drops the connection mid-body. No mocks: requests are counted with the clients' 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -555,3 +556,24 @@ def test_hdfs_lists_with_one_request_per_directory_page(services: dict[str, str]
         params={"op": "DELETE", "recursive": "true", "user.name": store.user},
         timeout=60,
     )
+
+
+def test_hidden_names_count_below_input_only(root: tuple[Store, str]) -> None:
+    """INPUT under `_staging/.cache/` (hidden-looking parents) lists its audio; below INPUT a
+    `_` or `.` name hides the file or the whole directory, whatever the URI's spelling."""
+    from fmaprep.storage.listing import list_inputs
+
+    store, base = root
+    top = f"{base}/_staging/.cache/input"
+    visible = ["000/000001.mp3", "000/000002.mp3", "sub dir/000003.mp3"]
+    hidden = ["_tmp/000004.mp3", ".partial/000005.mp3", "000/_000006.mp3", "000/.000007.mp3"]
+    for i, name in enumerate(visible + hidden):
+        store.write_bytes(f"{top}/{name}", _payload(50 + i, seed=i))
+    settings = StoreSettings.from_env()  # FMAPREP_HDFS_URI: what hdfs:/// means
+    if isinstance(store, S3Store):
+        settings = dataclasses.replace(settings, s3=store.settings)
+    for spelling in (top, top + "/"):
+        got = [f.source for f in list_inputs(spelling, (".mp3",), settings)]
+        expected_root = settings.full_uri(top)
+        assert got == [f"{expected_root}/{name}" for name in visible], spelling
+    store.delete([f"{top}/{name}" for name in visible + hidden])

@@ -29,6 +29,7 @@ def list_inputs(
     per directory on HDFS) and one read of ``_tracks.jsonl``: nothing per file."""
     if is_local(input_uri):
         return list_local_inputs(input_uri, extensions)
+    input_uri = settings.full_uri(input_uri)  # hdfs:///x lists as hdfs://nn:8020/x
     store = open_store(input_uri, settings)
     root, pattern = _split_glob(input_uri)
     prefix = root.rstrip("/") + "/"
