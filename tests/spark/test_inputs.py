@@ -189,8 +189,8 @@ def test_throttled_and_cut_reads_are_retried_to_whole_files(
     bucket, prefix = local_services["FMAPREP_S3_BUCKET"], f"inputs-test/{uuid.uuid4().hex}"
     data = {f"s3://{bucket}/{prefix}/{n}.mp3": os.urandom(1_000_000 + n) for n in range(2)}
     with S3Proxy(local_services["FMAPREP_S3_ENDPOINT"]) as proxy:
-        settings = StoreSettings(s3=S3Settings(endpoint=proxy.url, path_style_access=True))
-        store = S3Store(settings.s3)
+        s3 = S3Settings(endpoint=proxy.url, path_style_access=True)
+        settings, store = StoreSettings(s3=s3), S3Store(s3)
         for uri, body in data.items():
             store.write_bytes(uri, body)
         items = [InputFile(uri, len(body)) for uri, body in data.items()]

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -116,7 +116,7 @@ def local_copies(
     max_bytes: int = PREFETCH_BYTES,
     timeout_s: float = math.inf,
     concurrent_bytes: int = CONCURRENT_BYTES,
-) -> Iterator[tuple[InputFile, str | None, TrackError | None]]:
+) -> Generator[tuple[InputFile, str | None, TrackError | None], None, None]:
     """(input, local path or None, read error or None) for each input, in order. A remote input's
     temporary copy is removed once the consumer asks for the next one. A read the consumer has
     waited ``timeout_s`` for (a server that trickles, a stalled mount) is a ``timeout``; its
