@@ -213,3 +213,37 @@ def test_the_cli_rejects_a_mistyped_config_before_spark_starts(tmp_path: Path) -
         "fmaprep: [job] max_error_rate must be a number, got True",
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--partitions", "0"], "[job] partitions must be >= 1, got 0"),
+        (["--max-error-rate", "2"], "[job] max_error_rate must be in 0..1, got 2"),
+        (["--max-error-rate", "nan"], "[job] max_error_rate must be a finite number, got nan"),
+        (["--mu", "0"], "[pipeline] mu must be in 1..255 (codes are uint8), got 0"),
+        (["--sample-rate", "8000.5"], "[pipeline] sample_rate must be an integer, got 8000.5"),
+        (["--sample-rate", "fast"], "[pipeline] sample_rate must be an integer, got 'fast'"),
+        (["--master", ""], "[job] master must not be empty (e.g. local[*] or yarn)"),
+        (["--extensions", ""], f"[job] extensions entry '.' {_NOT_A_SUFFIX}"),
+    ],
+)  # fmt: skip
+def test_the_cli_rejects_a_bad_flag_in_one_line_before_spark_starts(
+    tmp_path: Path, flags: list[str], line: str
+) -> None:
+    """A flag's value goes through the config's checks, so it gets the config file's one-line
+    problem, not argparse's usage text; JAVA_HOME points nowhere, so had the job reached Spark
+    the output would be Spark's launch error instead."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "preprocess", str(tmp_path / "in"),
+         str(tmp_path / "out"), *flags],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "JAVA_HOME": str(tmp_path / "no-java")},
+    )  # fmt: skip
+    assert (proc.returncode, proc.stderr.splitlines()) == (2, [f"fmaprep: {line}"])
+    assert not (tmp_path / "out").exists()
