@@ -119,6 +119,11 @@ def test_signed_query_parameters_are_stripped(url: str, want: str) -> None:
         ("reading s3a://AKIA:SECRET@b/k.mp3: 403", "reading s3a://b/k.mp3: 403"),
         ("bad host 'https://u:pw@[::1/x?token=t'", "bad host 'https://[::1/x'"),
         ("no url here: user:pw@host", "no url here: user:pw@host"),
+        ("ConnectionError: HTTPSConnectionPool(host='h', port=443): Max retries exceeded with "
+         "url: /k.mp3?X-Amz-Signature=abc&page=2 (Caused by NewConnectionError(...))",
+         "ConnectionError: HTTPSConnectionPool(host='h', port=443): Max retries exceeded with "
+         "url: /k.mp3?page=2 (Caused by NewConnectionError(...))"),
+        ("is /tmp/a.mp3 ok? yes, 2/3?", "is /tmp/a.mp3 ok? yes, 2/3?"),
     ],
 )  # fmt: skip
 def test_urls_inside_messages_are_stripped(text: str, want: str) -> None:

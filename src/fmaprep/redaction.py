@@ -25,8 +25,12 @@ SIGNED_PARAM_PATTERN = re.compile(
     r"|.*(token|secret|passw|credential|auth|key).*)$",
     re.IGNORECASE,
 )
-# any scheme: an s3a://KEY:SECRET@bucket or a webhdfs:// URL can carry userinfo as well as https
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# a URL of any scheme (an s3a://KEY:SECRET@bucket or a webhdfs:// URL can carry userinfo as well
+# as https), or a bare path with a query: urllib3's errors name only that ("Max retries exceeded
+# with url: /k.mp3?X-Amz-Signature=..."), and requests puts them in str(exc)
+_URL_IN_TEXT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+|(?<![\w/.:])/[^\s'\"<>?]*\?[^\s'\"<>]+"
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -84,8 +88,9 @@ def redact_strings(value: Any) -> Any:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every URL in it stripped of userinfo and signing parameters."""
-    if "://" not in text:
+    """``text`` with every URL (and every ``/path?query``) in it stripped of userinfo and
+    signing parameters."""
+    if "://" not in text and "?" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: strip_signed_query(m.group(0)), text)
 
