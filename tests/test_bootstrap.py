@@ -159,7 +159,9 @@ def test_emr_configuration_points_spark_at_python311() -> None:
     assert export["Properties"]["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
     defaults = by_class["spark-defaults"]["Properties"]
     assert defaults["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "/usr/bin/python3.11"
-    assert "spark.executorEnv.NUMBA_CACHE_DIR" in defaults
+    # a static file cannot name a uid: the YARN containers' user, as the README explains
+    assert defaults["spark.executorEnv.NUMBA_CACHE_DIR"] == "/tmp/fmaprep-numba-yarn"
+    assert defaults["spark.yarn.appMasterEnv.NUMBA_CACHE_DIR"] == "/tmp/fmaprep-numba-yarn"
 
 
 def test_emr_pins_cover_every_runtime_dependency() -> None:

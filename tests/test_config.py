@@ -77,11 +77,18 @@ def test_every_configurable_decoder_and_resampler_is_implemented() -> None:
         ("pipeline", "channel", "1", "channel must be one of left, right, mix, got 1"),
         ("pipeline", "min_duration_s", "'short'", "min_duration_s must be a number"),
         ("pipeline", "timeout_s", "false", "timeout_s must be a number, got False"),
-        ("pipeline", "timeout_s", "nan", "timeout_s must be > 0, got nan"),
+        ("pipeline", "timeout_s", "nan", "timeout_s must be a finite number, got nan"),
+        ("pipeline", "timeout_s", "inf", "timeout_s must be a finite number, got inf"),
+        ("pipeline", "max_memory_mb", "inf", "max_memory_mb must be a finite number, got inf"),
+        ("pipeline", "max_file_mb", "+inf", "max_file_mb must be a finite number, got inf"),
+        ("pipeline", "max_duration_s", "inf", "max_duration_s must be a finite number, got inf"),
+        ("pipeline", "min_duration_s", "nan", "min_duration_s must be a finite number, got nan"),
+        ("pipeline", "silence_db", "-inf", "silence_db must be a finite number, got -inf"),
         ("pipeline", "max_file_mb", "-1", "max_file_mb must be > 0, got -1"),
         ("job", "partitions", "2.5", "partitions must be an integer or unset, got 2.5"),
         ("job", "max_error_rate", "true", "max_error_rate must be a number, got True"),
-        ("job", "max_error_rate", "nan", "max_error_rate must be in 0..1"),
+        ("job", "max_error_rate", "nan", "max_error_rate must be a finite number, got nan"),
+        ("job", "target_partition_mb", "inf", "target_partition_mb must be a finite number"),
         ("job", "dedupe", "'yes'", "dedupe must be true or false, got 'yes'"),
         ("job", "master", "4", "master must be a string, got 4"),
         ("job", "extensions", "'.mp3'", "extensions must be a list of strings, got '.mp3'"),
@@ -98,6 +105,77 @@ def test_each_mistyped_value_is_one_named_problem(
     with pytest.raises(ConfigError) as info:
         load_config(f)
     assert [line for line in str(info.value).splitlines() if message in line], str(info.value)
+    assert str(info.value).startswith(f"[{section}] {key} "), str(info.value)
+
+
+_NOT_A_SUFFIX = "must be a dot and a lower-case suffix, like '.mp3'"
+_MIN_DURATION = "must be >= 0 and below max_duration_s (21600.0), got"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "rest"),
+    [
+        ("pipeline", "sample_rate", "999", "must be in 1000..48000 Hz, got 999"),
+        ("pipeline", "sample_rate", "48001", "must be in 1000..48000 Hz, got 48001"),
+        ("pipeline", "mu", "0", "must be in 1..255 (codes are uint8), got 0"),
+        ("pipeline", "silence_db", "0.5", "must be <= 0 dBFS, got 0.5"),
+        ("pipeline", "min_duration_s", "-1", f"{_MIN_DURATION} -1"),
+        ("pipeline", "min_duration_s", "21600", f"{_MIN_DURATION} 21600"),
+        ("pipeline", "normalize", "'rms'", "must be one of peak, none, got 'rms'"),
+        ("pipeline", "decoder", "'x'", "must be one of soundfile, ffmpeg, pydub, got 'x'"),
+        ("job", "partitions", "0", "must be >= 1, got 0"),
+        ("job", "target_partition_mb", "0", "must be > 0, got 0"),
+        ("job", "target_partition_mb", "-1.5", "must be > 0, got -1.5"),
+        ("job", "max_error_rate", "-0.1", "must be in 0..1, got -0.1"),
+        ("job", "format", "'csv'", "must be one of pickle, parquet, got 'csv'"),
+        ("job", "master", "''", "must not be empty (e.g. local[*] or yarn)"),
+        ("job", "master", "'  '", "must not be empty (e.g. local[*] or yarn)"),
+        ("job", "extensions", "[]", "must not be empty (no input would ever be listed)"),
+        ("job", "extensions", "['mp3']", f"entry 'mp3' {_NOT_A_SUFFIX}"),
+        ("job", "extensions", "['.']", f"entry '.' {_NOT_A_SUFFIX}"),
+        ("job", "extensions", "['.MP3']", f"entry '.MP3' {_NOT_A_SUFFIX}"),
+    ],
+)
+def test_each_value_out_of_range_is_one_named_problem(
+    tmp_path: Path, section: str, key: str, value: str, rest: str
+) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert str(info.value).splitlines() == [f"[{section}] {key} {rest}"]
+
+
+def test_each_bad_extension_is_its_own_line(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[job]\nextensions = ['.mp3', 'wav', 'flac']\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert [line.split()[3] for line in str(info.value).splitlines()] == ["'wav'", "'flac'"]
+
+
+def test_an_unknown_key_does_not_hide_the_tables_other_problems(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[pipeline]\nchanel = 'left'\nmu = 0\n[job]\nmaster = ''\n[extra]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert str(info.value).splitlines() == [
+        f"unknown table [extra] in {f}",
+        "[pipeline] unknown key 'chanel' (did you mean channel?)",
+        "[pipeline] mu must be in 1..255 (codes are uint8), got 0",
+        "[job] master must not be empty (e.g. local[*] or yarn)",
+    ]
+
+
+def test_a_section_that_is_not_a_table_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("pipeline = 3\n[job]\npartitions = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert str(info.value).splitlines() == [
+        "[pipeline] must be a table, got 3",
+        "[job] partitions must be >= 1, got 0",
+    ]
 
 
 def test_every_problem_of_both_tables_is_listed_once(tmp_path: Path) -> None:
@@ -134,4 +212,38 @@ def test_the_cli_rejects_a_mistyped_config_before_spark_starts(tmp_path: Path) -
         "fmaprep: [pipeline] sample_rate must be an integer, got 8000.5",
         "fmaprep: [job] max_error_rate must be a number, got True",
     ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "line"),
+    [
+        (["--partitions", "0"], "[job] partitions must be >= 1, got 0"),
+        (["--max-error-rate", "2"], "[job] max_error_rate must be in 0..1, got 2"),
+        (["--max-error-rate", "nan"], "[job] max_error_rate must be a finite number, got nan"),
+        (["--mu", "0"], "[pipeline] mu must be in 1..255 (codes are uint8), got 0"),
+        (["--sample-rate", "8000.5"], "[pipeline] sample_rate must be an integer, got 8000.5"),
+        (["--sample-rate", "fast"], "[pipeline] sample_rate must be an integer, got 'fast'"),
+        (["--master", ""], "[job] master must not be empty (e.g. local[*] or yarn)"),
+        (["--extensions", ""], f"[job] extensions entry '.' {_NOT_A_SUFFIX}"),
+    ],
+)  # fmt: skip
+def test_the_cli_rejects_a_bad_flag_in_one_line_before_spark_starts(
+    tmp_path: Path, flags: list[str], line: str
+) -> None:
+    """A flag's value goes through the config's checks, so it gets the config file's one-line
+    problem, not argparse's usage text; JAVA_HOME points nowhere, so had the job reached Spark
+    the output would be Spark's launch error instead."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "in").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "preprocess", str(tmp_path / "in"),
+         str(tmp_path / "out"), *flags],
+        capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "JAVA_HOME": str(tmp_path / "no-java")},
+    )  # fmt: skip
+    assert (proc.returncode, proc.stderr.splitlines()) == (2, [f"fmaprep: {line}"])
     assert not (tmp_path / "out").exists()

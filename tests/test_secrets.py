@@ -94,12 +94,54 @@ def test_secret_looking_conf_keys_are_masked() -> None:
         ("https://user:pw@h/k.mp3?sig=1", "https://h/k.mp3"),
         ("https://h/k.mp3?page=2", "https://h/k.mp3?page=2"),
         ("https://h/k.mp3", "https://h/k.mp3"),
+        ("https://h/k.mp3?a=%2F&b=1", "https://h/k.mp3?a=%2F&b=1"),  # kept as written
+        # userinfo goes whole, with or without a query: a user name alone can be the token
+        ("https://user:pw@h/k.mp3", "https://h/k.mp3"),
+        ("https://user:pw@h/k.mp3?page=2", "https://h/k.mp3?page=2"),
+        ("https://ghp_TOKEN@h/k.mp3#t=1", "https://h/k.mp3#t=1"),
+        ("https://user:p@ss@h:8443/k.mp3", "https://h:8443/k.mp3"),
+        ("s3a://AKIA:SECRET@bucket/k.mp3", "s3a://bucket/k.mp3"),
+        # does not parse (unclosed IPv6 bracket): no userinfo, no query, no fragment
+        ("https://user:pw@[::1/k.mp3?page=2", "https://[::1/k.mp3"),
     ],
 )  # fmt: skip
 def test_signed_query_parameters_are_stripped(url: str, want: str) -> None:
     assert strip_signed_query(url) == want
 
 
-def test_urls_inside_messages_are_stripped() -> None:
-    text = "download of https://h/x.mp3?X-Amz-Signature=abc failed: 403 (attempt 2 of 3)"
-    assert redact_text(text) == "download of https://h/x.mp3 failed: 403 (attempt 2 of 3)"
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("download of https://h/x.mp3?X-Amz-Signature=abc failed: 403 (attempt 2 of 3)",
+         "download of https://h/x.mp3 failed: 403 (attempt 2 of 3)"),
+        ("GET https://user:pw@h/x failed", "GET https://h/x failed"),
+        ("GET https://user:pw@h/x?page=2, failed", "GET https://h/x?page=2, failed"),
+        ("reading s3a://AKIA:SECRET@b/k.mp3: 403", "reading s3a://b/k.mp3: 403"),
+        ("bad host 'https://u:pw@[::1/x?token=t'", "bad host 'https://[::1/x'"),
+        ("no url here: user:pw@host", "no url here: user:pw@host"),
+        ("ConnectionError: HTTPSConnectionPool(host='h', port=443): Max retries exceeded with "
+         "url: /k.mp3?X-Amz-Signature=abc&page=2 (Caused by NewConnectionError(...))",
+         "ConnectionError: HTTPSConnectionPool(host='h', port=443): Max retries exceeded with "
+         "url: /k.mp3?page=2 (Caused by NewConnectionError(...))"),
+        ("is /tmp/a.mp3 ok? yes, 2/3?", "is /tmp/a.mp3 ok? yes, 2/3?"),
+    ],
+)  # fmt: skip
+def test_urls_inside_messages_are_stripped(text: str, want: str) -> None:
+    assert redact_text(text) == want
+
+
+def test_stats_config_keeps_no_userinfo_in_any_url() -> None:
+    """``_stats.json`` stores the config through ``redact_config``: an endpoint or a Spark
+    setting holding ``KEY:SECRET@`` keeps its host, not the credentials."""
+    from fmaprep.config import Config, JobConfig
+    from fmaprep.storage.s3_settings import redact_config
+
+    job = JobConfig(
+        s3_endpoint=f"http://AKIA:{SPARK_SECRET}@minio:9000",
+        spark_conf={"spark.fmaprep.proxy": f"http://u:{SPARK_SECRET}@proxy:3128/"},
+    )
+    stored = redact_config(Config(job=job).to_dict())
+    assert stored["job"]["s3_endpoint"] == "http://minio:9000"
+    assert stored["job"]["spark_conf"] == {"spark.fmaprep.proxy": "http://proxy:3128/"}
+    assert SPARK_SECRET not in repr(stored)
+    assert stored["job"]["extensions"] == Config().job.extensions  # the rest as it was

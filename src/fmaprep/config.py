@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +26,15 @@ ResamplerName = Literal["soxr", "resampy"]
 IsolationName = Literal["process", "none"]
 
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".m4a")
+# listing matches the lower-cased file name's ending, so anything else would match no file
+_EXTENSION = re.compile(r"\.[a-z0-9][a-z0-9._+-]*")
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
+_TABLES = {"pipeline", "job"}
 # how files are run, not what they become: left out of the resume fingerprint
 _HOW_NOT_WHAT = ("isolation", "max_memory_mb")
 
@@ -59,17 +65,15 @@ class PipelineConfig:
         problems = []
         if not 1000 <= self.sample_rate <= 48000:
             problems.append(f"sample_rate must be in 1000..48000 Hz, got {self.sample_rate}")
-        problems += _choice_problem("channel", self.channel, get_args(ChannelName))
-        problems += _choice_problem("normalize", self.normalize, get_args(Normalize))
         if not 1 <= self.mu <= 255:
             problems.append(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
-        problems += _choice_problem("decoder", self.decoder, get_args(DecoderName))
-        problems += _choice_problem("resampler", self.resampler, get_args(ResamplerName))
         if not 0 <= self.min_duration_s < self.max_duration_s:
-            problems.append("need 0 <= min_duration_s < max_duration_s")
+            problems.append(
+                f"min_duration_s must be >= 0 and below max_duration_s ({self.max_duration_s}),"
+                f" got {self.min_duration_s}"
+            )
         if not self.silence_db <= 0:
             problems.append(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
-        problems += _choice_problem("isolation", self.isolation, get_args(IsolationName))
         for name in ("max_file_mb", "timeout_s", "max_memory_mb"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
@@ -104,15 +108,25 @@ class JobConfig:
 
     def _range_problems(self) -> list[str]:
         problems = []
+        if not self.master.strip():
+            problems.append("master must not be empty (e.g. local[*] or yarn)")
         if self.partitions is not None and self.partitions < 1:
             problems.append(f"partitions must be >= 1, got {self.partitions}")
         if not self.target_partition_mb > 0:
             problems.append(f"target_partition_mb must be > 0, got {self.target_partition_mb}")
-        problems += _choice_problem("format", self.format, get_args(OutputFormat))
-        problems += _choice_problem("mode", self.mode, get_args(RerunMode))
         if not 0.0 <= self.max_error_rate <= 1.0:
             problems.append(f"max_error_rate must be in 0..1, got {self.max_error_rate}")
-        return problems
+        return problems + _extension_problems(self.extensions)
+
+
+def _extension_problems(extensions: tuple[str, ...]) -> list[str]:
+    if not extensions:
+        return ["extensions must not be empty (no input would ever be listed)"]
+    return [
+        f"extensions entry {ext!r} must be a dot and a lower-case suffix, like '.mp3'"
+        for ext in extensions
+        if not _EXTENSION.fullmatch(ext)
+    ]
 
 
 @dataclass(frozen=True)
@@ -122,12 +136,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _choice_problem(name: str, value: object, choices: tuple[object, ...]) -> list[str]:
-    if value in choices:
-        return []
-    return [f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}"]
 
 
 def _type_name(hint: Any) -> str:
@@ -170,8 +178,9 @@ def _is_a(value: object, hint: Any) -> bool:
 
 def _validate(obj: object, section: str, range_problems: Callable[[], list[str]]) -> None:
     """Types first (a range check on a mistyped value would only confuse), then ranges; every
-    problem on its own line."""
-    problems = _type_problems(obj, section) or range_problems()
+    problem on its own line, naming ``[section] key``. (A choice outside its Literal is a type
+    problem, so ranges never see one.)"""
+    problems = _type_problems(obj, section) or [f"[{section}] {p}" for p in range_problems()]
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -185,20 +194,43 @@ def _type_problems(obj: object, section: str) -> list[str]:
             problems.append(
                 f"[{section}] {f.name} must be {_type_name(hints[f.name])}, got {value!r}"
             )
+        elif isinstance(value, float) and not math.isfinite(value):
+            # TOML and float() accept inf and nan; every comparison with nan is False and
+            # int(inf) raises, so either would pass the range checks and fail mid-job
+            problems.append(f"[{section}] {f.name} must be a finite number, got {value!r}")
     return problems
 
 
 def _build(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(unknown)}")
+    """``cls`` from ``values``; an unknown key is one more problem line, beside those of the
+    known keys (all of a table's mistakes are reported at once, not one per attempt)."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    problems = [
+        _unknown_key_problem(section, key, known) for key in sorted(set(values) - set(known))
+    ]
+    try:
+        built = cls(**_coerced({k: v for k, v in values.items() if k in known}))
+    except ConfigError as exc:
+        problems += str(exc).splitlines()
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return built
+
+
+def _unknown_key_problem(section: str, key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f"[{section}] unknown key {key!r}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _coerced(values: dict[str, Any]) -> dict[str, Any]:
+    """TOML's spellings of the fields' types: a list for the extensions tuple, numbers and
+    booleans in spark_conf."""
     if isinstance(values.get("extensions"), list):
         values = {**values, "extensions": tuple(values["extensions"])}
     if isinstance(values.get("spark_conf"), dict):  # Spark's values are strings; TOML may say 2
         values = {**values, "spark_conf": {
             k: _conf_string(v) for k, v in values["spark_conf"].items()}}  # fmt: skip
-    return cls(**values)
+    return values
 
 
 def _conf_string(value: object) -> object:
@@ -216,22 +248,18 @@ def load_config(
 
     Overrides whose value is None are ignored, so unset CLI flags keep the file's value.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
-    unknown = sorted(set(data) - {"pipeline", "job"})
-    if unknown:
-        raise ConfigError(f"unknown table(s) in {path}: {', '.join(unknown)}")
-    pipeline = dict(data.get("pipeline", {}))
-    job = dict(data.get("job", {}))
-    pipeline.update({k: v for k, v in (pipeline_overrides or {}).items() if v is not None})
-    job.update({k: v for k, v in (job_overrides or {}).items() if v is not None})
-    problems = []
+    data = _read_toml(path) if path is not None else {}
+    problems = [f"unknown table [{name}] in {path}" for name in sorted(set(data) - _TABLES)]
     built = []
-    for cls, section, values in ((PipelineConfig, "pipeline", pipeline), (JobConfig, "job", job)):
+    for cls, section, overrides in (
+        (PipelineConfig, "pipeline", pipeline_overrides),
+        (JobConfig, "job", job_overrides),
+    ):
+        table = data.get(section, {})
+        if not isinstance(table, dict):  # `pipeline = 3` instead of a [pipeline] table
+            problems.append(f"[{section}] must be a table, got {table!r}")
+            table = {}
+        values = {**table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
         try:
             built.append(_build(cls, section, values))
         except ConfigError as exc:  # collected: one line per problem, of both tables
@@ -239,3 +267,10 @@ def load_config(
     if problems:
         raise ConfigError("\n".join(problems))
     return Config(*built)
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc

@@ -100,6 +100,27 @@ def test_the_numba_cache_is_created_private(
     assert cache.stat().st_uid == os.getuid()
 
 
+def test_the_numba_cache_default_is_per_user_and_the_same_for_local_executors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One default everywhere: what a worker picks itself is what a local session gives its
+    executors; a set NUMBA_CACHE_DIR wins in both."""
+    import tempfile
+
+    from fmaprep.audio.resample import ensure_numba_cache_dir
+    from fmaprep.spark.session import local_numba_cache_conf
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # recorded, so the test's default is undone
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # what $TMPDIR would give
+    want = str(tmp_path / f"fmaprep-numba-{os.getuid()}")
+    assert local_numba_cache_conf() == {"spark.executorEnv.NUMBA_CACHE_DIR": want}
+    assert ensure_numba_cache_dir() == want
+    assert stat.S_IMODE(os.stat(want).st_mode) == 0o700
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert local_numba_cache_conf() == {"spark.executorEnv.NUMBA_CACHE_DIR": str(tmp_path / "mine")}
+
+
 @pytest.mark.parametrize("kind", ["group_writable", "world_writable", "foreign_owner", "symlink"])
 def test_an_unsafe_cache_directory_is_refused(tmp_path: Path, kind: str) -> None:
     from fmaprep.audio.resample import UnsafeCacheError, private_dir

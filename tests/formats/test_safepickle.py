@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,9 @@ class _SystemCall:
         return (os.system, (f"touch {self.marker}",))
 
 
-class _NumpyLooking:
-    """Says it is numpy's, but rebuilds itself with eval."""
+class _EvalInNumpysName:
+    """Its class claims numpy's module, but a pickle names what ``__reduce__`` returns, never
+    the class: the file holds ``builtins.eval`` (the claimed module earns nothing)."""
 
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -38,7 +40,30 @@ class _NumpyLooking:
         return (eval, (f"open({str(self.marker)!r}, 'w').close()",))
 
 
-_NumpyLooking.__module__ = "numpy"
+_EvalInNumpysName.__module__ = "numpy"
+
+
+class _SystemCallInNumpysName(_SystemCall):
+    """The same claim with os.system: the pickle names ``posix.system``."""
+
+
+_SystemCallInNumpysName.__module__ = "numpy"
+
+
+def _global_call(module: str, name: str, code: str, opcode: str) -> bytes:
+    """A hand-built pickle calling ``module.name(code, {})``, the global named by ``GLOBAL``
+    (protocol 2, as PySpark writes) or ``STACK_GLOBAL`` (protocol 4+)."""
+    if opcode == "GLOBAL":
+        head = pickle.PROTO + b"\x02" + pickle.GLOBAL + f"{module}\n{name}\n".encode()
+    else:
+        head = pickle.PROTO + b"\x04" + _short_str(module) + _short_str(name) + pickle.STACK_GLOBAL
+    arg = code.encode()
+    call = pickle.BINUNICODE + len(arg).to_bytes(4, "little") + arg + pickle.EMPTY_DICT
+    return head + call + pickle.TUPLE2 + pickle.REDUCE + pickle.STOP
+
+
+def _short_str(text: str) -> bytes:
+    return pickle.SHORT_BINUNICODE + bytes([len(text)]) + text.encode()
 
 
 def _record(track_id: str, codes: np.ndarray, **extra: Any) -> dict[str, Any]:
@@ -61,10 +86,10 @@ def _write_output(out: Path, records: list[dict[str, Any]]) -> Path:
     return out
 
 
-@pytest.fixture(params=["system", "numpy_looking"])
+@pytest.fixture(params=["system", "eval_in_numpys_name"])
 def tampered(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "payload-ran"
-    payload = _SystemCall(marker) if request.param == "system" else _NumpyLooking(marker)
+    payload = _SystemCall(marker) if request.param == "system" else _EvalInNumpysName(marker)
     good = _record("000001", np.arange(16, dtype=np.uint8))
     bad = _record("000002", np.arange(16, dtype=np.uint8), genre=payload)
     return _write_output(tmp_path / "out", [good, bad]), marker
@@ -90,10 +115,55 @@ def test_the_error_names_the_forbidden_global(tmp_path: Path) -> None:
     blob = pickle.dumps([_SystemCall(tmp_path / "m")])
     with pytest.raises(UnsafePickleError, match=r"(posix|os|nt)\.system"):
         loads(blob, "part-x")
-    blob = pickle.dumps([_NumpyLooking(tmp_path / "m")])
+    blob = pickle.dumps([_EvalInNumpysName(tmp_path / "m")])
     with pytest.raises(UnsafePickleError, match=r"builtins\.eval"):
         loads(blob, "part-x")
     assert not (tmp_path / "m").exists()
+
+
+_TOUCH = "import pathlib; pathlib.Path({marker!r}).touch()"
+
+
+@pytest.mark.parametrize("opcode", ["GLOBAL", "STACK_GLOBAL"])
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("numpy", "load"),  # loads a file: with allow_pickle, another pickle
+        ("numpy", "frompyfunc"),  # wraps any callable as a ufunc
+        ("numpy.testing._private.utils", "runstring"),  # exec(code, dict)
+        ("numpy.lib.npyio", "load"),
+        ("numpy.lib._npyio_impl", "load"),  # where numpy 2 keeps it
+        ("numpy", "_SystemCallInNumpysName"),  # a class that only says it is numpy's
+        ("numpy.core.multiarray", "system"),  # an allowed module, another name
+    ],
+)
+def test_numpy_globals_outside_the_allowlist_are_refused_by_name(
+    tmp_path: Path, module: str, name: str, opcode: str
+) -> None:
+    """The allowlist is of (module, name) pairs, not of modules: numpy's own globals that load
+    files or run code are refused like os.system, before the global is even looked up."""
+    marker = tmp_path / "payload-ran"
+    blob = _global_call(module, name, _TOUCH.format(marker=str(marker)), opcode)
+    with pytest.raises(UnsafePickleError, match=rf"global {re.escape(module)}\.{name}: "):
+        loads(blob, "part-x")
+    assert not marker.exists()
+
+
+def test_the_hand_built_payload_really_runs_when_trusted(tmp_path: Path) -> None:
+    """The test's own check: runstring's pickle, unguarded, executes its code."""
+    marker = tmp_path / "payload-ran"
+    code = _TOUCH.format(marker=str(marker))
+    loads(_global_call("numpy.testing._private.utils", "runstring", code, "GLOBAL"), "x",
+          trusted=True)  # fmt: skip
+    assert marker.exists()
+
+
+def test_a_class_in_numpys_name_that_reduces_to_os_system_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "payload-ran"
+    blob = pickle.dumps([_SystemCallInNumpysName(marker)], 2)
+    with pytest.raises(UnsafePickleError, match=r"global (posix|os|nt)\.system: "):
+        loads(blob, "part-x")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])

