@@ -110,6 +110,34 @@ def test_an_oversized_remote_file_is_refused_unread(
 
 
 @pytest.mark.slow
+def test_planning_asks_nothing_per_file(
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """Every request of a whole S3 -> local run, recorded at a proxy: the inputs are listed (a
+    few ListObjectsV2, however many files) and each one is then read once, by its task, with
+    one GetObject: no HeadObject, and no second request for any input."""
+    from fmaprep.bench.httpproxy import S3Proxy
+
+    root = _root("s3", services_environ)
+    store = open_store(root, StoreSettings.from_env(environ=services_environ))
+    names = [f"{d:03d}/{d:03d}{n:03d}.mp3" for d in range(3) for n in range(8)]
+    for i, name in enumerate(names):
+        store.write_bytes(f"{root}/in/{name}", _mp3_bytes(tmp_path, i % 3))
+    with S3Proxy(services_environ["FMAPREP_S3_ENDPOINT"]) as proxy:
+        env = {**services_environ, "FMAPREP_S3_ENDPOINT": proxy.url}
+        proc = run_cli(f"{root}/in", str(tmp_path / "out"), env, "--partitions", "3")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        seen = proxy.requests()
+    keys = {f"{root.split('/', 3)[3]}/in/{name}": name for name in names}  # bucket-relative
+    per_input = {name: [r.operation for r in seen if r.key == key] for key, name in keys.items()}
+    assert per_input == {name: ["GetObject"] for name in names}
+    others = {r.operation for r in seen if r.key not in keys}
+    assert others <= {"ListObjectsV2", "GetObject"}, others  # the listing and _tracks.jsonl
+    assert sum(r.operation == "ListObjectsV2" for r in seen) <= 1 + 3  # delimiter + sub-prefixes
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["s3", "hdfs"])
 def test_a_file_deleted_after_listing_is_one_read_failed_line(
     kind: str,
