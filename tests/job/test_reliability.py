@@ -121,6 +121,68 @@ def test_dedupe(spark: Any, tmp_path: Path) -> None:
     assert sorted(r["track_id"] for r in read_records(str(out))) == ["000001", "000002"]
 
 
+def _outcome(out: Path) -> tuple[dict[str, bytes], dict[str, tuple[str, str | None]]]:
+    """(track_id -> codes, failing on a track twice; track_id -> (status, duplicate_of)),
+    failing on an input twice in the manifest."""
+    codes: dict[str, bytes] = {}
+    for r in read_records(str(out)):
+        assert r["track_id"] not in codes, f"{r['track_id']} twice"
+        codes[r["track_id"]] = r["codes"].tobytes()
+    lines = [json.loads(x) for x in (out / "_manifest.jsonl").open()]
+    assert len({ln["source"] for ln in lines}) == len(lines), "an input twice in the manifest"
+    return codes, {ln["track_id"]: (ln["status"], ln.get("duplicate_of")) for ln in lines}
+
+
+def _dedupe_corpus(root: Path) -> Path:
+    """Two contents under three names (000009 is 000001's bytes), and a third content."""
+    a = write_audio(root / "000001.mp3", music(2.0, 44100, seed=1), 44100)
+    (root / "copy").mkdir(parents=True)
+    (root / "copy" / "000009.mp3").write_bytes(a.read_bytes())
+    write_audio(root / "000002.mp3", music(2.0, 44100, seed=2), 44100)
+    return a
+
+
+def test_resume_dedupe_after_a_killed_run_without_dedupe(spark: Any, tmp_path: Path) -> None:
+    """A first run without --dedupe, killed after its tasks, kept both copies' records; a
+    resume with --dedupe ends as a clean --dedupe run: one record per content, the copy a
+    ``duplicate`` line (and its record, in a kept part, excluded)."""
+    root = tmp_path / "c"
+    _dedupe_corpus(root)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(root), str(out),
+           "--master", "local[2]", "--partitions", "2"]  # fmt: skip
+    env = {**os.environ, "FMAPREP_TEST_CRASH_AT": "before-commit"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0, "the first run was not killed"
+    dedupe = {"dedupe": True}
+    run_preprocess(str(root), str(out), load_config(job_overrides={**dedupe, "mode": "resume"}),
+                   spark)  # fmt: skip
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["processed_this_run"] == 0  # the killed run's three records were kept
+    clean = tmp_path / "clean"
+    run_preprocess(str(root), str(clean), load_config(job_overrides=dedupe), spark)
+    (got, got_lines), (want, want_lines) = _outcome(out), _outcome(clean)
+    assert got_lines == want_lines
+    assert got.keys() == want.keys()
+    assert got == want
+    assert got_lines["000009"][0] == "duplicate"
+
+
+def test_resume_dedupe_finds_a_new_copy_of_a_kept_record(spark: Any, tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    a = _dedupe_corpus(root)
+    out = tmp_path / "out"
+    cfg = load_config(job_overrides={"dedupe": True, "mode": "resume"})
+    run_preprocess(str(root), str(out), cfg, spark)
+    (root / "copy2").mkdir()
+    (root / "copy2" / "000010.mp3").write_bytes(a.read_bytes())  # after 000001 in name order
+    run_preprocess(str(root), str(out), cfg, spark)
+    clean = tmp_path / "clean"
+    run_preprocess(str(root), str(clean), load_config(job_overrides={"dedupe": True}), spark)
+    assert _outcome(out) == _outcome(clean)
+    assert _outcome(out)[1]["000010"] == ("duplicate", str(a))
+
+
 def _worker_pids() -> list[int]:
     """Python workers forked by pyspark.daemon (not the daemons themselves)."""
     return pyspark_processes()[1]

@@ -118,6 +118,20 @@ class Kept:
     lines: list[dict[str, Any]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
 
+    def without(self, sources: set[str]) -> Kept:
+        """These sources' records no longer kept (--dedupe found them to be duplicates): their
+        lines go, their parts list them in ``exclude``, and a part left with no record is not
+        kept at all (the clean-up after the commit deletes it)."""
+        if not sources:
+            return self
+        parts = []
+        for part in self.parts:
+            gone = sources & {ln["source"] for ln in self.lines if ln.get("part") == part.name}
+            if len(gone) < part.records:
+                exclude = tuple(sorted({*part.exclude, *gone}))
+                parts.append(Part(part.name, part.bytes, part.records - len(gone), exclude))
+        return Kept([ln for ln in self.lines if ln["source"] not in sources], parts)
+
 
 def _read_shard(
     store: Store, output: str, name: str
