@@ -154,7 +154,7 @@ def test_killed_overwrite_shows_a_whole_generation(
 
 def _only_committed_files(out: str, settings: StoreSettings) -> None:
     """After a successful commit, OUTPUT holds what the commit names and the convenience files:
-    so ``sc.pickleFile(OUTPUT)`` sees exactly the committed records."""
+    so ``sc.pickleFile(OUTPUT)`` sees exactly the committed parts."""
     commit = read_commit(out, settings)
     assert commit is not None
     store = open_store(out, settings)
