@@ -263,3 +263,35 @@ def test_s3_runs_copy_nothing_and_upload_each_byte_once(
                 assert uploaded == (0 if part.name in old else part.bytes), (mode, part.name)
         assert len(codes(out, settings)) == 8
     (tmp_path / "s3-operations.json").write_text(json.dumps(seen, indent=1))
+
+
+@pytest.mark.slow
+def test_a_commit_aborts_the_unfinished_uploads_under_output(
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """A killed task's multipart upload (made here with the client, one part uploaded) under
+    OUTPUT is aborted by the next commit's clean-up; one under a sibling prefix is not."""
+    from local_services_fixture import s3
+
+    client, bucket = s3(services_environ), services_environ["FMAPREP_S3_BUCKET"]
+    base = f"uploads-{uuid.uuid4().hex[:8]}"
+    leftovers = {}
+    for key in (f"{base}/out/part-00001-20260101T000000Z000000-a0", f"{base}/out2/part-0"):
+        upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 999)
+        leftovers[key] = upload
+
+    def open_uploads(prefix: str) -> list[tuple[str, str]]:
+        page = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+        return sorted((u["Key"], u["UploadId"]) for u in page.get("Uploads", ()))
+
+    assert open_uploads(f"{base}/") == sorted(leftovers.items())
+    corpus = make_corpus(tmp_path / "corpus", n=2, seed=90)
+    proc = run_cli(str(corpus), f"s3a://{bucket}/{base}/out", services_environ)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert open_uploads(f"{base}/out/") == []
+    sibling = f"{base}/out2/part-0"
+    assert open_uploads(f"{base}/") == [(sibling, leftovers[sibling])]
+    assert "aborted 1 unfinished multipart uploads" in proc.stderr
+    client.abort_multipart_upload(Bucket=bucket, Key=sibling, UploadId=leftovers[sibling])

@@ -246,6 +246,7 @@ def finish(
     except Exception as exc:  # the commit stands; the next commit cleans again
         log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
         return 0
+    abort_uploads(store, output, commit)
     log.info(
         "commit timings: commit %.3f s, conveniences %.3f s, clean-up %.3f s (%d files, %d parts)",
         commit_seconds, mark - started, time.monotonic() - mark, cleaned, len(commit.parts),
@@ -264,6 +265,22 @@ def cleanup(store: Store, output: str, commit: Commit) -> int:
     if doomed:
         log.info("cleaned %d files of earlier generations and interrupted attempts", len(doomed))
     return len(doomed)
+
+
+def abort_uploads(store: Store, output: str, commit: Commit) -> int:
+    """Abort the multipart uploads that killed tasks left open under OUTPUT (S3 keeps their
+    parts, and bills them, until aborted); returns how many. Never fails the run: the commit
+    stands, and the next commit tries again."""
+    prefix = output.rstrip("/") + "/"
+    keep = {prefix + name for name in commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}}
+    try:
+        aborted = store.abort_uploads(output, keep)
+    except OSError as exc:  # StoreError: refused (no s3:ListBucketMultipartUploads?) or failed
+        log.warning("unfinished uploads under %s stay until the next commit: %s", output, exc)
+        return 0
+    if aborted:
+        log.info("aborted %d unfinished multipart uploads under %s", aborted, output)
+    return aborted
 
 
 def read_lines(store: Store, output: str, commit: Commit) -> Iterable[dict[str, Any]]:

@@ -48,7 +48,7 @@ import logging
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
@@ -271,3 +271,10 @@ class Store(ABC):
     @abstractmethod
     def rename(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst``, never replacing an existing ``dst`` (FileExistsError)."""
+
+    def abort_uploads(self, uri: str, keep: Collection[str] = ()) -> int:
+        """Abort the unfinished uploads under ``uri`` except those to a URI in ``keep``, and say
+        how many. Only S3 has them (a killed writer's multipart upload: invisible to listings,
+        but its parts are stored, and billed, until aborted); a killed writer elsewhere leaves
+        a hidden temporary file, which ``list_files`` sees like any other."""
+        return 0
