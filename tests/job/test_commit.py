@@ -263,6 +263,47 @@ def test_s3_runs_copy_nothing_and_upload_each_byte_once(
                 assert uploaded == (0 if part.name in old else part.bytes), (mode, part.name)
         assert len(codes(out, settings)) == 8
     (tmp_path / "s3-operations.json").write_text(json.dumps(seen, indent=1))
+    # what the runs sent needs no IAM action the README's table leaves out for that mode
+    documented = readme_iam_actions()
+    for mode, operations in seen.items():
+        needed = {IAM_ACTION[op] for op in operations}
+        assert needed <= documented[mode], (mode, sorted(needed - documented[mode]))
+
+
+# the IAM action each S3 operation needs (AWS's "Actions, resources, and condition keys for
+# Amazon S3"); an operation missing here fails the test until it is added, and documented
+IAM_ACTION = {
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "GetObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "DeleteObjects": "s3:DeleteObject",
+}
+README_MODES = {"new OUTPUT": "error", "--mode overwrite": "overwrite", "--mode resume": "resume"}
+
+
+def readme_iam_actions() -> dict[str, set[str]]:
+    """Mode -> the IAM actions README's EMR runbook table lists for it (a "+" row adds to the
+    new-OUTPUT row)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = text.split("| run | S3 requests on OUTPUT | actions |", 1)[1].split("\n\n", 1)[0]
+    actions: dict[str, set[str]] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        mode = next((m for label, m in README_MODES.items() if label in cells[0]), None)
+        if len(cells) != 3 or mode is None:
+            continue
+        listed = set(re.findall(r"`(s3:[A-Za-z]+)`", cells[2]))
+        actions[mode] = actions["error"] | listed if cells[2].startswith("+") else listed
+    assert actions.keys() == set(README_MODES.values()), f"README's IAM table: {actions}"
+    return actions
 
 
 @pytest.mark.slow
