@@ -133,12 +133,19 @@ def test_killed_overwrite_shows_a_whole_generation(
     out = f"{root}/over"
     assert run_cli(corpus, out, env).returncode == 0
     now = "left"
-    for step in ("tasks:4", *STEPS):  # each step overwrites with the other channel
+    # local/HDFS publish _SUCCESS by a rename: also die with the new one written, not renamed
+    # (on S3 that point is the same as before-commit: one PutObject does both)
+    staged = () if root.startswith("s3a://") else ("commit-staged",)
+    for step in ("tasks:4", *STEPS, *staged):  # each step overwrites with the other channel
         other = "right" if now == "left" else "left"
         proc = run_cli(corpus, out, env, "--channel", other, "--mode", "overwrite", crash=step)
         assert proc.returncode != 0, step
         got = codes(out, settings)
         assert got in by_channel.values(), f"{step}: a mix of generations"
+        if step == "commit-staged":  # the new commit was whole under its temporary name
+            prefix = out.rstrip("/") + "/"
+            names = [e.uri[len(prefix) :] for e in open_store(out, settings).list_files(out)]
+            assert any(n.startswith("._SUCCESS.") for n in names), names
         committed = step in STEPS[2:]  # the crash came after _SUCCESS was published
         assert got == by_channel[other if committed else now], step
         if not committed:
@@ -149,6 +156,40 @@ def test_killed_overwrite_shows_a_whole_generation(
         now = other
     done = run_cli(corpus, out, env, "--channel", now, "--mode", "overwrite")
     assert done.returncode == 0 and codes(out, settings) == by_channel[now]
+    _only_committed_files(out, settings)
+
+
+@pytest.mark.slow
+def test_killed_at_a_random_moment_of_the_tasks_then_resume(
+    store_root: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """The driver dies at a seeded-random moment of the task phase (after a random number of
+    files, plus a random few milliseconds: mid-write of a part or shard); a resume completes with
+    every input once and a clean run's codes. FMAPREP_TEST_SEED=<seed> repeats a failure."""
+    import random
+
+    root, env = store_root
+    settings = _settings(env)
+    seed = int(os.environ.get("FMAPREP_TEST_SEED") or random.SystemRandom().randrange(2**32))
+    rng = random.Random(seed)
+    # one file a task, and at least three files left to do when the driver dies: the kill lands
+    # in the task phase, not in the commit that follows it
+    done, delay_ms = rng.randint(1, N_FILES - 3), rng.randint(0, 150)
+    where = f"FMAPREP_TEST_SEED={seed}: killed after {done} files + {delay_ms} ms"
+    corpus = str(make_corpus(tmp_path / "corpus", seed=100))
+    clean = f"{root}/clean"
+    assert run_cli(corpus, clean, env).returncode == 0
+    want = codes(clean, settings)
+    out = f"{root}/random"
+    proc = run_cli(corpus, out, env, "--partitions", str(N_FILES), crash=f"tasks:{done}+{delay_ms}")
+    assert proc.returncode != 0, f"{where}: the job was not killed"
+    resumed = run_cli(corpus, out, env, "--mode", "resume")
+    assert resumed.returncode == 0, f"{where}: {resumed.stderr[-2000:]}"
+    assert codes(out, settings) == want, where
+    sources = manifest_sources(out, settings)
+    assert len(sources) == len(set(sources)) == N_FILES, where
+    stats = json.loads(open_store(out, settings).read_bytes(f"{out}/_stats.json"))
+    assert stats["processed_this_run"] <= N_FILES - done, where  # the finished tasks were kept
     _only_committed_files(out, settings)
 
 

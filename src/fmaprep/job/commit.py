@@ -43,14 +43,17 @@ def crash_point(step: str) -> None:
 
 
 def crash_during_tasks(poll: Callable[[], tuple[int, int]]) -> None:
-    """``FMAPREP_TEST_CRASH_AT=tasks:N``: the driver dies once N files are done."""
+    """``FMAPREP_TEST_CRASH_AT=tasks:N`` (or ``tasks:N+MS``): the driver dies once N files are
+    done (and MS milliseconds more: a moment inside the tasks still running)."""
     step = os.environ.get(CRASH_ENV, "")
     if not step.startswith("tasks:"):
         return
+    files, _, delay_ms = step.split(":", 1)[1].partition("+")
 
     def watch() -> None:
-        while poll()[0] < int(step.split(":", 1)[1]):
+        while poll()[0] < int(files):
             time.sleep(0.02)
+        time.sleep(int(delay_ms or 0) / 1000)
         crash_point(step)
 
     threading.Thread(target=watch, daemon=True).start()
@@ -225,7 +228,10 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     manifest = [(shard, len(data)), *((r.shard, r.shard_bytes) for r in results)]
     commit = Commit(generation, fmt, tuple(parts), tuple(manifest), stats)
     crash_point("before-commit")
-    store.write_bytes(f"{output}/{SUCCESS_FILE}", commit.to_bytes())  # the commit
+    with store.open_write(f"{output}/{SUCCESS_FILE}") as writer:  # the commit
+        writer.write(commit.to_bytes())
+        # local/HDFS: written under a temporary name, not yet renamed over the old _SUCCESS
+        writer.commit(staged=lambda: crash_point("commit-staged"))
     return commit
 
 

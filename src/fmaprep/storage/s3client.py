@@ -181,6 +181,7 @@ class _S3Writer(Writer):
     def _commit(self) -> None:
         client = self._store.client
         if self._upload_id is None:
+            self._staged()
             body = bytes(self._buffer)
             client.put_object(
                 Bucket=self._bucket, Key=self._key, Body=body, ContentMD5=_md5_b64(body)
@@ -189,6 +190,7 @@ class _S3Writer(Writer):
             return
         if self._buffer:
             self._upload_part()
+        self._staged()
         client.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
