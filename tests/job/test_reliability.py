@@ -121,9 +121,125 @@ def test_dedupe(spark: Any, tmp_path: Path) -> None:
     assert sorted(r["track_id"] for r in read_records(str(out))) == ["000001", "000002"]
 
 
-def _worker_pids() -> list[int]:
-    """Python workers forked by pyspark.daemon (not the daemons themselves)."""
-    return pyspark_processes()[1]
+def _outcome(out: Path) -> tuple[dict[str, bytes], dict[str, tuple[str, str | None]]]:
+    """(track_id -> codes, failing on a track twice; track_id -> (status, duplicate_of)),
+    failing on an input twice in the manifest."""
+    codes: dict[str, bytes] = {}
+    for r in read_records(str(out)):
+        assert r["track_id"] not in codes, f"{r['track_id']} twice"
+        codes[r["track_id"]] = r["codes"].tobytes()
+    lines = [json.loads(x) for x in (out / "_manifest.jsonl").open()]
+    assert len({ln["source"] for ln in lines}) == len(lines), "an input twice in the manifest"
+    return codes, {ln["track_id"]: (ln["status"], ln.get("duplicate_of")) for ln in lines}
+
+
+def _dedupe_corpus(root: Path) -> Path:
+    """Two contents under three names (000009 is 000001's bytes), and a third content."""
+    a = write_audio(root / "000001.mp3", music(2.0, 44100, seed=1), 44100)
+    (root / "copy").mkdir(parents=True)
+    (root / "copy" / "000009.mp3").write_bytes(a.read_bytes())
+    write_audio(root / "000002.mp3", music(2.0, 44100, seed=2), 44100)
+    return a
+
+
+def test_resume_dedupe_after_a_killed_run_without_dedupe(spark: Any, tmp_path: Path) -> None:
+    """A first run without --dedupe, killed after its tasks, kept both copies' records; a
+    resume with --dedupe ends as a clean --dedupe run: one record per content, the copy a
+    ``duplicate`` line (and its record, in a kept part, excluded)."""
+    root = tmp_path / "c"
+    _dedupe_corpus(root)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(root), str(out),
+           "--master", "local[2]", "--partitions", "2"]  # fmt: skip
+    env = {**os.environ, "FMAPREP_TEST_CRASH_AT": "before-commit"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0, "the first run was not killed"
+    dedupe = {"dedupe": True}
+    run_preprocess(str(root), str(out), load_config(job_overrides={**dedupe, "mode": "resume"}),
+                   spark)  # fmt: skip
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["processed_this_run"] == 0  # the killed run's three records were kept
+    clean = tmp_path / "clean"
+    run_preprocess(str(root), str(clean), load_config(job_overrides=dedupe), spark)
+    (got, got_lines), (want, want_lines) = _outcome(out), _outcome(clean)
+    assert got_lines == want_lines
+    assert got.keys() == want.keys()
+    assert got == want
+    assert got_lines["000009"][0] == "duplicate"
+
+
+def test_resume_dedupe_finds_a_new_copy_of_a_kept_record(spark: Any, tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    a = _dedupe_corpus(root)
+    out = tmp_path / "out"
+    cfg = load_config(job_overrides={"dedupe": True, "mode": "resume"})
+    run_preprocess(str(root), str(out), cfg, spark)
+    (root / "copy2").mkdir()
+    (root / "copy2" / "000010.mp3").write_bytes(a.read_bytes())  # after 000001 in name order
+    run_preprocess(str(root), str(out), cfg, spark)
+    clean = tmp_path / "clean"
+    run_preprocess(str(root), str(clean), load_config(job_overrides={"dedupe": True}), spark)
+    assert _outcome(out) == _outcome(clean)
+    assert _outcome(out)[1]["000010"] == ("duplicate", str(a))
+
+
+def _worker_pids(session: int) -> list[int]:
+    """Python workers forked by pyspark.daemon (not the daemons themselves) of the job started
+    as session leader ``session``: never another process's Spark on the machine."""
+    mine = []
+    for pid in pyspark_processes()[1]:
+        with contextlib.suppress(ProcessLookupError):
+            if os.getsid(pid) == session:
+                mine.append(pid)
+    return mine
+
+
+SLOW_PATH = ("--decoder", "pydub", "--resampler", "resampy")  # keeps a worker busy for seconds
+
+
+def test_killed_worker_then_killed_driver_then_resume(tmp_path: Path) -> None:
+    """Local disk: a Python worker is SIGKILLed mid-task, then the driver dies before the commit
+    (after 4 of 8 files); a resume completes with every input once, with the pure functions'
+    codes."""
+    root = tmp_path / "c"
+    paths = [write_audio(root / f"{i:06d}.mp3", music(4.0, 44100, seed=i), 44100) for i in range(8)]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(root), str(out), "--master",
+           "local[2]", "--partitions", "8", *SLOW_PATH]  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**env, "FMAPREP_TEST_CRASH_AT": "tasks:4"},
+    )  # fmt: skip
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        if _worker_pids(proc.pid):
+            time.sleep(0.5)  # into a task
+            workers = _worker_pids(proc.pid)
+            if workers and proc.poll() is None:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    _, stderr = proc.communicate(timeout=300)
+    assert killed is not None, "no Python worker of the job was seen to kill"
+    assert proc.returncode == 137, stderr[-3000:]  # the crash hook: the driver died
+    assert not (out / "_SUCCESS").exists()
+    done = subprocess.run(
+        [*cmd, "--mode", "resume"], env=env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "_manifest.jsonl").open()]
+    assert sorted(line["source"] for line in lines) == sorted(map(str, paths))
+    cfg = load_config(pipeline_overrides={"decoder": "pydub", "resampler": "resampy"})
+    seen: dict[str, np.ndarray] = {}
+    for record in read_records(str(out)):
+        assert record["source"] not in seen, f"{record['source']} twice"
+        seen[record["source"]] = record["codes"]
+    assert sorted(seen) == sorted(map(str, paths))
+    for path in paths:
+        np.testing.assert_array_equal(seen[str(path)], reference_codes(path, cfg.pipeline)[0])
 
 
 def test_killed_worker_is_retried_and_nothing_is_lost_or_doubled(tmp_path: Path) -> None:
@@ -149,14 +265,17 @@ def test_killed_worker_is_retried_and_nothing_is_lost_or_doubled(tmp_path: Path)
         "8",
     ]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
     killed = None
     deadline = time.monotonic() + 120
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
-        workers = _worker_pids()
+        workers = _worker_pids(proc.pid)
         if workers:
             time.sleep(1.0)  # let it get into a task
-            workers = _worker_pids()
+            workers = _worker_pids(proc.pid)
             if workers:
                 killed = workers[0]
                 os.kill(killed, signal.SIGKILL)
@@ -178,7 +297,9 @@ def test_interrupted_run_leaves_nothing_then_resume_adds_only_what_is_missing(
     for i in range(4):
         write_audio(root / f"{i:06d}.mp3", music(2.0, 44100, seed=i), 44100)
     out = tmp_path / "out"
-    run_preprocess(str(root), str(out), load_config(), spark)
+    # every run the killed one's pipeline (a resume needs the same config key)
+    slow = {"decoder": "pydub", "resampler": "resampy"}
+    run_preprocess(str(root), str(out), load_config(pipeline_overrides=slow), spark)
     first = {r["track_id"]: r["codes"].tobytes() for r in read_records(str(out))}
     for i in range(4, 10):
         write_audio(root / f"{i:06d}.mp3", music(6.0, 44100, seed=i), 44100)
@@ -194,23 +315,26 @@ def test_interrupted_run_leaves_nothing_then_resume_adds_only_what_is_missing(
         "local[1]",
         "--mode",
         "resume",
-        "--decoder",
-        "pydub",
-        "--resampler",
-        "resampy",
+        *SLOW_PATH,
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 120
-    while not _worker_pids() and time.monotonic() < deadline:
+    while not _worker_pids(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(1.0)
+    assert proc.poll() is None, "the resume to kill had already ended"
     proc.kill()
     proc.wait()
     assert {r["track_id"]: r["codes"].tobytes() for r in read_records(str(out))} == first
     # then a resume adds the six new tracks (fewer, if the killed run finished a task: its
     # committed task outputs are kept)
     result = run_preprocess(
-        str(root), str(out), load_config(job_overrides={"mode": "resume"}), spark
+        str(root),
+        str(out),
+        load_config(pipeline_overrides=slow, job_overrides={"mode": "resume"}),
+        spark,
     )
     stats = json.loads((out / "_stats.json").read_text())
     assert stats["processed_this_run"] <= 6 and result.counts["ok"] == 10
@@ -218,7 +342,12 @@ def test_interrupted_run_leaves_nothing_then_resume_adds_only_what_is_missing(
     assert sorted(both) == [f"{i:06d}" for i in range(10)]
     # and an input that changed since is processed again, its new record replacing the old
     write_audio(root / "000000.mp3", music(2.0, 44100, seed=99), 44100)
-    run_preprocess(str(root), str(out), load_config(job_overrides={"mode": "resume"}), spark)
+    run_preprocess(
+        str(root),
+        str(out),
+        load_config(pipeline_overrides=slow, job_overrides={"mode": "resume"}),
+        spark,
+    )
     stats = json.loads((out / "_stats.json").read_text())
     assert stats["processed_this_run"] == 1
     again = {r["track_id"]: r["codes"].tobytes() for r in read_records(str(out))}

@@ -163,3 +163,43 @@ def test_a_file_deleted_after_listing_is_one_read_failed_line(
     assert statuses["000001"]["status"] == "error"
     assert statuses["000001"]["error"].startswith("read_failed: not found")
     assert statuses["000002"]["status"] == "ok" and result.records == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["s3", "hdfs"])
+def test_export_and_window_sampler_read_a_remote_output(
+    kind: str,
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """``fmaprep export`` and a sequential WindowSampler on an OUTPUT in S3/HDFS give the codes
+    that read_records gives there (the settings come from the environment, as a user's would)."""
+    from fmaprep.cli import main
+    from fmaprep.train.data import WindowSampler
+
+    env = services_environ
+    corpus = tmp_path / "corpus"
+    for i in range(3):
+        write_audio(corpus / f"{i + 1:06d}.mp3", music(1.0 + 0.5 * i, 44100, seed=30 + i), 44100)
+    out = f"{_root(kind, env)}/out"
+    proc = run_cli(str(corpus), out, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = {r["track_id"]: r["codes"] for r in read_records(out)}
+    assert len(records) == 3
+    dest = tmp_path / "mm"
+    assert main(["-q", "export", out, str(dest), "--to", "memmap"]) == 0
+    index = [json.loads(x) for x in (dest / "index.jsonl").read_text().splitlines()]
+    assert sorted(line["track_id"] for line in index) == sorted(records)
+    flat = (dest / "codes.u8").read_bytes()
+    for line in index:
+        got = flat[line["offset"] : line["offset"] + line["length"]]
+        assert got == records[line["track_id"]].tobytes(), line["track_id"]
+    window, rf = 1000, 24
+    sampler = WindowSampler(out, window, rf, mode="sequential")
+    seen = set()
+    for (tid, start), (inputs, target) in zip(sampler.positions(), sampler, strict=True):
+        codes = records[tid]
+        assert inputs.tobytes() == codes[start : start + rf + window - 1].tobytes(), (tid, start)
+        assert target.tobytes() == codes[start + rf : start + rf + window].tobytes(), (tid, start)
+        seen.add(tid)
+    assert seen == set(records)

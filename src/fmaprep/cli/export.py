@@ -15,7 +15,7 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUTPUT", help="a local fmaprep output directory")
+    p.add_argument("output", metavar="OUTPUT", help="an fmaprep output (directory, s3://, hdfs://)")
     p.add_argument("dest", metavar="DEST", help="directory to create (written atomically)")
     p.add_argument("--to", choices=["memmap"], default="memmap", help="layout (default memmap)")
     p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")

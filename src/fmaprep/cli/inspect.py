@@ -14,7 +14,7 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUTPUT", help="a local fmaprep output directory")
+    p.add_argument("output", metavar="OUTPUT", help="an fmaprep output (directory, s3://, hdfs://)")
     p.add_argument("--records", type=int, default=3, help="how many records to show (default 3)")
 
 

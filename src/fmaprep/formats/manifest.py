@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import platform
-import sys
 from importlib import metadata
 from typing import Any
 
@@ -61,10 +60,18 @@ def library_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
-    soundfile = sys.modules.get("soundfile")
-    if soundfile is not None:
-        versions["libsndfile"] = str(soundfile.__libsndfile_version__)
+    versions["libsndfile"] = _libsndfile_version()
     return versions
+
+
+def _libsndfile_version() -> str:
+    """Imported here, not looked up in sys.modules: whether something else imported soundfile
+    first must not change the versions (they make --mode resume's config key)."""
+    try:
+        import soundfile
+    except (ImportError, OSError):  # OSError: the wheel's bundled libsndfile did not load
+        return "absent"
+    return str(soundfile.__libsndfile_version__)
 
 
 def summarize(lines: list[dict[str, Any]]) -> dict[str, Any]:

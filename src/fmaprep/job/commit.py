@@ -43,14 +43,17 @@ def crash_point(step: str) -> None:
 
 
 def crash_during_tasks(poll: Callable[[], tuple[int, int]]) -> None:
-    """``FMAPREP_TEST_CRASH_AT=tasks:N``: the driver dies once N files are done."""
+    """``FMAPREP_TEST_CRASH_AT=tasks:N`` (or ``tasks:N+MS``): the driver dies once N files are
+    done (and MS milliseconds more: a moment inside the tasks still running)."""
     step = os.environ.get(CRASH_ENV, "")
     if not step.startswith("tasks:"):
         return
+    files, _, delay_ms = step.split(":", 1)[1].partition("+")
 
     def watch() -> None:
-        while poll()[0] < int(step.split(":", 1)[1]):
+        while poll()[0] < int(files):
             time.sleep(0.02)
+        time.sleep(int(delay_ms or 0) / 1000)
         crash_point(step)
 
     threading.Thread(target=watch, daemon=True).start()
@@ -117,6 +120,20 @@ class Kept:
 
     lines: list[dict[str, Any]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
+
+    def without(self, sources: set[str]) -> Kept:
+        """These sources' records no longer kept (--dedupe found them to be duplicates): their
+        lines go, their parts list them in ``exclude``, and a part left with no record is not
+        kept at all (the clean-up after the commit deletes it)."""
+        if not sources:
+            return self
+        parts = []
+        for part in self.parts:
+            gone = sources & {ln["source"] for ln in self.lines if ln.get("part") == part.name}
+            if len(gone) < part.records:
+                exclude = tuple(sorted({*part.exclude, *gone}))
+                parts.append(Part(part.name, part.bytes, part.records - len(gone), exclude))
+        return Kept([ln for ln in self.lines if ln["source"] not in sources], parts)
 
 
 def _read_shard(
@@ -211,7 +228,10 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     manifest = [(shard, len(data)), *((r.shard, r.shard_bytes) for r in results)]
     commit = Commit(generation, fmt, tuple(parts), tuple(manifest), stats)
     crash_point("before-commit")
-    store.write_bytes(f"{output}/{SUCCESS_FILE}", commit.to_bytes())  # the commit
+    with store.open_write(f"{output}/{SUCCESS_FILE}") as writer:  # the commit
+        writer.write(commit.to_bytes())
+        # local/HDFS: written under a temporary name, not yet renamed over the old _SUCCESS
+        writer.commit(staged=lambda: crash_point("commit-staged"))
     return commit
 
 
@@ -232,6 +252,7 @@ def finish(
     except Exception as exc:  # the commit stands; the next commit cleans again
         log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
         return 0
+    abort_uploads(store, output, commit)
     log.info(
         "commit timings: commit %.3f s, conveniences %.3f s, clean-up %.3f s (%d files, %d parts)",
         commit_seconds, mark - started, time.monotonic() - mark, cleaned, len(commit.parts),
@@ -250,6 +271,22 @@ def cleanup(store: Store, output: str, commit: Commit) -> int:
     if doomed:
         log.info("cleaned %d files of earlier generations and interrupted attempts", len(doomed))
     return len(doomed)
+
+
+def abort_uploads(store: Store, output: str, commit: Commit) -> int:
+    """Abort the multipart uploads that killed tasks left open under OUTPUT (S3 keeps their
+    parts, and bills them, until aborted); returns how many. Never fails the run: the commit
+    stands, and the next commit tries again."""
+    prefix = output.rstrip("/") + "/"
+    keep = {prefix + name for name in commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}}
+    try:
+        aborted = store.abort_uploads(output, keep)
+    except OSError as exc:  # StoreError: refused (no s3:ListBucketMultipartUploads?) or failed
+        log.warning("unfinished uploads under %s stay until the next commit: %s", output, exc)
+        return 0
+    if aborted:
+        log.info("aborted %d unfinished multipart uploads under %s", aborted, output)
+    return aborted
 
 
 def read_lines(store: Store, output: str, commit: Commit) -> Iterable[dict[str, Any]]:

@@ -44,32 +44,64 @@ log = logging.getLogger(__name__)
 
 def _dedupe(
     sc: Any,
+    todo: list[InputFile],
+    kept: Kept,
+    *,
     files: list[InputFile],
     config: Config,
     stores: StoreSettings,
-    kept: list[dict[str, Any]],
-) -> tuple[list[InputFile], list[dict[str, Any]]]:
-    """Hash every input's bytes (in Spark); keep the first source of each content (a kept
-    record's content first, then in name order) and return manifest lines for the rest."""
+) -> tuple[list[InputFile], list[dict[str, Any]], Kept]:
+    """Keep the first source of each content and return manifest lines for the rest: kept
+    records first (those a --dedupe run chose, then in name order), then the inputs to process
+    in name order. The tasks hash the inputs to process and the kept inputs whose line has no
+    sha1 (an earlier run without --dedupe), so a resume learns every kept content."""
     from fmaprep.spark.inputs import hash_inputs
 
-    bins = pack_by_bytes(files, _partition_count(sc, files, config))
-    digests = hash_inputs(sc, bins, stores)
-    first: dict[str, str] = {line["sha1"]: line["source"] for line in kept if line.get("sha1")}
-    keep, duplicates = [], []
-    for f in sorted(files, key=lambda f: f.source):
+    by_source = {f.source: f for f in files}
+    unhashed = [by_source[ln["source"]] for ln in kept.lines if not ln.get("sha1")]
+    if not todo and not unhashed:
+        return todo, [], kept
+    wanted = todo + unhashed
+    digests = hash_inputs(sc, pack_by_bytes(wanted, _partition_count(sc, wanted, config)), stores)
+    first: dict[str, str] = {}  # sha1 -> the source whose record holds that content
+    kept, duplicates = _dedupe_kept(kept, digests, by_source, first)
+    dropped = len(duplicates)
+    keep = []
+    for f in sorted(todo, key=lambda f: f.source):
         digest = digests[f.source]
         if digest in first:
-            duplicates.append(
-                {"track_id": f.track_id, "source": f.source, "status": "duplicate",
-                 "duplicate_of": first[digest], "sha1": digest, "bytes": f.size, "mtime": f.mtime,
-                 "identity": f.identity()}
-            )  # fmt: skip
+            duplicates.append(_duplicate_line(f, first[digest], digest))
         else:
             first[digest] = f.source
             keep.append(dataclasses.replace(f, metadata={**f.metadata, "sha1": digest}))
-    log.info("dedupe: %d distinct contents, %d duplicates", len(keep), len(duplicates))
-    return keep, duplicates
+    log.info(
+        "dedupe: %d distinct contents, %d duplicates (%d of them kept by an earlier run)",
+        len(first), len(duplicates), dropped,
+    )  # fmt: skip
+    return keep, duplicates, kept
+
+
+def _dedupe_kept(
+    kept: Kept, digests: dict[str, str], by_source: dict[str, InputFile], first: dict[str, str]
+) -> tuple[Kept, list[dict[str, Any]]]:
+    """The kept records, one per content (filling ``first``), and duplicate lines for the rest:
+    an earlier run without --dedupe may have kept a record for each copy."""
+    duplicates, dropped, lines = [], set(), []
+    for line in sorted(kept.lines, key=lambda ln: ("sha1" not in ln, ln["source"])):
+        digest = line.get("sha1") or digests[line["source"]]
+        if digest in first:
+            duplicates.append(_duplicate_line(by_source[line["source"]], first[digest], digest))
+            dropped.add(line["source"])
+        else:
+            first[digest] = line["source"]
+            lines.append({**line, "sha1": digest})  # so the next resume need not hash it
+    return Kept(lines, kept.without(dropped).parts), duplicates
+
+
+def _duplicate_line(f: InputFile, original: str, digest: str) -> dict[str, Any]:
+    return {"track_id": f.track_id, "source": f.source, "status": "duplicate",
+            "duplicate_of": original, "sha1": digest, "bytes": f.size, "mtime": f.mtime,
+            "identity": f.identity()}  # fmt: skip
 
 
 def _partition_count(sc: Any, files: list[InputFile], config: Config) -> int:
@@ -144,8 +176,8 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         sum(f.size for f in files) / 1e6,
         len(todo),
     )
-    if config.job.dedupe and todo:
-        todo, duplicates = _dedupe(sc, todo, config, stores, kept.lines)
+    if config.job.dedupe:
+        todo, duplicates, kept = _dedupe(sc, todo, kept, files=files, config=config, stores=stores)
         driver_lines += duplicates
 
     # transform + load: every task writes its part and manifest shard into OUTPUT

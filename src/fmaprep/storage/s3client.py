@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -181,6 +181,7 @@ class _S3Writer(Writer):
     def _commit(self) -> None:
         client = self._store.client
         if self._upload_id is None:
+            self._staged()
             body = bytes(self._buffer)
             client.put_object(
                 Bucket=self._bucket, Key=self._key, Body=body, ContentMD5=_md5_b64(body)
@@ -189,6 +190,7 @@ class _S3Writer(Writer):
             return
         if self._buffer:
             self._upload_part()
+        self._staged()
         client.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
@@ -399,6 +401,49 @@ class S3Store(Store):
                 f"s3://{bucket}: {len(errors)} of {len(keys)} deletes failed, e.g. "
                 f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
             )
+
+    def abort_uploads(self, uri: str, keep: Collection[str] = ()) -> int:
+        """ListMultipartUploads under ``uri``'s prefix, then AbortMultipartUpload for each one
+        not to a URI in ``keep``; a refused or failed request is a StoreError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        parsed = self._split(uri)
+        try:
+            doomed = [
+                (key, upload_id)
+                for key, upload_id in self._uploads(parsed.authority, _dir_prefix(parsed.path))
+                if parsed.with_path(key) not in keep
+            ]
+            for key, upload_id in doomed:
+                self._abort_upload(parsed.authority, key, upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"{uri}: aborting unfinished uploads: {exc}") from exc
+        return len(doomed)
+
+    def _uploads(self, bucket: str, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, upload id) of every unfinished multipart upload under ``prefix``, page by page."""
+        markers: dict[str, str] = {}
+        while True:
+            # no MaxUploads: S3's default page is 1000 already, and s3proxy refuses the
+            # parameter (501 Not Implemented)
+            page = self.client.list_multipart_uploads(Bucket=bucket, Prefix=prefix, **markers)
+            for upload in page.get("Uploads", ()):
+                yield upload["Key"], upload["UploadId"]
+            if not page.get("IsTruncated"):
+                return
+            markers = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page.get("NextUploadIdMarker") or "",
+            }
+
+    def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _s3_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
+                raise
 
     def rename(self, src: str, dst: str) -> None:
         raise io.UnsupportedOperation(
