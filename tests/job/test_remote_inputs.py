@@ -166,6 +166,57 @@ def test_a_file_deleted_after_listing_is_one_read_failed_line(
 
 
 @pytest.mark.slow
+def test_a_whole_run_keeps_going_when_a_listed_key_is_deleted_before_its_task(
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """A whole S3 run, one task at a time (local[1], one file per bin): when the first task
+    asks for its input, the other input is deleted from the server itself, after the driver
+    listed it and before its task runs. Its task gets a real 404: one read_failed line, the
+    run goes on and commits the other record."""
+    from fmaprep.bench.httpproxy import S3Proxy
+
+    env = services_environ
+    settings = StoreSettings.from_env(environ=env)
+    root = _root("s3", env)
+    store = open_store(root, settings)
+    names = ["000001.mp3", "000002.mp3"]
+    for i, name in enumerate(names):
+        store.write_bytes(f"{root}/in/{name}", _mp3_bytes(tmp_path, 10 + i))
+    prefix = root.split("/", 3)[3]  # bucket-relative
+    keys = {f"{prefix}/in/{name}": name for name in names}
+    deleted: list[str] = []
+
+    def delete_the_other(operation: str, key: str | None) -> None:
+        if operation == "GetObject" and key in keys and not deleted:
+            (other,) = [k for k in keys if k != key]
+            store.delete([f"{root}/in/{keys[other]}"])  # straight to the server, not the proxy
+            deleted.append(keys[other])
+
+    with S3Proxy(env["FMAPREP_S3_ENDPOINT"]) as proxy:
+        proxy.before_forward = delete_the_other
+        via_proxy = {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
+        one_at_a_time = ["--master", "local[1]", "--partitions", "2", "--max-error-rate", "1"]
+        proc = run_cli(f"{root}/in", f"{root}/out", via_proxy, *one_at_a_time)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        gets = [r for r in proxy.requests() if r.operation == "GetObject" and r.key in keys]
+    assert len(deleted) == 1
+    (gone,) = deleted
+    (kept,) = [n for n in names if n != gone]
+    # the deleted key was still asked for, by its own task, and the server said it is not there
+    assert [(keys[r.key], r.status) for r in gets if keys[r.key] == gone] == [(gone, 404)]
+    lines = store.read_bytes(f"{root}/out/_manifest.jsonl").decode().splitlines()
+    by_name = {json.loads(x)["source"].rsplit("/", 1)[1]: json.loads(x) for x in lines}
+    assert by_name[gone]["status"] == "error"
+    assert by_name[gone]["error"].startswith("read_failed: not found"), by_name[gone]
+    assert by_name[kept]["status"] == "ok"
+    assert [r["source"] for r in read_records(f"{root}/out", settings=settings)] == [
+        f"{root}/in/{kept}"
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["s3", "hdfs"])
 def test_export_and_window_sampler_read_a_remote_output(
     kind: str,
@@ -203,3 +254,14 @@ def test_export_and_window_sampler_read_a_remote_output(
         assert target.tobytes() == codes[start + rf : start + rf + window].tobytes(), (tid, start)
         seen.add(tid)
     assert seen == set(records)
+    # preview reads one track from there too
+    import soundfile as sf
+
+    from fmaprep.train.preview import codes_to_pcm16
+
+    tid = sorted(records)[1]
+    wav = tmp_path / "one.wav"
+    assert main(["-q", "preview", out, "--track", tid, "--out", str(wav)]) == 0
+    pcm, rate = sf.read(wav, dtype="int16")
+    assert rate == 8000
+    assert pcm.tobytes() == codes_to_pcm16(records[tid]).tobytes()

@@ -114,6 +114,7 @@ def test_job_through_the_archive_equals_local(
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "workers OK: " in proc.stdout
     assert "/environment/bin/python" in proc.stdout  # the probe ran the archive's python
+    assert "Spark UI: http://" in proc.stdout  # a cluster job keeps its UI, and says where
     stats = json.loads((out / "_stats.json").read_text())
     assert stats["master"] == cluster["FMAPREP_SPARK_MASTER"]  # not silently local
     assert _statuses(out) == _statuses(local)
@@ -121,6 +122,32 @@ def test_job_through_the_archive_equals_local(
     want = _codes(local)
     assert len(want) == 5
     assert _codes(out) == want
+
+
+UI_SCRIPT = """
+import json, sys, urllib.request
+from fmaprep.spark.session import build_session, stop_session
+session = build_session(sys.argv[1])
+sc = session.sparkContext
+try:
+    with urllib.request.urlopen(f"{sc.uiWebUrl}/api/v1/applications", timeout=30) as r:
+        apps = json.load(r)
+    print(json.dumps({"url": sc.uiWebUrl, "ids": [a["id"] for a in apps], "me": sc.applicationId}))
+finally:
+    stop_session(session)
+"""
+
+
+def test_a_cluster_session_serves_the_spark_ui(cluster: dict[str, str]) -> None:
+    """The UI is off for local masters only: on a cluster master it answers its REST API."""
+    proc = subprocess.run(
+        [sys.executable, "-c", UI_SCRIPT, cluster["FMAPREP_SPARK_MASTER"]],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["url"].startswith("http://")
+    assert seen["ids"] == [seen["me"]]
 
 
 def test_resampy_and_ffmpeg_work_from_the_archive(

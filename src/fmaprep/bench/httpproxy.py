@@ -22,6 +22,7 @@ Python API::
         proxy.fail_next("GetObject", 2)           # the next 2 GetObjects get 503 SlowDown
         proxy.drop_next("GetObject")              # the next one is cut off mid-body
         proxy.reset()                             # forget the records (and armed faults)
+        proxy.before_forward = hook               # hook(operation, key) before each request
 
 CLI (for benchmark scripts; prints its URL on the first line of stdout, runs until killed)::
 
@@ -49,7 +50,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -369,6 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if proxy.delay_ms > 0:
                 time.sleep(proxy.delay_ms / 1000)
+            if proxy.before_forward is not None:
+                key = urlsplit(self.path).path.lstrip("/").partition("/")[2]
+                proxy.before_forward(operation, unquote(key) or None)
             fail, drop, drop_after = proxy.take_faults(operation)
             if fail:
                 self._slow_down(chunked, length, expect, state)
@@ -622,6 +626,9 @@ class S3Proxy:
             raise ValueError(f"upstream must be http://host:port, not {upstream!r}")
         self.upstream_addr = (parts.hostname, parts.port or 80)
         self.delay_ms = delay_ms
+        # Called as before_forward(operation, key) in the request's thread before it is
+        # forwarded, so a test can change the upstream at an exact moment of a run.
+        self.before_forward: Callable[[str, str | None], None] | None = None
         self._bind = (host, port)
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)

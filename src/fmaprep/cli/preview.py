@@ -14,7 +14,10 @@ EXAMPLES = """\
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("output", metavar="OUTPUT", help="a local fmaprep output or memmap export")
+    p.add_argument(
+        "output", metavar="OUTPUT",
+        help="an fmaprep output (directory, s3://, hdfs://) or a local memmap export",
+    )  # fmt: skip
     p.add_argument("--track", required=True, metavar="ID", help="track id (the file's stem)")
     p.add_argument("--out", required=True, metavar="WAV", help="wav file to write")
 

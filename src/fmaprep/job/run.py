@@ -138,6 +138,8 @@ def run_preprocess(
         session = build_session(config.job.master, conf=conf)
     try:
         if not is_local_master(session.sparkContext.master):
+            if session.sparkContext.uiWebUrl:  # on EMR also reachable through YARN's proxy
+                log.info("Spark UI: %s", session.sparkContext.uiWebUrl)
             # fail in seconds with one clear line when the executors cannot import fmaprep, or
             # cannot see a local INPUT/OUTPUT (each node would use its own disk)
             from fmaprep.spark.workerenv import check_workers
