@@ -10,9 +10,10 @@
 #     s3     tools (python with boto3), endpoint reachable, credentials valid, bucket exists,
 #            put/get/list/delete of a probe under the prefix (no ACL headers; secrets never shown)
 #     local  the directory (or nearest parent) exists and takes a write/read/delete probe
-#   then, when all of that passed, a tiny Spark job (local[1], .venv's pyspark) that reads one
-#   file and writes/reads/deletes one probe per URI through the Hadoop filesystem the job uses,
-#   with the job's settings (conf/storage.toml via fmaprep.storage.s3_settings).
+#   then, when all of that passed, the job's own path (local[1], .venv's pyspark): the driver
+#   lists each URI as the job plans, and a Spark task reads one input and writes/reads/deletes
+#   one probe with the job's clients (boto3 for S3, WebHDFS for HDFS) and settings
+#   (conf/storage.toml, FMAPREP_S3_*, FMAPREP_WEBHDFS_URL or dfs.namenode.http-address).
 #   Output: one line per check ("ok" or "FAIL CHECK URI: what and why. Fix: ..."); each failure
 #   is one line. --json: one JSON object per check {"check","uri","status","message","fix"}.
 #   Exit 0 only when every check passed; 1 when one failed; 2 on bad usage.

@@ -119,10 +119,14 @@ def test_healthy_services_pass_with_spark(
     assert by_uri[data["s3_in"]] == s3_order
     assert by_uri[data["s3_out"]] == s3_order
     spark = {r["uri"]: r["message"] for r in results if r["check"] == "spark"}
-    # Spark read the one real input through the job's filesystems.
-    assert "000002.mp3" in spark[data["s3_in"]] and "S3AFileSystem" in spark[data["s3_in"]]
-    assert "000002.mp3" in spark[data["hdfs_in"]]
-    assert "DistributedFileSystem" in spark[data["hdfs_in"]]
+    # The driver listed as the job plans, and a Spark task read the one real input and wrote its
+    # probe with the job's own clients (boto3, WebHDFS): the JVM never touches S3.
+    for uri, client in ((data["s3_in"], "S3Store"), (data["hdfs_in"], "HDFSStore")):
+        assert "listed 1 input file;" in spark[uri], spark[uri]
+        assert "bytes of " in spark[uri] and "000002.mp3" in spark[uri]
+        assert f"via {client} in a Spark task" in spark[uri]
+    for uri in (data["s3_out"], data["hdfs_out"]):
+        assert "listed 0 input files; no input file to read" in spark[uri], spark[uri]
     # hdfs:/// was resolved against fs.defaultFS, and the check says where relative paths go.
     defaultfs = next(
         r["message"]
@@ -140,8 +144,7 @@ def test_healthy_services_pass_with_spark(
         .list_objects_v2(Bucket=local_services["FMAPREP_S3_BUCKET"], Prefix=f"check-{data['tag']}")
         .get("Contents", [])
     ]
-    # (keys ending in "/" are s3proxy's on-disk directories, which S3A's bulk delete leaves;
-    # S3A itself reports those paths as absent, as real S3 would.)
+    # (keys ending in "/" would be s3proxy's on-disk directories, which real S3 does not have)
     assert [k for k in keys if not k.endswith("/")] == [f"check-{data['tag']}/raw/000/000002.mp3"]
     assert not any("probe" in k for k in keys)
 
@@ -260,6 +263,20 @@ def test_failures_are_reported_per_uri_and_as_json(
     assert failed[0]["fix"]
     assert [r["status"] for r in results if r["uri"] == data["hdfs_in"]][:-1] == ["pass"] * 6
     assert {r["status"] for r in results if r["check"] == "spark"} == {"skip"}
+
+
+def test_a_webhdfs_the_tasks_cannot_reach_fails_the_spark_step(
+    local_services: dict[str, str], data: dict[str, str]
+) -> None:
+    """The hdfs tool reaches the NameNode over RPC, the job's tasks over WebHDFS: a wrong
+    NameNode HTTP address passes every hdfs.* check and fails only the job-path step."""
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**local_services, "FMAPREP_WEBHDFS_URL": f"http://127.0.0.1:{port}"}
+    proc = check(env, data["hdfs_in"], spark=True)
+    line = assert_one_failure(proc, "spark", f"127.0.0.1:{port}", "FMAPREP_WEBHDFS_URL")
+    assert "could not list" in line
 
 
 def test_usage_errors() -> None:

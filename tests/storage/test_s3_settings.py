@@ -12,9 +12,10 @@ from fmaprep.storage.s3_settings import (
     TEMPORARY_PROVIDER,
     StorageConfError,
     hadoop_s3a_conf,
+    hdfs_spark_conf,
     load_s3_settings,
     redact,
-    spark_storage_conf,
+    spark_s3a_conf,
 )
 
 KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value"}
@@ -79,11 +80,13 @@ def test_hadoop_conf_carries_env_credentials_and_redact_hides_them(tmp_path: Pat
     assert with_token["fs.s3a.aws.credentials.provider"].split(",")[0] == TEMPORARY_PROVIDER
 
 
-def test_spark_conf_only_for_s3_uris(tmp_path: Path) -> None:
+def test_spark_conf_for_the_default_fs_and_for_s3a_readers(tmp_path: Path) -> None:
+    """The job gives Spark only HDFS's default filesystem; the S3A conf is for users who read
+    an output with ``sc.pickleFile`` (``python -m fmaprep.storage.s3_settings`` prints it)."""
     conf_file = write(tmp_path, '[s3]\nhadoop_aws_version = "3.3.4"\n')
     env = {"FMAPREP_STORAGE_CONF": str(conf_file), "FMAPREP_HDFS_URI": "hdfs://127.0.0.1:29100"}
-    hdfs_only = spark_storage_conf(["hdfs:///in", "file:///out"], env=env)
-    assert hdfs_only == {"spark.hadoop.fs.defaultFS": "hdfs://127.0.0.1:29100"}
-    both = spark_storage_conf(["s3a://bucket/raw/", "hdfs:///out"], env=env)
-    assert both["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.3.4"
-    assert both["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    assert hdfs_spark_conf(env) == {"spark.hadoop.fs.defaultFS": "hdfs://127.0.0.1:29100"}
+    assert hdfs_spark_conf({}) == {}
+    s3a = spark_s3a_conf(load_s3_settings(env=env), env)
+    assert s3a["spark.jars.packages"] == "org.apache.hadoop:hadoop-aws:3.3.4"
+    assert s3a["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"

@@ -224,16 +224,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
 
 def store_settings(sc: Any, config: Config) -> StoreSettings:
     """How the driver and the tasks reach S3 and HDFS: the job's S3 settings, and HDFS's
-    default filesystem and NameNode HTTP address from the driver's Hadoop configuration (so
-    ``hdfs:///x`` means what it means to Hadoop, and tasks need no Hadoop client)."""
+    default filesystem and NameNode HTTP address from the driver's Hadoop configuration."""
     hconf = sc._jsc.hadoopConfiguration()
-    default_fs = str(hconf.get("fs.defaultFS") or "")
-    http = str(hconf.get("dfs.namenode.http-address") or "")
-    return StoreSettings.from_env(
-        endpoint=config.job.s3_endpoint,
-        default_fs=default_fs if default_fs.startswith("hdfs://") else None,
-        namenode_http=None if not http or http.startswith("0.0.0.0") else f"http://{http}",
-    )
+    return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
 
 
 def _progress(total: int, poll: Callable[[], tuple[int, int]]) -> Progress:

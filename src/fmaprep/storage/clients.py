@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fmaprep.storage.localfs import LocalStore
 from fmaprep.storage.s3_settings import S3Settings, load_s3_settings
@@ -45,6 +46,19 @@ class StoreSettings:
             s3=load_s3_settings(env=env, endpoint=endpoint),
             webhdfs=(env.get(WEBHDFS_ENV) or "").rstrip("/") or namenode_http,
             default_fs=env.get("FMAPREP_HDFS_URI") or default_fs or None,
+        )
+
+    @classmethod
+    def from_hadoop_conf(cls, hconf: Any, endpoint: str | None = None) -> StoreSettings:
+        """:meth:`from_env`, completed by the driver's Hadoop configuration (``hconf``, the JVM's
+        ``Configuration``): ``fs.defaultFS`` (so ``hdfs:///x`` means what it means to Hadoop)
+        and ``dfs.namenode.http-address`` (so tasks reach WebHDFS with no Hadoop client)."""
+        default_fs = str(hconf.get("fs.defaultFS") or "")
+        http = str(hconf.get("dfs.namenode.http-address") or "")
+        return cls.from_env(
+            endpoint=endpoint,
+            default_fs=default_fs if default_fs.startswith("hdfs://") else None,
+            namenode_http=None if not http or http.startswith("0.0.0.0") else f"http://{http}",
         )
 
     def full_uri(self, uri: str) -> str:

@@ -1,8 +1,10 @@
-"""S3 settings from ``conf/storage.toml`` + the environment, as Hadoop/Spark conf for S3A.
+"""S3 settings from ``conf/storage.toml`` + the environment (and, for readers who use Spark's
+own S3A, as Hadoop/Spark conf).
 
 The one place that says how fmaprep talks to S3: ``scripts/check-storage.sh`` and the preprocess
-job both call :func:`load_s3_settings` and :func:`spark_s3a_conf`, so the health check probes the
-exact configuration that the job will run with.
+job both call :func:`load_s3_settings` (their boto3 clients use the result), so the health check
+probes the exact configuration that the job will run with. :func:`spark_s3a_conf` is for users
+who read an output with ``sc.pickleFile("s3a://...")``; the job itself gives Spark none of it.
 
 Precedence: explicit arguments (CLI flags) > environment > the TOML file > built-in defaults.
 Environment: ``FMAPREP_STORAGE_CONF`` (path of the TOML file), ``FMAPREP_S3_ENDPOINT``,
@@ -262,19 +264,6 @@ def hdfs_spark_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:
     if not re.match(r"^hdfs://[^/\s]+$", uri):
         raise StorageConfError(f"FMAPREP_HDFS_URI must look like hdfs://host:port, got {uri!r}")
     return {"spark.hadoop.fs.defaultFS": uri}
-
-
-def spark_storage_conf(
-    uris: list[str],
-    settings: S3Settings | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """All the Spark conf that the job's INPUT/OUTPUT URIs need: S3A when any is S3, plus
-    :func:`hdfs_spark_conf`. ``settings`` None loads them with :func:`load_s3_settings`."""
-    conf = hdfs_spark_conf(env)
-    if any(is_s3_uri(uri) for uri in uris):
-        conf.update(spark_s3a_conf(settings or load_s3_settings(env=env), env))
-    return conf
 
 
 def redact_config(config: Mapping[str, Any]) -> dict[str, Any]:
