@@ -298,7 +298,7 @@ if ((SPARK)); then
     for uri in "${URIS[@]}"; do
       emit spark "$uri" skip "not run: fix the failures above first"
     done
-  elif [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import pyspark, fmaprep.storage.probe' 2>/dev/null; then
+  elif [[ -z $PYTHON ]] || ! "$PYTHON" -c 'import pyspark, fmaprep.job.storage_check' 2>/dev/null; then
     emit spark "${URIS[0]}" fail "no python with pyspark and fmaprep (tried ${PYTHON:-python3})" \
       "run scripts/install.sh, or set FMAPREP_PYTHON"
   else
@@ -306,7 +306,7 @@ if ((SPARK)); then
     : >"$log"
     rc=0
     # shellcheck disable=SC2094 # the probe appends its JVM's chatter to the log it is given
-    "$PYTHON" -m fmaprep.storage.probe spark "$log" "${SPARK_URIS[@]}" >"$WORK/spark.tsv" \
+    "$PYTHON" -m fmaprep.job.storage_check "$log" "${SPARK_URIS[@]}" >"$WORK/spark.tsv" \
       2>>"$log" || rc=$?
     while IFS=$'\t' read -r check u status message fix; do
       emit "$check" "$u" "$status" "$message" "$fix"

@@ -361,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
         t0 = time.monotonic()
         headers = list(self.headers.items())
         operation = s3_operation(self.command, self.path, headers)
+        bucket, _, key = unquote(urlsplit(self.path).path.lstrip("/")).partition("/")
         chunked, length = _framing(self.headers)
         expect = (self.headers.get("Expect") or "").lower() == "100-continue"
         state: dict[str, Any] = {
@@ -371,8 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
             if proxy.delay_ms > 0:
                 time.sleep(proxy.delay_ms / 1000)
             if proxy.before_forward is not None:
-                key = urlsplit(self.path).path.lstrip("/").partition("/")[2]
-                proxy.before_forward(operation, unquote(key) or None)
+                proxy.before_forward(operation, key or None)
             fail, drop, drop_after = proxy.take_faults(operation)
             if fail:
                 self._slow_down(chunked, length, expect, state)
@@ -388,15 +388,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_simple(502, f"fmaprep httpproxy: upstream error: {exc}\n".encode())
                 state["status"] = 502
         finally:
-            path = urlsplit(self.path).path.lstrip("/")
-            bucket, _, key = path.partition("/")
             decoded = self.headers.get("x-amz-decoded-content-length")
             proxy.record(
                 method=self.command,
                 path=self.path,
                 operation=operation,
-                bucket=unquote(bucket) or None,
-                key=unquote(key) or None,
+                bucket=bucket or None,
+                key=key or None,
                 copy_source=self.headers.get("x-amz-copy-source"),
                 request_bytes=state["request_bytes"],
                 payload_bytes=int(decoded) if decoded else state["request_bytes"],
