@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmaprep.bench.zipserver import ZipServer
+from support.zipserver import ZipServer
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 
@@ -276,7 +276,7 @@ def serve() -> Iterator[Any]:
 
 @pytest.fixture
 def zip_server() -> Iterator[ZipServer]:
-    """The archive server of fmaprep.bench.zipserver on 127.0.0.1."""
+    """The archive server of support.zipserver on 127.0.0.1."""
     server = ZipServer().start()
     yield server
     server.close()

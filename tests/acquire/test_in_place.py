@@ -19,9 +19,9 @@ import pytest
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
 from fmaprep.acquire.targets import open_destination
-from fmaprep.bench.zipserver import ZipServer, fma_shaped_zip
 from fmaprep.tracks import parse_lines
 from local_services_fixture import local_services
+from support.zipserver import ZipServer, fma_shaped_zip
 
 from .test_resume import _Interrupt
 

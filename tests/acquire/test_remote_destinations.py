@@ -73,7 +73,7 @@ def test_tracks_file_requests_grow_linearly_on_s3(
     """1,000 tracks scraped into S3: the lines of _tracks.jsonl cost a few requests per batch of
     BATCH_LINES (counted by the recording proxy in front of s3proxy), not a GET+PUT per track."""
     from fmaprep.acquire.tracklog import BATCH_LINES
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     env = local_services
     audio = make_mp3(440.0, seconds=0.1)

@@ -17,7 +17,7 @@ import pytest
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
 from fmaprep.acquire.progress import Progress
-from fmaprep.bench.zipserver import ZipServer, fma_shaped_zip
+from support.zipserver import ZipServer, fma_shaped_zip
 
 
 def _client() -> HttpClient:

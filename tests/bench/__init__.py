@@ -1,1 +1,1 @@
-"""Tests of fmaprep.bench helpers."""
+"""Tests of the benchmark scripts' helpers (benchmarks/)."""

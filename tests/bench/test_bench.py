@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from fmaprep.bench import runner
-from fmaprep.bench.fit import amdahl, fit_serial_fraction
-from fmaprep.bench.runner import Run, table_rows, threads_of
+from benchmarks import runner
+from benchmarks.fit import amdahl, fit_serial_fraction
+from benchmarks.runner import Run, table_rows, threads_of
 
 
 @pytest.mark.parametrize("serial", [0.0, 0.05, 0.3, 1.0])
@@ -69,8 +69,8 @@ def test_threads_of() -> None:
 
 @pytest.mark.slow
 def test_bench_end_to_end(tmp_path: Path) -> None:
+    from benchmarks.report import run_benchmark
     from fmaprep.acquire.demo import make_demo_corpus
-    from fmaprep.bench.report import run_benchmark
 
     paths = [str(p) for p in make_demo_corpus(tmp_path / "corpus", n_tracks=2, seconds=3.0)]
     summary = run_benchmark(

@@ -271,7 +271,7 @@ def test_s3_runs_copy_nothing_and_upload_each_byte_once(
     """Every request that reaches the S3 server during a new run, an overwrite and a resume, seen
     by a recording proxy in front of it: no CopyObject, no UploadPartCopy, and the bytes uploaded
     for each part equal its size."""
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     corpus = make_corpus(tmp_path / "corpus", n=6, seed=80)
     out = f"s3a://{services_environ['FMAPREP_S3_BUCKET']}/requests-{uuid.uuid4().hex[:8]}"

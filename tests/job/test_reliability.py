@@ -18,10 +18,10 @@ import pytest
 import soundfile as sf
 
 from fmaprep.audio.synth import music
-from fmaprep.bench.memory import pyspark_processes
 from fmaprep.config import load_config
 from fmaprep.formats.records import OutputChangedError, read_records
 from fmaprep.job.run import run_preprocess
+from support.processes import pyspark_processes
 
 from conftest import reference_codes, tone, write_audio, write_mp3_lame
 

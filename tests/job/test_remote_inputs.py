@@ -85,7 +85,7 @@ def test_an_oversized_remote_file_is_refused_unread(
     services_environ: dict[str, str],  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     root = _root("s3", services_environ)
     settings = StoreSettings.from_env(environ=services_environ)
@@ -117,7 +117,7 @@ def test_planning_asks_nothing_per_file(
     """Every request of a whole S3 -> local run, recorded at a proxy: the inputs are listed (a
     few ListObjectsV2, however many files) and each one is then read once, by its task, with
     one GetObject: no HeadObject, and no second request for any input."""
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     root = _root("s3", services_environ)
     store = open_store(root, StoreSettings.from_env(environ=services_environ))
@@ -174,7 +174,7 @@ def test_a_whole_run_keeps_going_when_a_listed_key_is_deleted_before_its_task(
     asks for its input, the other input is deleted from the server itself, after the driver
     listed it and before its task runs. Its task gets a real 404: one read_failed line, the
     run goes on and commits the other record."""
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     env = services_environ
     settings = StoreSettings.from_env(environ=env)

@@ -181,8 +181,8 @@ def test_throttled_and_cut_reads_are_retried_to_whole_files(
     import os
     import uuid
 
-    from fmaprep.bench.httpproxy import S3Proxy
     from fmaprep.storage.s3_settings import S3Settings
+    from support.httpproxy import S3Proxy
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(name, local_services[name])

@@ -24,7 +24,6 @@ SUBCOMMANDS = (
     "demo",
     "scrape",
     "fetch-dataset",
-    "bench",
     "package-env",
 )
 

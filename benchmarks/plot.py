@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmaprep.bench.fit import amdahl, fit_serial_fraction
+from benchmarks.fit import amdahl, fit_serial_fraction
 
 
 def plot_speedup(rows: list[dict[str, object]], path: Path) -> dict[str, float]:

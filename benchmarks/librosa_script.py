@@ -2,7 +2,7 @@
 multiprocessing pool (the platform's default start method) over librosa.load (sr=None,
 mono=False), the left channel, librosa.resample (soxr_hq), peak, mu-law, one .npy per track.
 
-Usage: python -m fmaprep.bench.librosa_script PROCESSES LIST_FILE OUT_DIR
+Usage: python benchmarks/librosa_script.py PROCESSES LIST_FILE OUT_DIR
 """
 
 from __future__ import annotations

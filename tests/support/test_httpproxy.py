@@ -1,4 +1,4 @@
-"""fmaprep.bench.httpproxy: the recording S3 proxy.
+"""support.httpproxy: the recording S3 proxy.
 
 Without services: a tiny raw HTTP upstream here checks that requests arrive byte for byte
 (target, Host, chunked framing and trailers), that bodies stream both ways, keep-alive, the
@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from fmaprep.bench.httpproxy import S3Proxy, s3_operation
 from local_services_fixture import local_services
+from support.httpproxy import S3Proxy, s3_operation
 
 __all__ = ["local_services"]
 
@@ -340,9 +340,9 @@ def test_early_refusal_mid_body_is_relayed_not_502(http_chunked: bool) -> None:
 
 def test_cli_prints_url_and_logs_jsonl(upstream: RawUpstream, tmp_path: Path) -> None:
     log = tmp_path / "requests.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     target = f"http://127.0.0.1:{upstream.port}"
-    cmd = [sys.executable, "-m", "fmaprep.bench.httpproxy",
+    cmd = [sys.executable, "-m", "support.httpproxy",
            "--upstream", target, "--delay-ms", "1", "--log", str(log)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -26,7 +26,7 @@ Python API::
 
 CLI (for benchmark scripts; prints its URL on the first line of stdout, runs until killed)::
 
-    python -m fmaprep.bench.httpproxy --upstream http://127.0.0.1:29105 --delay-ms 20 \\
+    PYTHONPATH=tests python -m support.httpproxy --upstream http://127.0.0.1:29105 --delay-ms 20 \\
         --log requests.jsonl
 
 Path-style requests only (``http://host/bucket/key``), which is what the local services use.
@@ -756,10 +756,11 @@ class S3Proxy:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fmaprep.bench.httpproxy",
+        prog="PYTHONPATH=tests python -m support.httpproxy",
         description="A recording reverse proxy for an S3 server, with a fixed delay per request. "
         "Prints its URL on the first line of stdout and runs until killed.",
-        epilog="example: python -m fmaprep.bench.httpproxy --upstream http://127.0.0.1:29105 "
+        epilog="example: PYTHONPATH=tests python -m support.httpproxy "
+        "--upstream http://127.0.0.1:29105 "
         "--delay-ms 20 --log requests.jsonl",
     )
     parser.add_argument("--upstream", required=True, help="the S3 server, http://host:port")

@@ -1,24 +1,35 @@
-"""fmaprep bench INPUT: time the job at several thread counts and configs, against baselines."""
+"""The job's throughput table: time ``fmaprep preprocess`` at several local[N] masters and
+configs, against decode-only and a plain librosa script, or one worker's peak RSS.
+
+``python -m benchmarks.bench INPUT [--masters ...] [--configs ...] [--repeat N] [--baselines]``
+``python -m benchmarks.bench big.mp3 --memory``
+
+Run from the repository root (``scripts/bench.sh`` does, for every published figure). This was
+``fmaprep bench``; it measures the product and is not part of it, so it lives here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import glob
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
-NAME = "bench"
-HELP = "benchmark the job (local[N] masters x configs) against decode-only and librosa baselines"
-EXAMPLES = """\
-  fmaprep demo build/bench/corpus --tracks 45 --seconds 240 --encoder ffmpeg
-  fmaprep bench build/bench/corpus --masters 'local[1],local[2]' --repeat 3
-  fmaprep bench corpus/ --configs default,original --baselines --out build/bench
-  fmaprep bench big.mp3 --memory      # peak RSS of a worker on one (e.g. 3-hour) file
-"""
+from benchmarks.memory import worker_peak_rss
+from benchmarks.report import run_benchmark
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def _audio_files(root: str) -> list[str]:
+    if os.path.isfile(root):
+        return [root]
+    return sorted(glob.glob(os.path.join(root, "**", "*.mp3"), recursive=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
     p.add_argument("input", metavar="INPUT", help="a local directory of audio files (or one file)")
     p.add_argument(
         "--masters", default="local[1],local[2]", help="comma-separated local[N] masters"
@@ -30,18 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="where tables and plot go")
     p.add_argument("--baselines", action="store_true", help="also time decode-only and librosa")
     p.add_argument("--memory", action="store_true", help="only measure a worker's peak RSS")
-
-
-def _audio_files(root: str) -> list[str]:
-    if os.path.isfile(root):
-        return [root]
-    return sorted(glob.glob(os.path.join(root, "**", "*.mp3"), recursive=True))
-
-
-def run(args: argparse.Namespace) -> int:
-    from fmaprep.bench.memory import worker_peak_rss
-    from fmaprep.bench.report import run_benchmark
-
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.memory:
         print(f"worker peak RSS: {worker_peak_rss(args.input):.0f} MB")
         return 0
@@ -56,3 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(summary, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

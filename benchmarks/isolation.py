@@ -2,7 +2,7 @@
 corpus through :func:`process_file` in this process and through a warm :class:`DecodeProcess`,
 one core, round-robin; the README's isolation figure next to the job-level one.
 
-``python -m fmaprep.bench.isolation CORPUS [--repeat 5]``
+``python -m benchmarks.isolation CORPUS [--repeat 5]``
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fmaprep.pipeline import process_file
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.isolation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.isolation", description=__doc__)
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from fmaprep.audio.decode import get_opener
 
@@ -27,7 +28,7 @@ def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float
 
 
 def librosa_script(paths: Sequence[str], processes: int) -> tuple[float, float]:
-    """The plain multiprocessing + librosa script (:mod:`fmaprep.bench.librosa_script`) in a
+    """The plain multiprocessing + librosa script (:mod:`benchmarks.librosa_script`) in a
     fresh process, timed whole (interpreter and imports included, as the job's runs are)."""
     with tempfile.TemporaryDirectory(prefix="fmaprep-librosa-") as tmp:
         list_file = os.path.join(tmp, "inputs.txt")
@@ -35,7 +36,7 @@ def librosa_script(paths: Sequence[str], processes: int) -> tuple[float, float]:
             f.write("\n".join(paths) + "\n")
         out_dir = os.path.join(tmp, "out")
         os.mkdir(out_dir)
-        cmd = [sys.executable, "-m", "fmaprep.bench.librosa_script", str(processes),
+        cmd = [sys.executable, str(Path(__file__).with_name("librosa_script.py")), str(processes),
                list_file, out_dir]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -2,7 +2,7 @@
 and without 20 ms added to every S3 request), ``local[2]``; wall time, the time before the
 first task, and the marginal cost per file.
 
-``python -m fmaprep.bench.scale --stores local,hdfs,s3,s3+20ms --sizes 1000,5000,20000`` with
+``python -m benchmarks.scale --stores local,hdfs,s3,s3+20ms --sizes 1000,5000,20000`` with
 the loopback services up (``scripts/local-services.sh up``; their ``env`` exported). Each run is
 a fresh ``fmaprep preprocess`` process; the corpus is one 2-second mp3's bytes under N names in
 FMA's layout (the per-file overhead is what is measured, not decoding).
@@ -63,7 +63,7 @@ def upload(root: str, n: int, data: bytes, settings: StoreSettings, threads: int
 
 @contextlib.contextmanager
 def latency_proxy(env: dict[str, str], delay_ms: float) -> Iterator[dict[str, str]]:
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     with S3Proxy(env["FMAPREP_S3_ENDPOINT"], delay_ms=delay_ms) as proxy:
         yield {**env, "FMAPREP_S3_ENDPOINT": proxy.url}
@@ -201,7 +201,7 @@ def throughput(corpus: Path, repeat: int) -> list[dict[str, Any]]:
     audio seconds per wall second, and each store's share of local disk's."""
     import statistics
 
-    from fmaprep.bench.runner import run_job
+    from benchmarks.runner import run_job
 
     env = dict(os.environ)
     settings = StoreSettings.from_env(environ=env)
@@ -246,7 +246,7 @@ def commit_times(
     new run, then an overwrite, which also deletes the N old parts and shards after its commit.
     The job logs each phase's time; the S3 requests of each run are counted by a recording
     proxy in front of the server (none of them may be a copy)."""
-    from fmaprep.bench.httpproxy import S3Proxy
+    from support.httpproxy import S3Proxy
 
     env = dict(os.environ)
     rows = []
@@ -312,7 +312,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.scale", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
     parser.add_argument("--stores", default="local,hdfs,s3,s3+20ms")
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--work", default="build/bench-scale", help="local corpus directory")

@@ -1,7 +1,7 @@
 """``read_records`` with the pickle allowlist against plain ``pickle.loads`` (``trusted=True``,
 what every reader did before), on one OUTPUT, round-robin: the README's reading-speed figure.
 
-``python -m fmaprep.bench.readspeed OUTPUT [--repeat 7]``
+``python -m benchmarks.readspeed OUTPUT [--repeat 7]``
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def read_seconds(output: str, trusted: bool) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.readspeed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.readspeed", description=__doc__)
     parser.add_argument("output")
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)

@@ -11,9 +11,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fmaprep.bench.baselines import decode_only, librosa_script
-from fmaprep.bench.plot import plot_speedup
-from fmaprep.bench.runner import run_matrix, table_rows, threads_of, write_table
+from benchmarks.baselines import decode_only, librosa_script
+from benchmarks.plot import plot_speedup
+from benchmarks.runner import run_matrix, table_rows, threads_of, write_table
 from fmaprep.config import PipelineConfig
 from fmaprep.model import InputFile
 from fmaprep.pipeline import process_file

@@ -1,9 +1,9 @@
 """fetch-dataset at size (issue 16): an FMA-shaped ZIP64 archive served on loopback by
-:mod:`fmaprep.bench.zipserver`, fetched with the connection cut at random points; what the
+:mod:`support.zipserver`, fetched with the connection cut at random points; what the
 server sent against the archive's size, and that the result equals an uninterrupted run.
 With ``--s3 URI`` (the loopback services' env exported) also the in-place unpack into S3.
 
-``python -m fmaprep.bench.fetch --mb 1024 --drops 5 [--s3 s3a://bucket/prefix]``
+``python -m benchmarks.fetch --mb 1024 --drops 5 [--s3 s3a://bucket/prefix]``
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
-from fmaprep.bench.zipserver import ZipServer, fma_shaped_zip
+from support.zipserver import ZipServer, fma_shaped_zip
 
 
 def _run(server: ZipServer, dest: str, digest: str, drops: list[int]) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmaprep.bench.fetch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fetch", description=__doc__)
     parser.add_argument("--mb", type=int, default=1024, help="archive size in MB")
     parser.add_argument("--member-mb", type=int, default=8)
     parser.add_argument("--drops", type=int, default=5)
