@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fmaprep.audio.decode import OPENERS
-from fmaprep.audio.wav import parse_wav
+from fmaprep.audio.wav import parse_wav_header, pcm_to_float
 from fmaprep.model import TrackError
 
 from conftest import decode_whole, tone, write_audio, write_mp3_lame
@@ -163,6 +163,7 @@ def test_parse_wav_handles_pipe_sizes_and_formats() -> None:
     data += b"fmt " + len(fmt).to_bytes(4, "little") + fmt
     data += b"LIST" + (4).to_bytes(4, "little") + b"INFO"
     data += b"data" + b"\xff\xff\xff\xff" + samples.tobytes()
-    frames, sample_rate = parse_wav(data)
+    header = parse_wav_header(data)
+    frames, sample_rate = pcm_to_float(data[header.data_offset :], header), header.sample_rate
     assert sample_rate == 16000
     np.testing.assert_array_equal(frames, samples)

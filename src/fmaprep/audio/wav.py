@@ -72,11 +72,3 @@ def pcm_to_float(raw: bytes, h: WavHeader) -> npt.NDArray[np.float32]:
         ints24 = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
         samples = ints24.astype(np.float32) / float(2**23)
     return samples.reshape(-1, h.channels)
-
-
-def parse_wav(data: bytes) -> tuple[npt.NDArray[np.float32], int]:
-    """A whole wav stream to (frames, sample rate)."""
-    h = parse_wav_header(data)
-    payload = data[h.data_offset :]
-    usable = len(payload) - len(payload) % h.frame_bytes
-    return pcm_to_float(payload[:usable], h), h.sample_rate

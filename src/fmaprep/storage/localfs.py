@@ -149,13 +149,3 @@ class LocalStore(Store):
         for uri in uris:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(uri))
-
-    def rename(self, src: str, dst: str) -> None:
-        source, target = self._path(src), self._path(dst)
-        if os.path.isdir(source):
-            if os.path.lexists(target):
-                raise FileExistsError(errno.EEXIST, "exists", dst)
-            os.rename(source, target)  # refuses a non-empty target directory anyway
-            return
-        os.link(source, target)  # FileExistsError when taken
-        os.unlink(source)

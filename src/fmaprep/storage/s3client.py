@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import io
 import logging
 import os
 import re
@@ -444,8 +443,3 @@ class S3Store(Store):
         except ClientError as exc:
             if _s3_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
                 raise
-
-    def rename(self, src: str, dst: str) -> None:
-        raise io.UnsupportedOperation(
-            f"rename {src} -> {dst}: S3 has no rename (it would be a copy; fmaprep never copies)"
-        )

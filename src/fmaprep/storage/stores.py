@@ -274,10 +274,6 @@ class Store(ABC):
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are fine."""
 
-    @abstractmethod
-    def rename(self, src: str, dst: str) -> None:
-        """Move ``src`` to ``dst``, never replacing an existing ``dst`` (FileExistsError)."""
-
     def abort_uploads(self, uri: str, keep: Collection[str] = ()) -> int:
         """Abort the unfinished uploads under ``uri`` except those to a URI in ``keep``, and say
         how many. Only S3 has them (a killed writer's multipart upload: invisible to listings,

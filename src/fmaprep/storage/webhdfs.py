@@ -345,9 +345,6 @@ class HDFSStore(Store):
         for uri in uris:
             self._delete_path(uri, self._split(uri).path)
 
-    def rename(self, src: str, dst: str) -> None:
-        self._rename2(src, self._split(src).path, self._split(dst).path, overwrite=False)
-
     # -- the WebHDFS calls behind the writers
     def _create_location(self, uri: str, path: str) -> str:
         response = self.http.put(

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 CODES_FILE = "codes.u8"
 INDEX_FILE = "index.jsonl"
-EXPORT_FORMATS = ("memmap",)
 _NOT_METADATA = frozenset({"codes", "track_id", "offset", "length"})
 
 
