@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from fmaprep.atomic_file import atomic_path
 from fmaprep.audio.decode import ffmpeg_exe
 
 
@@ -18,19 +18,17 @@ def write_mp3(path: Path, frames: Any, sample_rate: int, encoder: str = "soundfi
     """
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if encoder == "soundfile":
-        sf.write(tmp, frames, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
-    else:
+    with atomic_path(path) as tmp:
+        if encoder == "soundfile":
+            sf.write(tmp, frames, sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+            return
         wav = path.with_name(f".{path.name}.wav")
         sf.write(wav, frames, sample_rate, subtype="FLOAT")
         try:
             subprocess.run(
                 [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(wav),
-                 "-c:a", "libmp3lame", "-q:a", "2", "-f", "mp3", str(tmp)],
+                 "-c:a", "libmp3lame", "-q:a", "2", "-f", "mp3", tmp],
                 check=True,
             )  # fmt: skip
         finally:
             wav.unlink(missing_ok=True)
-    os.replace(tmp, path)

@@ -13,7 +13,6 @@ import dataclasses
 import html
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fmaprep.atomic_file import atomic_path
 from fmaprep.formats.manifest import STATS_FILE, summarize
 from fmaprep.report.listen import TrackView, choose_tracks, view
 from fmaprep.report.plots import BAR_COLOR, figure_png
@@ -276,14 +276,6 @@ def write_report(output: str, out: str, other: str | None = None) -> ReportData:
         from fmaprep.report.compare import render_compare
 
         text = render_compare(data, collect(other))
-    out = os.path.abspath(out)
-    tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
     return data

@@ -10,25 +10,14 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name, split_uri
+from fmaprep.atomic_file import fsync_dir
+from fmaprep.atomic_file import temp_name as _tmp_name
+from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, split_uri
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- local disk
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class _LocalWriter(Writer):
     def __init__(self, uri: str, path: str, *, replace: bool = True) -> None:
         super().__init__(uri)
@@ -54,7 +43,7 @@ class _LocalWriter(Writer):
         else:
             os.link(self._tmp, self._path)  # FileExistsError when taken: never replaces
             os.unlink(self._tmp)
-        _fsync_dir(os.path.dirname(self._path))
+        fsync_dir(os.path.dirname(self._path))
 
     def _abort(self) -> None:
         if self._file is not None:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -66,7 +65,6 @@ PART_SIZE = 16 * 1024 * 1024  # S3 multipart part (AWS minimum 5 MiB, except the
 READ_BUFFER = 1024 * 1024  # buffered reader in front of a RetryingReader
 HTTP_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 READ_ATTEMPTS = 6  # opens in a row without progress before a read gives up
-TMP_SUFFIX = ".fmaprep-tmp"
 
 
 class StoreError(OSError):
@@ -147,12 +145,6 @@ def relative_name(root_uri: str, entry_uri: str) -> str:
     if not entry_uri.startswith(prefix):
         raise ValueError(f"{entry_uri} is not below {root_uri}")
     return entry_uri[len(prefix) :]
-
-
-def _tmp_name(path: str) -> str:
-    """A hidden name in ``path``'s directory: ``/d/.name.<hex>.fmaprep-tmp``."""
-    head, _, name = path.rpartition("/")
-    return f"{head}/.{name[:40]}.{uuid.uuid4().hex}{TMP_SUFFIX}"  # < 255 bytes
 
 
 # ----------------------------------------------------------------------------- the interface

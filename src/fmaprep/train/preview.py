@@ -10,13 +10,12 @@ one channel.
 
 from __future__ import annotations
 
-import os
-import uuid
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from fmaprep.atomic_file import atomic_path
 from fmaprep.audio.signal import mu_law_decode
 
 PCM_SCALE = 32767
@@ -53,13 +52,6 @@ def write_preview(source: str, track_id: str, out: str) -> dict[str, Any]:
     codes = record.pop("codes")
     rate = int(record.get("sample_rate", 8000))
     pcm = codes_to_pcm16(codes, int(record.get("mu", 255)))
-    out = os.path.abspath(out)
-    tmp = os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(out) as tmp:
         sf.write(tmp, pcm, rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return {**record, "samples": int(pcm.size), "seconds": pcm.size / rate}
