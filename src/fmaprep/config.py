@@ -59,7 +59,7 @@ class PipelineConfig:
     isolation: IsolationName = "process"  # "none": decode in the Python worker itself
 
     def __post_init__(self) -> None:
-        _validate(self, "pipeline", self._range_problems)
+        check_fields(self, "pipeline", self._range_problems)
 
     def _range_problems(self) -> list[str]:
         problems = []
@@ -104,7 +104,7 @@ class JobConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _validate(self, "job", self._range_problems)
+        check_fields(self, "job", self._range_problems)
 
     def _range_problems(self) -> list[str]:
         problems = []
@@ -176,8 +176,11 @@ def _is_a(value: object, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _validate(obj: object, section: str, range_problems: Callable[[], list[str]]) -> None:
-    """Types first (a range check on a mistyped value would only confuse), then ranges; every
+def check_fields(obj: object, section: str, range_problems: Callable[[], list[str]] = list) -> None:
+    """The one config checker, for every typed table (``[pipeline]``, ``[job]``, and the
+    storage settings' ``[s3]``): a frozen dataclass calls it from ``__post_init__``.
+
+    Types first (a range check on a mistyped value would only confuse), then ranges; every
     problem on its own line, naming ``[section] key``. (A choice outside its Literal is a type
     problem, so ranges never see one.)"""
     problems = _type_problems(obj, section) or [f"[{section}] {p}" for p in range_problems()]
@@ -201,7 +204,7 @@ def _type_problems(obj: object, section: str) -> list[str]:
     return problems
 
 
-def _build(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
+def build_table(cls: type[Any], section: str, values: dict[str, Any]) -> Any:
     """``cls`` from ``values``; an unknown key is one more problem line, beside those of the
     known keys (all of a table's mistakes are reported at once, not one per attempt)."""
     known = [f.name for f in dataclasses.fields(cls)]
@@ -223,10 +226,9 @@ def _unknown_key_problem(section: str, key: str, known: list[str]) -> str:
 
 
 def _coerced(values: dict[str, Any]) -> dict[str, Any]:
-    """TOML's spellings of the fields' types: a list for the extensions tuple, numbers and
+    """TOML's spellings of the fields' types: a list for a tuple (the extensions), numbers and
     booleans in spark_conf."""
-    if isinstance(values.get("extensions"), list):
-        values = {**values, "extensions": tuple(values["extensions"])}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     if isinstance(values.get("spark_conf"), dict):  # Spark's values are strings; TOML may say 2
         values = {**values, "spark_conf": {
             k: _conf_string(v) for k, v in values["spark_conf"].items()}}  # fmt: skip
@@ -248,7 +250,7 @@ def load_config(
 
     Overrides whose value is None are ignored, so unset CLI flags keep the file's value.
     """
-    data = _read_toml(path) if path is not None else {}
+    data = read_toml(path) if path is not None else {}
     problems = [f"unknown table [{name}] in {path}" for name in sorted(set(data) - _TABLES)]
     built = []
     for cls, section, overrides in (
@@ -261,7 +263,7 @@ def load_config(
             table = {}
         values = {**table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
         try:
-            built.append(_build(cls, section, values))
+            built.append(build_table(cls, section, values))
         except ConfigError as exc:  # collected: one line per problem, of both tables
             problems.append(str(exc))
     if problems:
@@ -269,7 +271,7 @@ def load_config(
     return Config(*built)
 
 
-def _read_toml(path: str | Path) -> dict[str, Any]:
+def read_toml(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -35,6 +35,26 @@ def parse_manifest(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
+# A manifest shard (``_manifest/<part>.jsonl``, one per task, and one the driver writes): an
+# optional first row ``{"_task": {...}}`` saying which part the lines belong to (its name, bytes,
+# records and config key; resume checks them), then one manifest line per input.
+TASK_KEY = "_task"
+
+
+def shard_bytes(task: dict[str, Any] | None, lines: list[dict[str, Any]]) -> bytes:
+    """A shard: the ``task`` header row (when given), then ``lines``, as JSON lines."""
+    rows = lines if task is None else [{TASK_KEY: task}, *lines]
+    return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+
+
+def parse_shard(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the task header, ``{}`` when there is none; the manifest lines) of a shard."""
+    rows = parse_manifest(data)
+    if rows and TASK_KEY in rows[0]:
+        return rows[0][TASK_KEY] or {}, rows[1:]
+    return {}, rows
+
+
 def error_reason(line: dict[str, Any]) -> str:
     return str(line.get("error", "unknown")).split(":", 1)[0]
 

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from fmaprep.formats import safepickle
 from fmaprep.formats.commit import SUCCESS_FILE, Commit, parse_commit
-from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest
+from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest, parse_shard
 from fmaprep.formats.safepickle import UnsafePickleError, trusted_from_env
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
 from fmaprep.storage.clients import StoreSettings, open_store
@@ -175,8 +175,7 @@ def read_output_info(output: str, settings: StoreSettings | None = None) -> Outp
             return OutputInfo(lines, stats, out.part_names())
         lines = []
         for name, _ in commit.manifest:
-            rows = [json.loads(x) for x in out.read(name).decode().splitlines() if x.strip()]
-            lines += [r for r in rows if "_task" not in r]
+            lines += parse_shard(out.read(name))[1]
         return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts])
     finally:
         out.close()

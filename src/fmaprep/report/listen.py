@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fmaprep.audio.signal import mu_law_decode
+from fmaprep.storage.uris import is_local_source, local_path
 
 EXCERPT_S = 10.0
 MAX_GENRES = 6
@@ -101,9 +102,9 @@ def source_excerpt(
     """The same excerpt of the source, when it is a file readable here (else None)."""
     import soundfile as sf
 
-    if "://" in source and not source.startswith("file:"):
+    if not is_local_source(source):
         return None
-    path = source.removeprefix("file://")
+    path = local_path(source)
     try:
         with sf.SoundFile(path) as f:
             rate = f.samplerate

@@ -10,7 +10,6 @@ line.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pyspark.accumulators import AccumulatorParam
 
 from fmaprep.config import PipelineConfig
 from fmaprep.formats.commit import MANIFEST_DIR
+from fmaprep.formats.manifest import shard_bytes
 from fmaprep.formats.parquet import ParquetPartWriter
 from fmaprep.formats.sequencefile import PickleFileWriter
 from fmaprep.isolation import run_files
@@ -106,10 +106,9 @@ def write_part(
         writer.close()
         out.commit()
         part_bytes = out.size
-    header = {"_task": {"part": name, "bytes": part_bytes, "records": records}}
-    header["_task"]["config_key"] = plan.config_key
+    task = {"part": name, "bytes": part_bytes, "records": records, "config_key": plan.config_key}
     shard = f"{MANIFEST_DIR}/{name}.jsonl"
-    data = "".join(json.dumps(x, sort_keys=True) + "\n" for x in [header, *lines]).encode()
+    data = shard_bytes(task, lines)
     store.write_bytes(f"{plan.output}/{shard}", data)
     return TaskResult(index, name, part_bytes, records, shard, len(data), lines)
 

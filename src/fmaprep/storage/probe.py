@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fmaprep.storage.s3_settings import (
-    S3Settings,
     StorageConfError,
     load_s3_settings,
 )
+from fmaprep.storage.s3client import new_s3_client
+from fmaprep.storage.stores import _dir_prefix, split_uri
 
 FIX_LOCAL = "start the local services: scripts/local-services.sh up"
 
@@ -39,36 +40,25 @@ def probe_name() -> str:
     return f"fmaprep_probe_{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
-def split_s3(uri: str) -> tuple[str, str]:
-    """(bucket, prefix) of an s3/s3a URI; the prefix ends with ``/`` unless empty."""
-    parts = urlsplit(uri)
-    prefix = parts.path.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return parts.netloc, prefix
-
-
 def _key_hint(environ: dict[str, str] | os._Environ[str]) -> str:
     key = environ.get("AWS_ACCESS_KEY_ID", "")
     return f"access key {key[:4]}... from AWS_ACCESS_KEY_ID" if key else "the default AWS chain"
 
 
 # ------------------------------------------------------------------------------------------ S3
-def s3_client(settings: S3Settings) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        region_name=settings.region,
-        s3={"addressing_style": "path" if settings.path_style_access else "auto"},
-        retries={"max_attempts": 2, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=20,
-        # Only the checksums S3 requires: third-party S3 servers refuse the newer default headers.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    return boto3.client("s3", endpoint_url=settings.endpoint, config=config)
+def _bucket_and_prefix(uri: str) -> tuple[str, str] | None:
+    """(bucket, key prefix ending in ``/`` unless empty), or None after saying why not."""
+    try:
+        parsed = split_uri(uri)
+    except ValueError as exc:
+        parsed = None
+        why = str(exc)
+    else:
+        why = f"{uri}: not an S3 URI"
+    if parsed is None or parsed.kind != "s3":
+        emit("s3.uri", uri, "fail", why, "write s3a://BUCKET/prefix/")
+        return None
+    return parsed.authority, _dir_prefix(parsed.path)
 
 
 def check_s3(uri: str) -> bool:
@@ -89,10 +79,10 @@ def check_s3(uri: str) -> bool:
     except StorageConfError as exc:
         emit("s3.config", uri, "fail", f"bad storage settings: {exc}", "fix conf/storage.toml")
         return False
-    bucket, prefix = split_s3(uri)
-    if not bucket:
-        emit("s3.uri", uri, "fail", "no bucket in the URI", "write s3a://BUCKET/prefix/")
+    location = _bucket_and_prefix(uri)
+    if location is None:
         return False
+    bucket, prefix = location
     emit("tools", uri, "pass", f"python with boto3 {boto3.__version__} ({sys.executable})")
 
     # 1. endpoint reachable: any HTTP answer will do.
@@ -118,7 +108,7 @@ def check_s3(uri: str) -> bool:
         return False
     emit("s3.endpoint", uri, "pass", f"S3 endpoint {endpoint} answers (region {settings.region})")
 
-    client = s3_client(settings)
+    client = new_s3_client(settings, max_attempts=2, timeout=(5.0, 20.0))
     # 2. credentials valid and 3. bucket exists: one list call tells them apart.
     try:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)

@@ -23,12 +23,12 @@ import importlib.util
 import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from fmaprep.config import ConfigError, build_table, check_fields, read_toml
 from fmaprep.redaction import redact, redact_strings
 
 #: The file read when none is named: ``conf/storage.toml`` in the repository (absent when
@@ -44,22 +44,31 @@ DEFAULT_PROVIDERS = (
 )
 EMR_MARKERS = (Path("/mnt/var/lib/info/instance.json"), Path("/usr/share/aws/emr"))
 
-_S3_KEYS = {
-    "endpoint",
-    "path_style_access",
-    "region",
-    "credentials_provider",
-    "s3_scheme_via_s3a",
-    "hadoop_aws_version",
-    "directory_marker_retention",
-}
 
-
-class StorageConfError(ValueError):
+class StorageConfError(ConfigError):
     """The storage configuration file or a value in it is invalid; the message names it."""
 
 
 AUTO_VERSION = "auto"
+
+
+@dataclass(frozen=True)
+class S3Table:
+    """The ``[s3]`` table of the storage TOML as written, checked by the pipeline config's own
+    checker (:func:`fmaprep.config.check_fields`: types, choices, unknown keys with a
+    suggestion, every problem at once). :func:`load_s3_settings` resolves it into
+    :class:`S3Settings` with the environment and the flags."""
+
+    endpoint: str = ""
+    path_style_access: bool | Literal["auto"] = "auto"
+    region: str = "us-east-1"
+    credentials_provider: str | tuple[str, ...] = DEFAULT_PROVIDERS  # a list or "a,b"
+    s3_scheme_via_s3a: bool | Literal["auto"] = "auto"
+    hadoop_aws_version: str = "auto"
+    directory_marker_retention: Literal["keep", "delete", "authoritative"] = "keep"
+
+    def __post_init__(self) -> None:
+        check_fields(self, "s3")
 
 
 @dataclass(frozen=True)
@@ -103,18 +112,19 @@ def bundled_hadoop_version() -> str:
     raise StorageConfError(f"no hadoop-client-api-*.jar in {jars}: cannot tell pyspark's Hadoop")
 
 
-def _auto_bool(key: str, value: object, auto: bool) -> bool:
-    if value == "auto":
-        return auto
-    if isinstance(value, bool):
-        return value
-    raise StorageConfError(f'[s3] {key} must be true, false or "auto", got {value!r}')
-
-
-def _string(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise StorageConfError(f"[s3] {key} must be a string, got {value!r}")
-    return value
+def _read_s3_table(conf_path: Path) -> S3Table:
+    try:
+        document = read_toml(conf_path)
+        unknown = sorted(set(document) - {"s3"})
+        if unknown:
+            raise ConfigError(f"unknown table(s) {unknown}: the storage settings are in [s3]")
+        table = document.get("s3", {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[s3] must be a table, got {table!r}")
+        s3: S3Table = build_table(S3Table, "s3", table)
+    except ConfigError as exc:
+        raise StorageConfError(f"{conf_path}: {exc}") from exc
+    return s3
 
 
 def load_s3_settings(
@@ -132,25 +142,14 @@ def load_s3_settings(
     environ = os.environ if env is None else env
     explicit = path is not None or bool(environ.get("FMAPREP_STORAGE_CONF"))
     conf_path = Path(path or environ.get("FMAPREP_STORAGE_CONF") or DEFAULT_CONF_PATH)
-    table: dict[str, Any] = {}
     if conf_path.is_file():
-        try:
-            document = tomllib.loads(conf_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise StorageConfError(f"{conf_path}: {exc}") from exc
-        unknown_sections = set(document) - {"s3"}
-        if unknown_sections:
-            raise StorageConfError(f"{conf_path}: unknown section(s) {sorted(unknown_sections)}")
-        table = dict(document.get("s3", {}))
-        unknown = set(table) - _S3_KEYS
-        if unknown:
-            raise StorageConfError(
-                f"{conf_path}: unknown [s3] key(s) {sorted(unknown)}; known: {sorted(_S3_KEYS)}"
-            )
+        s3 = _read_s3_table(conf_path)
     elif explicit:
         raise StorageConfError(f"storage conf {conf_path} does not exist")
+    else:
+        s3 = S3Table()
 
-    chosen_endpoint = _string("endpoint", table.get("endpoint", ""))
+    chosen_endpoint = s3.endpoint
     if environ.get("FMAPREP_S3_ENDPOINT"):
         chosen_endpoint = environ["FMAPREP_S3_ENDPOINT"]
     if endpoint is not None:
@@ -161,45 +160,27 @@ def load_s3_settings(
             f"S3 endpoint must look like http(s)://host[:port], got {chosen_endpoint!r}"
         )
 
-    chosen_region = _string("region", table.get("region", "us-east-1"))
     chosen_region = (
-        region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or (chosen_region)
+        region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or s3.region
     )
-
-    providers_raw = table.get("credentials_provider", list(DEFAULT_PROVIDERS))
-    if isinstance(providers_raw, str):
-        providers_raw = [p.strip() for p in providers_raw.split(",") if p.strip()]
-    if not isinstance(providers_raw, list) or not all(isinstance(p, str) for p in providers_raw):
-        raise StorageConfError("[s3] credentials_provider must be a list of class names")
-
-    version_raw = _string("hadoop_aws_version", table.get("hadoop_aws_version", "auto"))
+    providers = s3.credentials_provider
+    if isinstance(providers, str):
+        providers = tuple(p.strip() for p in providers.split(",") if p.strip())
     hadoop_aws_version: str | None
-    if version_raw == "auto":
+    if s3.hadoop_aws_version == "auto":
         hadoop_aws_version = None if on_emr() else AUTO_VERSION
     else:
-        hadoop_aws_version = version_raw or None
-
-    retention = _string(
-        "directory_marker_retention", table.get("directory_marker_retention", "keep")
-    )
-    if retention not in {"keep", "delete", "authoritative"}:
-        raise StorageConfError(
-            f"[s3] directory_marker_retention must be keep, delete or authoritative, "
-            f"got {retention!r}"
-        )
-
+        hadoop_aws_version = s3.hadoop_aws_version or None
+    path_style = s3.path_style_access
+    via_s3a = s3.s3_scheme_via_s3a
     return S3Settings(
         endpoint=chosen_endpoint or None,
-        path_style_access=_auto_bool(
-            "path_style_access", table.get("path_style_access", "auto"), bool(chosen_endpoint)
-        ),
+        path_style_access=bool(chosen_endpoint) if path_style == "auto" else path_style,
         region=chosen_region,
-        credentials_provider=tuple(providers_raw),
-        s3_scheme_via_s3a=_auto_bool(
-            "s3_scheme_via_s3a", table.get("s3_scheme_via_s3a", "auto"), not on_emr()
-        ),
+        credentials_provider=providers,
+        s3_scheme_via_s3a=not on_emr() if via_s3a == "auto" else via_s3a,
         hadoop_aws_version=hadoop_aws_version,
-        directory_marker_retention=retention,
+        directory_marker_retention=s3.directory_marker_retention,
     )
 
 

@@ -90,26 +90,38 @@ def s3_client(settings: S3Settings) -> Any:
     with _S3_LOCK:
         client = _S3_CLIENTS.get(key)
         if client is None:
-            import boto3.session
-            from botocore.config import Config
+            client = _S3_CLIENTS[key] = new_s3_client(settings)
+    return client
 
-            config = Config(
-                region_name=settings.region,
-                retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS},
-                # only the checksums S3 requires: S3-compatible servers (s3proxy) refuse the
-                # newer default checksum headers
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                s3={"addressing_style": "path" if settings.path_style_access else "auto"},
-                connect_timeout=HTTP_TIMEOUT[0],
-                read_timeout=HTTP_TIMEOUT[1],
-                max_pool_connections=16,
-                tcp_keepalive=True,
-            )
-            session = boto3.session.Session()  # not the shared default: thread-safe creation
-            client = session.client("s3", endpoint_url=settings.endpoint, config=config)
-            client.meta.events.register("before-sign.s3.DeleteObjects", _content_md5_instead)
-            _S3_CLIENTS[key] = client
+
+def new_s3_client(
+    settings: S3Settings,
+    *,
+    max_attempts: int = S3_MAX_ATTEMPTS,
+    timeout: tuple[float, float] = HTTP_TIMEOUT,
+) -> Any:
+    """A new boto3 S3 client for ``settings``: the one place a client is configured (the job's
+    stores use :func:`s3_client`; the health check asks for fewer attempts and shorter
+    timeouts, so that a dead endpoint fails its check in seconds)."""
+    import boto3.session
+    from botocore.config import Config
+
+    config = Config(
+        region_name=settings.region,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        # only the checksums S3 requires: S3-compatible servers (s3proxy) refuse the
+        # newer default checksum headers
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path" if settings.path_style_access else "auto"},
+        connect_timeout=timeout[0],
+        read_timeout=timeout[1],
+        max_pool_connections=16,
+        tcp_keepalive=True,
+    )
+    session = boto3.session.Session()  # not the shared default: thread-safe creation
+    client = session.client("s3", endpoint_url=settings.endpoint, config=config)
+    client.meta.events.register("before-sign.s3.DeleteObjects", _content_md5_instead)
     return client
 
 
