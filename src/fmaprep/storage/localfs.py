@@ -11,8 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from fmaprep.atomic_file import fsync_dir
-from fmaprep.atomic_file import temp_name as _tmp_name
-from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, split_uri
+from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name, split_uri
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
 
-log = logging.getLogger(__name__)
+from fmaprep import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ PART_SIZE = 16 * 1024 * 1024  # S3 multipart part (AWS minimum 5 MiB, except the
 READ_BUFFER = 1024 * 1024  # buffered reader in front of a RetryingReader
 HTTP_TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 READ_ATTEMPTS = 6  # opens in a row without progress before a read gives up
+# temporary files: the one naming rule of atomic local writes, for every store
+TMP_SUFFIX = atomic_file.TMP_SUFFIX
+_tmp_name = atomic_file.temp_name
 
 
 class StoreError(OSError):

@@ -21,7 +21,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from fmaprep.atomic_file import temp_name
 from fmaprep.storage.retrying import RawStream, RetryingReader, _Empty, buffered
 from fmaprep.storage.stores import (
     HDFS_DEFAULT_FS_ENV,
@@ -35,6 +34,7 @@ from fmaprep.storage.stores import (
     TransientError,
     Writer,
     _dir_prefix,
+    _tmp_name,
     split_uri,
 )
 
@@ -163,7 +163,7 @@ class _HDFSWriter(Writer):
     def __init__(self, store: HDFSStore, uri: str, path: str, *, replace: bool = True) -> None:
         super().__init__(uri)
         self._store, self._path, self._replace = store, path, replace
-        self._tmp = temp_name(path)
+        self._tmp = _tmp_name(path)
         self._buffer = bytearray()
         self._put: _ChunkedPut | None = None
         self._created = False
