@@ -68,7 +68,7 @@ def parse_track_id(value: object) -> int:
         raise BadTrackError(f"track id {value!r} is not an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 12:
         number = int(value)
     else:
         raise BadTrackError(f"track id {value!r} is not an integer")
@@ -89,7 +89,8 @@ def _web_url(value: object, base: str) -> str | None:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
+    """A name as text: a JSON string or number; anything else (a list, an object) is dropped."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = str(value).strip()
     return text or None
@@ -120,6 +121,8 @@ def _info_of(item: Tag) -> dict[str, Any]:
         info = json.loads(raw)
     except ValueError as exc:
         raise BadTrackError(f"data-track-info is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadTrackError("data-track-info is nested too deeply") from exc
     if not isinstance(info, dict):
         raise BadTrackError("data-track-info is not a JSON object")
     return info
