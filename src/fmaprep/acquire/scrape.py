@@ -334,6 +334,17 @@ def _settle(
         _record(run, future.result(), summary, progress)
 
 
+def _must_wait(config: ScrapeConfig, in_flight: int, summary: ScrapeSummary) -> bool:
+    """Never more than ``concurrency`` downloads in flight, nor more than the limit could still
+    use, nor more than the failure budgets could still absorb (they stop the run exactly)."""
+    return (
+        in_flight >= config.concurrency
+        or summary.present + in_flight >= config.limit
+        or summary.failed + in_flight >= config.failure_budget
+        or summary.consecutive_failures + in_flight >= config.max_consecutive_failures
+    )
+
+
 def _over_budget(config: ScrapeConfig, summary: ScrapeSummary) -> str | None:
     if summary.failed >= config.failure_budget:
         return f"{summary.failed} tracks failed (--max-failures)"
@@ -349,7 +360,6 @@ def _drive(
     summary: ScrapeSummary,
     progress: Progress,
 ) -> None:
-    limit, concurrency = run.config.limit, run.config.concurrency
     for track in run.listings(summary):
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
@@ -359,10 +369,9 @@ def _drive(
             log.info("track %s failed for good in an earlier run; skipped", track.id6)
         else:
             pending[pool.submit(run.fetch, track)] = track
-        # never more than `concurrency` in flight, nor more than the limit could still use
-        while pending and (len(pending) >= concurrency or summary.present + len(pending) >= limit):
+        while pending and _must_wait(run.config, len(pending), summary):
             _settle(run, pending, summary, progress)
-        if summary.present >= limit:
+        if summary.present >= run.config.limit:
             break
         stop = _over_budget(run.config, summary)
         if stop is not None:
