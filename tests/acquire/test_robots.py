@@ -99,9 +99,21 @@ def test_crawl_delay_is_capped(serve: Any) -> None:
 
 
 def _config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(dest=str(dest), base_url=site.base_url, genre="Test", limit=10,
-                                  batch_size=20, pause=0, min_delay=0.0, concurrency=1,
-                                  retries=2, backoff=0.01, timeout=10, deadline=10, page_size=10)
+    values: dict[str, Any] = dict(
+        dest=str(dest),
+        base_url=site.base_url,
+        genre="Test",
+        limit=10,
+        batch_size=20,
+        pause=0,
+        min_delay=0.0,
+        concurrency=1,
+        retries=2,
+        backoff=0.01,
+        timeout=10,
+        deadline=10,
+        page_size=10,
+    )
     values.update(overrides)  # fmt: skip
     return ScrapeConfig(**values)
 

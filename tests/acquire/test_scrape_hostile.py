@@ -24,9 +24,21 @@ OTHER_HOST = "127.0.0.2"
 
 
 def config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(dest=str(dest), base_url=site.base_url, genre="Test", limit=10,
-                                  batch_size=50, pause=0, min_delay=0.0, concurrency=2,
-                                  retries=2, backoff=0.01, timeout=10, deadline=10, page_size=10)
+    values: dict[str, Any] = dict(
+        dest=str(dest),
+        base_url=site.base_url,
+        genre="Test",
+        limit=10,
+        batch_size=50,
+        pause=0,
+        min_delay=0.0,
+        concurrency=2,
+        retries=2,
+        backoff=0.01,
+        timeout=10,
+        deadline=10,
+        page_size=10,
+    )
     values.update(overrides)  # fmt: skip
     return ScrapeConfig(**values)
 
@@ -260,6 +272,7 @@ def test_ten_thousand_bad_candidates_end_at_the_failure_budgets(
                          page_size=200))  # fmt: skip
     # the default: 20 failures in a row stop the run
     summary, seconds = timed(config(site, tmp_path / "a", page_size=200, limit=20))
+    assert seconds < 30
     assert summary.failed == 20 and "--max-consecutive-failures" in (summary.listing_error or "")
     assert len(site.audio_hits()) == 20
     assert not summary.complete
@@ -290,6 +303,9 @@ def deep(levels: int) -> str:
     return "[" * levels + "]" * levels
 
 
+NESTED_TITLE = '{"id": 3, "fileUrl": "/files/3.mp3", "title": ' + deep(200) + "}"
+
+
 def test_hostile_json_headers_and_bodies_are_one_line_each(
     serve: Any, tones: list[bytes], tmp_path: Path
 ) -> None:
@@ -300,8 +316,7 @@ def test_hostile_json_headers_and_bodies_are_one_line_each(
         [
             FakeTrack(1, tones[0]),
             FakeTrack(2, tones[1], raw_info='{"id": 2, "title": ' + deep(100_000) + "}"),
-            FakeTrack(3, tones[2], raw_info='{"id": 3, "fileUrl": "/files/3.mp3", "title": '
-                      + deep(200) + "}"),  # fmt: skip
+            FakeTrack(3, tones[2], raw_info=NESTED_TITLE),
             FakeTrack(4, tones[3], file_url="/odd/4.mp3"),  # 429 with Retry-After: ²
             FakeTrack(5, tones[4], file_url="/fake/5.mp3"),  # ID3, then HTML
             FakeTrack(6, tones[5], file_url="/fake/6.mp3"),  # a frame sync, then noise
