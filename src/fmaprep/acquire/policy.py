@@ -31,7 +31,11 @@ class BadSiteError(ValueError):
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``url`` without its ``user:password@``, and the pair (sent to that origin only)."""
-    parts = urlsplit(url)
+    try:
+        refuse_odd_characters(url)
+        parts = urlsplit(url)
+    except (FetchError, ValueError) as exc:
+        raise BadSiteError(f"--base-url {url!r}: {exc}") from exc
     if "@" not in parts.netloc:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
