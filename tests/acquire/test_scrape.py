@@ -466,17 +466,12 @@ def test_site_text_reaches_the_terminal_escaped(
         FakeTrack(4, tones[3], file_url=f"http://evil.example/{escape}?token=s3cret"),
     ]
     site = serve(FakeFMA(tracks, page_size=10))
+    main = "import sys; from fmaprep.cli import main; sys.exit(main())"
     run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from fmaprep.cli import main; sys.exit(main())",
-            "-v",
-            "scrape",
-            *cli_args(site, tmp_path),
-        ],  # fmt: skip
+        [sys.executable, "-c", main, "-v", "scrape", *cli_args(site, tmp_path)],
         capture_output=True,
         timeout=120,
+        check=False,
     )
     assert run.returncode == 1, run.stderr.decode()
     assert b"\x1b" not in run.stderr and b"\x07" not in run.stderr and b"\r" not in run.stderr
