@@ -35,6 +35,7 @@ PERMANENT_ERRORS = (
     "not_audio",
     "robots_disallowed",
     "host_not_allowed",
+    "address_not_allowed",
     "too_large",
     "bad_url",
     "no_url",

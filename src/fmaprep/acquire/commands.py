@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
@@ -64,6 +65,17 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative")
     return value
+
+
+def _proxy(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a proxy URL like http://HOST:PORT")
+    return text
 
 
 def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +152,7 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--proxy",
+        type=_proxy,
         metavar="URL",
         help="send every request through this proxy (the environment's *_PROXY are ignored)",
     )
@@ -158,7 +171,7 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pages",
         type=_positive_int,
-        help="listing pages per run (default: 10 + 3 x the pages --limit needs)",
+        help="listing pages per run (default: 10 + 3 x the pages --limit needs at 20 a page)",
     )
     parser.add_argument(
         "--max-failures",

@@ -272,7 +272,7 @@ class HttpClient:
     ) -> tuple[requests.PreparedRequest, Target]:
         """The request as it will be sent, and where it goes; odd URLs refused."""
         refuse_odd_characters(url)
-        if urlsplit(url).scheme.lower() not in DEFAULT_PORTS:
+        if url.partition(":")[0].lower() not in DEFAULT_PORTS:
             raise FetchError("bad_url", f"refusing non-http(s) URL {url!r}")
         try:
             prepared = self._session.prepare_request(requests.Request("GET", url, headers))

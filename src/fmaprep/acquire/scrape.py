@@ -79,7 +79,7 @@ class ScrapeConfig:
     allow_hosts: tuple[str, ...] = ()
     allow_private: bool = False  # connections may reach loopback/private/link-local addresses
     proxy: str | None = None  # the one proxy (the environment's are ignored)
-    max_pages: int | None = None  # listing pages per run (None: 10 + 3x what --limit needs)
+    max_pages: int | None = None  # listing pages per run (None: see page_budget)
     max_failures: int | None = None  # failed tracks per run (None: 100 or limit / 10)
     max_consecutive_failures: int = 20
     max_crawl_delay: float = 60.0
@@ -97,7 +97,9 @@ class ScrapeConfig:
     def page_budget(self) -> int:
         if self.max_pages is not None:
             return self.max_pages
-        return 10 + 3 * math.ceil(self.limit / max(1, self.page_size))
+        # (charts and searches have 20 a page whatever --page-size says, and a site may give
+        # fewer than asked: count no more than 20)
+        return 10 + 3 * math.ceil(self.limit / max(1, min(self.page_size, 20)))
 
     @property
     def failure_budget(self) -> int:

@@ -80,8 +80,12 @@ def parse_track_id(value: object) -> int:
 def _web_url(value: object, base: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    url = urljoin(base, value.strip())
-    parts = urlsplit(url)
+    try:
+        url = urljoin(base, value.strip())
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+        log.warning("ignoring unparsable URL %r", value)
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         log.warning("ignoring non-http(s) URL %r", value)
         return None
