@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmaprep.acquire.scrape import ScrapeConfig
 from fmaprep.bench.zipserver import ZipServer
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
@@ -304,6 +306,27 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
             return self._send(200, track.audio, "audio/mpeg")
 
     return Handler
+
+
+def quick_config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
+    """A scrape of the fake site with no politeness waits and short deadlines."""
+    values: dict[str, Any] = dict(
+        dest=str(dest),
+        base_url=site.base_url,
+        genre="Test",
+        limit=10,
+        batch_size=50,
+        pause=0,
+        min_delay=0.0,
+        concurrency=2,
+        retries=2,
+        backoff=0.01,
+        timeout=10,
+        deadline=10,
+        page_size=10,
+    )
+    values.update(overrides)  # fmt: skip
+    return ScrapeConfig(**values)
 
 
 @pytest.fixture(scope="session")

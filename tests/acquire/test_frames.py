@@ -48,7 +48,7 @@ def test_frame_lengths_follow_the_standard() -> None:
 
 
 def test_fakes_and_cuts_fail(mp3: bytes) -> None:
-    noise = bytes(random.Random(7).getrandbits(8) for _ in range(200_000))
+    noise = random.Random(7).randbytes(200_000)
     assert "frames" in (verdict(b"ID3\x04\x00\x00<html><body>" + b"x" * 9000) or "")
     assert verdict(b"\xff\xfb\x90\x64" + noise) is not None
     assert verdict(mp3[:417] + noise[:20_000] + mp3[417:]) is not None  # noise inside

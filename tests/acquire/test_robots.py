@@ -15,9 +15,9 @@ import pytest
 
 from fmaprep.acquire.http import HttpClient, Throttle
 from fmaprep.acquire.robots import Robots
-from fmaprep.acquire.scrape import ScrapeConfig, scrape
+from fmaprep.acquire.scrape import scrape
 
-from .conftest import FakeFMA, FakeTrack
+from .conftest import FakeFMA, FakeTrack, quick_config
 
 
 def origin(site: FakeFMA) -> tuple[str, str, int]:
@@ -98,26 +98,6 @@ def test_crawl_delay_is_capped(serve: Any) -> None:
     assert Robots(client(), max_crawl_delay=0.5).crawl_delay(origin(small)) == 0.25
 
 
-def _config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(
-        dest=str(dest),
-        base_url=site.base_url,
-        genre="Test",
-        limit=10,
-        batch_size=20,
-        pause=0,
-        min_delay=0.0,
-        concurrency=1,
-        retries=2,
-        backoff=0.01,
-        timeout=10,
-        deadline=10,
-        page_size=10,
-    )
-    values.update(overrides)  # fmt: skip
-    return ScrapeConfig(**values)
-
-
 def test_scraper_requests_exactly_what_robots_allows(
     serve: Any, tones: list[bytes], tmp_path: Path
 ) -> None:
@@ -139,7 +119,7 @@ def test_scraper_requests_exactly_what_robots_allows(
         redirects={"/moved/3.mp3": "/private/3.mp3"},
     )
     serve(site)
-    summary = scrape(_config(site, tmp_path))
+    summary = scrape(quick_config(site, tmp_path))
     assert summary.downloaded == 2, summary.text()
     assert sorted(h.path for h in site.hits) == sorted(
         [
@@ -166,7 +146,7 @@ def test_robots_txt_that_redirects_does_not_deadlock(
     )
     serve(site)
     result: list[Any] = []
-    worker = threading.Thread(target=lambda: result.append(scrape(_config(site, tmp_path))),
+    worker = threading.Thread(target=lambda: result.append(scrape(quick_config(site, tmp_path))),
                               daemon=True)  # fmt: skip
     worker.start()
     worker.join(timeout=60)

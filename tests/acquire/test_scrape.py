@@ -24,7 +24,7 @@ from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
 from fmaprep.cli import scrape as scrape_cli
 
-from .conftest import FakeFMA, FakeTrack
+from .conftest import FakeFMA, FakeTrack, quick_config
 
 BATCH, PAUSE, MIN_DELAY = 3, 0.4, 0.05
 
@@ -67,21 +67,10 @@ def hostile_site(tones: list[bytes]) -> FakeFMA:
 
 
 def config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(
-        dest=str(dest),
-        base_url=site.base_url,
-        genre="Test",
-        limit=8,
-        batch_size=BATCH,
-        pause=PAUSE,
-        min_delay=MIN_DELAY,
-        concurrency=2,
-        retries=3,
-        backoff=0.05,
-        timeout=10,
-    )
-    values.update(overrides)
-    return ScrapeConfig(**values)
+    """A scrape that keeps to the site's rate rule (batches of BATCH, PAUSE between them)."""
+    polite = dict(limit=8, batch_size=BATCH, pause=PAUSE, min_delay=MIN_DELAY, retries=3,
+                  backoff=0.05, page_size=20, deadline=300)  # fmt: skip
+    return quick_config(site, dest, **(polite | overrides))
 
 
 GOOD = [2, 5, 7, 13, 17, 19, 29, 31]

@@ -18,29 +18,9 @@ from fmaprep.acquire.policy import SitePolicy
 from fmaprep.acquire.scrape import ScrapeConfig, ScrapeSummary, scrape
 from fmaprep.acquire.watch import is_public_address
 
-from .conftest import FakeFMA, FakeTrack
+from .conftest import FakeFMA, FakeTrack, quick_config
 
 OTHER_HOST = "127.0.0.2"
-
-
-def config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(
-        dest=str(dest),
-        base_url=site.base_url,
-        genre="Test",
-        limit=10,
-        batch_size=50,
-        pause=0,
-        min_delay=0.0,
-        concurrency=2,
-        retries=2,
-        backoff=0.01,
-        timeout=10,
-        deadline=10,
-        page_size=10,
-    )
-    values.update(overrides)  # fmt: skip
-    return ScrapeConfig(**values)
 
 
 def stored(dest: Path) -> dict[str, str]:
@@ -107,7 +87,7 @@ def test_parser_differential_reaches_no_other_host(
     else:
         site.next_url = differential(other, site, "/genre/Test/?page=2")
     dest = tmp_path / "dest"
-    summary = scrape(config(site, dest))
+    summary = scrape(quick_config(site, dest))
 
     assert other.hits == []  # not a single request reached the other host
     assert all(h.authorization is None for h in site.hits)  # no .netrc password sent
@@ -147,7 +127,7 @@ def test_other_port_other_name_and_foreign_redirects_are_refused(
     serve(site)
     site.tracks[5].file_url = site.base_url.replace("//", "//user:pw@") + "/files/6.mp3"
     dest = tmp_path / "dest"
-    summary = scrape(config(site, dest))
+    summary = scrape(quick_config(site, dest))
     assert other.hits == [] and same_host_other_port.hits == []
     assert stored(dest) == {"000/000001.mp3": site.tracks[0].sha1}
     errors = dict(summary.failures)
@@ -167,7 +147,7 @@ def test_base_url_credentials_go_to_its_origin_only(
     other.robots = "User-agent: *\nAllow: /\n"
     base = site.base_url.replace("//", "//alice:s3cret@")
     allow = other.base_url.removeprefix("http://")
-    summary = scrape(config(site, tmp_path, base_url=base, allow_hosts=(allow,)))
+    summary = scrape(quick_config(site, tmp_path, base_url=base, allow_hosts=(allow,)))
     assert summary.downloaded == 2, summary.text()
     assert {h.authorization for h in site.hits} == {"Basic YWxpY2U6czNjcmV0"}  # alice:s3cret
     assert other.hits and all(h.authorization is None for h in other.hits)
@@ -252,7 +232,7 @@ def test_a_byte_a_fifth_of_a_second_cannot_stall_a_request(
     site = FakeFMA([FakeTrack(1, tones[0]), FakeTrack(2, tones[1])], page_size=10, trickle={slow})
     serve(site)
     # the 60-byte body would take 60 s; a read timeout of 5 s is never tripped by it
-    summary, seconds = timed(config(site, tmp_path, deadline=1.5, timeout=5, retries=3))
+    summary, seconds = timed(quick_config(site, tmp_path, deadline=1.5, timeout=5, retries=3))
     assert seconds < 12, summary.text()
     assert site.count(slow) == 1  # a request over its deadline is not retried
     if slow == "/robots.txt":  # unreachable robots.txt: nothing else is fetched
@@ -271,17 +251,17 @@ def test_ten_thousand_bad_candidates_end_at_the_failure_budgets(
     site = serve(FakeFMA([FakeTrack(i, tones[0], "gone") for i in range(1, 10_001)],
                          page_size=200))  # fmt: skip
     # the default: 20 failures in a row stop the run
-    summary, seconds = timed(config(site, tmp_path / "a", page_size=200, limit=20))
+    summary, seconds = timed(quick_config(site, tmp_path / "a", page_size=200, limit=20))
     assert seconds < 30
     assert summary.failed == 20 and "--max-consecutive-failures" in (summary.listing_error or "")
     assert len(site.audio_hits()) == 20
     assert not summary.complete
     # a total cap, and a page cap
-    summary = scrape(config(site, tmp_path / "b", page_size=200, limit=20, max_failures=50,
+    summary = scrape(quick_config(site, tmp_path / "b", page_size=200, limit=20, max_failures=50,
                             max_consecutive_failures=10_000))  # fmt: skip
     assert summary.failed == 50 and "--max-failures" in (summary.listing_error or "")
     before, site.page_size = len(site.hits), 5
-    summary = scrape(config(site, tmp_path / "c", page_size=5, limit=20, max_pages=3,
+    summary = scrape(quick_config(site, tmp_path / "c", page_size=5, limit=20, max_pages=3,
                             max_consecutive_failures=10_000))  # fmt: skip
     assert summary.pages == 3 and "--max-pages" in (summary.listing_error or "")
     assert summary.failed == 15 and len(site.hits) - before == 1 + 3 + 15  # robots, pages, files
@@ -293,7 +273,7 @@ def test_huge_crawl_delay_is_capped(serve: Any, tones: list[bytes], tmp_path: Pa
     site = FakeFMA([FakeTrack(i, tones[i]) for i in range(1, 4)], page_size=10,
                    robots="User-agent: *\nCrawl-delay: 999999\n")  # fmt: skip
     serve(site)
-    summary, seconds = timed(config(site, tmp_path, max_crawl_delay=0.3, concurrency=1))
+    summary, seconds = timed(quick_config(site, tmp_path, max_crawl_delay=0.3, concurrency=1))
     assert summary.downloaded == 3 and seconds < 20
     starts = sorted(h.at for h in site.hits)  # robots.txt, the listing, three files
     assert len(starts) == 5 and starts[-1] - starts[1] >= 3 * 0.3 * 0.9  # the capped delay
@@ -310,7 +290,7 @@ def test_hostile_json_headers_and_bodies_are_one_line_each(
     serve: Any, tones: list[bytes], tmp_path: Path
 ) -> None:
     rng = random.Random(26)
-    noise = bytes(rng.getrandbits(8) for _ in range(40_000))
+    noise = rng.randbytes(40_000)
     real = tones[6]
     site = FakeFMA(
         [
@@ -334,7 +314,7 @@ def test_hostile_json_headers_and_bodies_are_one_line_each(
         },
     )
     serve(site)
-    summary = scrape(config(site, tmp_path))
+    summary = scrape(quick_config(site, tmp_path))
     errors = dict(summary.failures)
     assert summary.downloaded == 3, summary.text()  # 1, 3 (title dropped) and 10
     assert set(stored(tmp_path)) == {"000/000001.mp3", "000/000003.mp3", "000/000010.mp3"}
@@ -352,10 +332,10 @@ def test_line_separator_titles_round_trip(serve: Any, tones: list[bytes], tmp_pa
     site = FakeFMA([FakeTrack(i + 1, tones[i], title=t) for i, t in enumerate(titles)],
                    page_size=10)  # fmt: skip
     serve(site)
-    assert scrape(config(site, tmp_path)).downloaded == 4
+    assert scrape(quick_config(site, tmp_path)).downloaded == 4
     text = (tmp_path / "_tracks.jsonl").read_text(encoding="utf-8")
     assert len(text.splitlines()) == 4  # even a reader splitting at U+2028 sees 4 lines
     assert [track_lines(tmp_path)[f"00000{i + 1}"]["title"] for i in range(4)] == titles
-    again = scrape(config(site, tmp_path))
+    again = scrape(quick_config(site, tmp_path))
     assert (again.downloaded, again.skipped) == (0, 4)
     assert len(site.audio_hits()) == 4
