@@ -318,11 +318,11 @@ class HttpClient:
         robots_txt: bool = False,
     ) -> tuple[requests.Response, Target]:
         for _ in range(MAX_REDIRECTS + 1):
+            watch.pause()  # (a robots.txt fetch for the veto, the throttle: not this request's)
             prepared, target = self._prepare(url, headers)
             refused = self.veto(target, robots_txt) if self.veto is not None else None
             if refused is not None:
                 raise FetchError(*refused)
-            watch.pause()
             self.throttle.before_request(download=download)
             self.requests_made += 1
             response = self._send(prepared, True, watch)
