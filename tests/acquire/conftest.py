@@ -9,6 +9,7 @@ import hashlib
 import html
 import io
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -336,14 +337,17 @@ def tones() -> list[bytes]:
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    """serve(FakeFMA[, host]) starts it on 127.0.0.1 (or ``host``, e.g. 127.0.0.2 for "another
-    host") and returns it with base_url set."""
+    """serve(FakeFMA[, host][, tls]) starts it on 127.0.0.1 (or ``host``, e.g. 127.0.0.2 for
+    "another host"; over TLS with a server context) and returns it with base_url set."""
     servers: list[ThreadingHTTPServer] = []
 
-    def start(site: FakeFMA, host: str = "127.0.0.1") -> FakeFMA:
+    def start(site: FakeFMA, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> FakeFMA:
         server = ThreadingHTTPServer((host, 0), _handler(site))
         server.daemon_threads = True
-        site.base_url = f"http://{host}:{server.server_address[1]}"
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        site.base_url = f"{scheme}://{host}:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return site

@@ -4,14 +4,22 @@ and a second loopback server on another address (127.0.0.2) standing in for "som
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import ipaddress
 import json
 import random
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
 from fmaprep.acquire.policy import SitePolicy
@@ -339,3 +347,77 @@ def test_line_separator_titles_round_trip(serve: Any, tones: list[bytes], tmp_pa
     again = scrape(quick_config(site, tmp_path))
     assert (again.downloaded, again.skipped) == (0, 4)
     assert len(site.audio_hits()) == 4
+
+
+def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 and the certificate a client must trust for it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+@pytest.mark.usefixtures("ambient")
+def test_https_site_never_downgrades_to_http(
+    serve: Any, tones: list[bytes], tmp_path: Path, other: FakeFMA
+) -> None:
+    context, cert = _self_signed(tmp_path)
+    plain = f"{other.base_url}/files/1.mp3"  # http, on a host:port --allow-host names
+    site = FakeFMA(
+        [
+            FakeTrack(1, tones[0]),
+            FakeTrack(2, tones[1], file_url=plain),
+            FakeTrack(3, tones[2], file_url="/hop/3.mp3"),
+        ],
+        page_size=10,
+        redirects={"/hop/3.mp3": plain},
+    )
+    serve(site, tls=context)
+    session = requests.Session()
+    session.verify = str(cert)  # (the one certificate this test trusts)
+    cfg = quick_config(site, tmp_path / "dest", allow_hosts=(other.base_url[len("http://") :],))
+    client = HttpClient(Throttle(0.0, 50, 0.0), retries=2, backoff=0.01, timeout=10, deadline=10,
+                        transport=session, ambient=False)  # fmt: skip
+    summary = scrape(cfg, client=client)
+    assert other.hits == []
+    assert summary.downloaded == 1, summary.text()
+    errors = dict(summary.failures)
+    assert "downgrade" in errors["000002"] and "downgrade" in errors["000003"]
+    assert stored(tmp_path / "dest") == {"000/000001.mp3": site.tracks[0].sha1}
+    assert all(h.authorization is None for h in site.hits)
+
+
+def test_the_listing_stopped_line_is_redacted(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    site = FakeFMA([FakeTrack(1, tones[0])], page_size=10, next_url="/gone?token=SECRET1")
+    serve(site)
+    summary = scrape(quick_config(site, tmp_path, limit=5))
+    assert "http_404" in (summary.listing_error or "")
+    assert "listing stopped: http_404" in summary.text() and "SECRET1" not in summary.text()
