@@ -284,7 +284,7 @@ def test_huge_crawl_delay_is_capped(serve: Any, tones: list[bytes], tmp_path: Pa
     summary, seconds = timed(quick_config(site, tmp_path, max_crawl_delay=0.3, concurrency=1))
     assert summary.downloaded == 3 and seconds < 20
     starts = sorted(h.at for h in site.hits)  # robots.txt, the listing, three files
-    assert len(starts) == 5 and starts[-1] - starts[1] >= 3 * 0.3 * 0.9  # the capped delay
+    assert len(starts) == 5 and starts[-1] - starts[1] >= 0.6  # 3 capped delays (0.9 s), jittered
 
 
 def deep(levels: int) -> str:
