@@ -213,6 +213,9 @@ class _Run:
                 log.error("listing page %s failed: %s", url, exc)
                 summary.listing_error = str(exc)
                 return
+            except RecursionError:  # markup nested beyond what the parser can walk
+                summary.listing_error = f"{url}: the page is nested too deeply to parse"
+                return
             summary.pages += 1
             summary.rejected += len(listing.rejected)
             summary.rejections += listing.rejected
