@@ -33,6 +33,15 @@ def test_tags_around_the_frames_are_fine(mp3: bytes) -> None:
     id3v2 = b"ID3\x03\x00\x00\x00\x00\x01\x00" + b"\x00" * 128  # a 138-byte tag (syncsafe 128)
     id3v1 = b"TAG" + b"t" * 125
     assert verdict(id3v2 + mp3 + id3v1) is None
+    # a tag with 600 KB of cover art: not "no frame in the first 256 KiB"
+    art = 600_000
+    size = bytes((art >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    big = b"ID3\x03\x00\x00" + size + b"\x89PNG" + b"\x00" * (art - 4)
+    check = FrameCheck()
+    for start in range(0, len(big + mp3), 65536):
+        check.feed((big + mp3)[start : start + 65536])
+        assert check.hopeless() is None
+    assert check.problem() is None
 
 
 def test_frame_lengths_follow_the_standard() -> None:

@@ -26,7 +26,8 @@ _KBPS = {  # (version is MPEG-1, layer) -> bitrate index -> kbit/s
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 MIN_FRAMES = 2
 JUNK_ALLOWED = 8192  # bytes outside frames always tolerated (trailing tags), besides 5 %
-HOPELESS_AFTER = 256 * 1024  # no frame in this many bytes: not audio, stop reading
+HOPELESS_AFTER = 256 * 1024  # no frame in this many bytes (tags aside): not audio, stop reading
+MAX_TAG = 16 * 1024 * 1024  # an ID3v2 tag claiming more is not one (cover art is far smaller)
 
 
 def frame_at(buf: bytes | bytearray, i: int) -> tuple[int, tuple[int, int, int, int]] | None:
@@ -58,7 +59,7 @@ def _id3v2_length(buf: bytes | bytearray, i: int) -> int | None:
     size = 0
     for byte in header[6:10]:  # "syncsafe": 7 bits per byte
         size = (size << 7) | byte
-    return 10 + size + (10 if header[5] & 0x10 else 0)
+    return 10 + size + (10 if header[5] & 0x10 else 0) if size <= MAX_TAG else None
 
 
 def _declared_frames(buf: bytes | bytearray, i: int, fmt: tuple[int, int, int, int]) -> int | None:
@@ -83,6 +84,7 @@ class FrameCheck:
         self.junk = 0
         self.total = 0
         self.declared: int | None = None  # frames, per the Xing/Info header
+        self.tagged = 0  # bytes in ID3v2 tags
         self._buf = bytearray()
         self._pos = 0  # absolute offset of _buf[0]
         self._skip = 0  # bytes still to pass over (a frame or tag that ran past _buf)
@@ -109,6 +111,7 @@ class FrameCheck:
                     break
                 if size is not None:
                     i += size
+                    self.tagged += size
                     self._end = self._pos + i
                     self._format = None
                     continue
@@ -145,7 +148,7 @@ class FrameCheck:
 
     def hopeless(self) -> str | None:
         """Already certain the body is not MPEG audio (stop reading it)."""
-        if self.frames == 0 and self.total >= HOPELESS_AFTER:
+        if self.frames == 0 and self.total - self.tagged >= HOPELESS_AFTER:
             return f"no MPEG audio frame in the first {self.total} bytes"
         if self.junk > max(HOPELESS_AFTER, self.total // 20):
             return f"{self.junk} of the first {self.total} bytes are not MPEG audio frames"
