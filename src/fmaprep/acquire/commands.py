@@ -67,6 +67,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # (also NaN)
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
+
+
 def _proxy(text: str) -> str:
     try:
         parts = urlsplit(text)
@@ -142,7 +149,8 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="also fetch from HOST (default: only the base URL's host and its subdomains)",
+        help="also fetch from HOST or HOST:PORT (default: only the base URL's host and its "
+        "subdomains)",
     )
     parser.add_argument(
         "--allow-private-addresses",
@@ -158,13 +166,13 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_positive_seconds,
         default=60.0,
         help="seconds to connect, and to wait for the next bytes (%(default)s)",
     )
     parser.add_argument(
         "--deadline",
-        type=_seconds,
+        type=_positive_seconds,
         default=300.0,
         help="seconds one request may take in all: robots.txt, a page or a file (%(default)s)",
     )
