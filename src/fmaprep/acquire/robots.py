@@ -17,7 +17,7 @@ import threading
 
 from protego import Protego
 
-from fmaprep.acquire.http import ROBOTS_AGENT, FetchError, HttpClient
+from fmaprep.acquire.http import DEFAULT_PORTS, ROBOTS_AGENT, FetchError, HttpClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class Robots:
     def url_of(origin: Origin) -> str:
         scheme, host, port = origin
         host = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{host}:{port}/robots.txt"
+        port_part = "" if DEFAULT_PORTS.get(scheme) == port else f":{port}"  # (Host: as usual)
+        return f"{scheme}://{host}{port_part}/robots.txt"
 
     def rules(self, origin: Origin) -> Protego:
         with self._lock:
