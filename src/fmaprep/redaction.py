@@ -95,12 +95,25 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: strip_signed_query(m.group(0)), text)
 
 
+# what text from outside (a web page, a file name) must not send to a terminal raw: C0 controls
+# but tab and newline (ESC starts a terminal escape sequence, CR rewrites the line), DEL, C1
+# controls, and the invisible and direction-changing format characters
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and invisible characters shown as escapes (``\\x1b``, ``\\u202e``):
+    what it says reaches a terminal, what it would do there does not."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class RedactingFilter(logging.Filter):
-    """A handler filter: the formatted message of every record goes through :func:`redact_text`."""
+    """A handler filter: the formatted message of every record goes through :func:`redact_text`
+    and :func:`printable`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact_text(message)
+        cleaned = printable(redact_text(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

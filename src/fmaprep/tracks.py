@@ -35,6 +35,7 @@ PERMANENT_ERRORS = (
     "not_audio",
     "robots_disallowed",
     "host_not_allowed",
+    "address_not_allowed",
     "too_large",
     "bad_url",
     "no_url",
@@ -59,6 +60,10 @@ FIELDS = (
 )
 
 
+# (json.dumps already escapes the C0 controls; these three it writes raw)
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -81,7 +86,10 @@ def dumps_line(line: dict[str, Any]) -> str:
         }
     if isinstance(clean.get("error"), str):
         clean["error"] = redact_text(clean["error"])
-    return json.dumps(clean, ensure_ascii=False) + "\n"
+    text = json.dumps(clean, ensure_ascii=False)
+    # characters str.splitlines() (and some JSON-lines readers) take for line ends, escaped
+    # as JSON allows: a title holding one must not split its line
+    return text.translate(_LINE_BREAKS) + "\n"
 
 
 def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -89,7 +97,8 @@ def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:
 
     ``id`` is normalized to the 6-digit string (hand-written files may hold a number).
     """
-    for number, raw in enumerate(lines.splitlines() if isinstance(lines, str) else lines, 1):
+    # lines end at "\n" only: not at the U+2028, U+0085, ... str.splitlines() also splits at
+    for number, raw in enumerate(lines.split("\n") if isinstance(lines, str) else lines, 1):
         if not raw.strip():
             continue
         try:

@@ -9,11 +9,13 @@ import hashlib
 import html
 import io
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmaprep.acquire.scrape import ScrapeConfig
 from support.zipserver import ZipServer
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
@@ -40,9 +43,12 @@ class FakeTrack:
     id: Any  # as the site gives it: an int, or a hostile string
     audio: bytes = b""
     # ok | no_file_url | playback_only | html | truncated_once | error500_once | traversal
-    # | bad_id | disallowed | foreign | slow
+    # | bad_id | disallowed | foreign | slow | gone (404) | long_length (Content-Length larger
+    # than the body, then the connection closes) | short_length (Content-Length half the body)
     kind: str = "ok"
     title: str = ""
+    file_url: str | None = None  # the fileUrl the site gives, as written (hostile ones too)
+    raw_info: str | None = None  # data-track-info exactly as written (hostile JSON)
 
     @property
     def sha1(self) -> str:
@@ -59,6 +65,7 @@ class Hit:
     path: str
     status: int
     user_agent: str
+    authorization: str | None = None
 
 
 @dataclass
@@ -74,6 +81,11 @@ class FakeFMA:
     half_sent: threading.Event = field(default_factory=threading.Event)
     # when set, every audio URL the site hands out is "presigned" with this secret
     signature: str = ""
+    robots: str = ROBOTS
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location (302)
+    pages: dict[str, tuple[int, bytes, str, dict[str, str]]] = field(default_factory=dict)
+    trickle: set[str] = field(default_factory=set)  # paths answered with a byte every 0.2 s
+    next_url: str | None = None  # the "next" link of the last listing page (hostile ones)
     _served: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,7 +119,9 @@ class FakeFMA:
         }
         if track.kind == "traversal":
             info["fileName"] = "../../etc/passwd"
-        if track.kind == "disallowed":
+        if track.file_url is not None:
+            info["fileUrl"] = track.file_url
+        elif track.kind == "disallowed":
             info["fileUrl"] = f"{self.base_url}/private/{tid}.mp3"
         elif track.kind == "foreign":  # another host (that would reach this server too)
             info["fileUrl"] = self.base_url.replace("127.0.0.1", "localhost") + f"/files/{tid}.mp3"
@@ -126,7 +140,8 @@ class FakeFMA:
         )
 
     def play_item(self, track: FakeTrack, on_track_page: bool = False) -> str:
-        data = html.escape(json.dumps(self.info(track, on_track_page)), quote=True)
+        raw = track.raw_info or json.dumps(self.info(track, on_track_page))
+        data = html.escape(raw, quote=True)
         return f'<div class="play-item gcol gid-electronic" data-track-info="{data}"></div>'
 
     def listing(self, page: int) -> str:
@@ -134,7 +149,10 @@ class FakeFMA:
         chunk = self.tracks[start : start + self.page_size]
         items = "\n".join(self.play_item(t) for t in chunk)
         more = start + self.page_size < len(self.tracks)
-        nxt = f'<a class="pagination-next" href="/genre/Test/?page={page + 1}">next</a>'
+        href = f"/genre/Test/?page={page + 1}"
+        if not more and self.next_url is not None:
+            more, href = True, html.escape(self.next_url, quote=True)
+        nxt = f'<a class="pagination-next" href="{href}">next</a>'
         return (
             "<html><body><div class='play-list'>" + items + "</div>"
             "<div class='pagination-full'><a href='/genre/Test/?page=1'>1</a>"
@@ -152,7 +170,13 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
             with site._lock:
                 arrived = getattr(self, "arrived", time.monotonic())
                 site.hits.append(
-                    Hit(arrived, self.path, status, self.headers.get("User-Agent", ""))
+                    Hit(
+                        arrived,
+                        self.path,
+                        status,
+                        self.headers.get("User-Agent", ""),
+                        self.headers.get("Authorization"),
+                    )
                 )
 
         def _send(
@@ -185,13 +209,40 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
                 recent = [h for h in site.audio_hits(200) if now - h.at < site.window]
                 return len(recent) >= site.burst
 
+        def _trickle(self) -> None:
+            """Headers at once, then one byte every 0.2 s (for at most 60 s)."""
+            self._record(200)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "300")
+            self.end_headers()
+            for _ in range(300):
+                try:
+                    self.wfile.write(b"#")
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(0.2)
+
         def do_GET(self) -> None:
             self.arrived = time.monotonic()
             parts = urlsplit(self.path)
             path = parts.path
             tracks = site.by_id()
+            if path in site.trickle:
+                return self._trickle()
+            if path in site.redirects:
+                self._record(302)
+                self.send_response(302)
+                self.send_header("Location", site.redirects[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            if path in site.pages:
+                status, body, ctype, extra = site.pages[path]
+                return self._send(status, body, ctype, extra)
             if path == "/robots.txt":
-                return self._send(200, ROBOTS.encode(), "text/plain")
+                return self._send(200, site.robots.encode(), "text/plain")
             if path.startswith("/genre/Test/"):
                 page = int(parse_qs(parts.query).get("page", ["1"])[0])
                 return self._send(200, site.listing(page).encode(), "text/html; charset=utf-8")
@@ -230,6 +281,14 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
             kind = track.kind
             if kind == "html":
                 return self._send(200, b"<!DOCTYPE html><html>Error</html>", "text/html")
+            if kind == "gone":
+                return self._send(404, b"<html>gone</html>", "text/html")
+            if kind == "long_length":
+                self._send(200, track.audio, "audio/mpeg", length=len(track.audio) + 1000)
+                self.close_connection = True
+                return None
+            if kind == "short_length":
+                return self._send(200, track.audio, "audio/mpeg", length=len(track.audio) // 2)
             if kind == "error500_once" and self._first_time(f"500-{track.id}"):
                 return self._send(500, b"<html>oops</html>", "text/html")
             if kind == "truncated_once" and self._first_time(f"cut-{track.id}"):
@@ -250,6 +309,27 @@ def _handler(site: FakeFMA) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def quick_config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
+    """A scrape of the fake site with no politeness waits and short deadlines."""
+    values: dict[str, Any] = dict(
+        dest=str(dest),
+        base_url=site.base_url,
+        genre="Test",
+        limit=10,
+        batch_size=50,
+        pause=0,
+        min_delay=0.0,
+        concurrency=2,
+        retries=2,
+        backoff=0.01,
+        timeout=10,
+        deadline=10,
+        page_size=10,
+    )
+    values.update(overrides)  # fmt: skip
+    return ScrapeConfig(**values)
+
+
 @pytest.fixture(scope="session")
 def tones() -> list[bytes]:
     return [make_mp3(220.0 + 55.0 * i) for i in range(16)]
@@ -257,13 +337,17 @@ def tones() -> list[bytes]:
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    """serve(FakeFMA) starts it on 127.0.0.1 and returns it with base_url set."""
+    """serve(FakeFMA[, host][, tls]) starts it on 127.0.0.1 (or ``host``, e.g. 127.0.0.2 for
+    "another host"; over TLS with a server context) and returns it with base_url set."""
     servers: list[ThreadingHTTPServer] = []
 
-    def start(site: FakeFMA) -> FakeFMA:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
+    def start(site: FakeFMA, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> FakeFMA:
+        server = ThreadingHTTPServer((host, 0), _handler(site))
         server.daemon_threads = True
-        site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        site.base_url = f"{scheme}://{host}:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return site

@@ -75,6 +75,10 @@ def test_throttle_rejects_nonsense() -> None:
 def test_parse_retry_after() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    # hostile values are no value, never an exception
+    odd_values = ["\u00b2", "\u0663", "1e9999", "Wed, 31 Dec 99999 23:59:59 GMT", "-5", "\x00"]
+    for odd in [*odd_values, "Mon, 32 Foo 1 0:0:0"]:
+        assert parse_retry_after(odd) is None, odd
     date = email.utils.formatdate(1_000_030, usegmt=True)
     assert parse_retry_after(date, now=1_000_000) == pytest.approx(30.0)
 
@@ -132,6 +136,28 @@ def test_404_is_not_retried_and_redirects_stay_on_http(serve: Any, tones: list[b
     with pytest.raises(FetchError, match="non-http"):
         download(http, f"{site.base_url}/evil-redirect")  # a redirect to file://
     assert clock.slept == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.2:9\\@127.0.0.1/x.mp3",  # urllib3 reads host 127.0.0.2, urlsplit 127.0.0.1
+        "http://127.0.0.1/x y.mp3",
+        "http://127.0.0.1/x\t.mp3",
+        "http://127.0.0.1/x\n.mp3",
+        "http://127.0.0.1\u3000/x.mp3",
+        "http://127.0.0.1/\u202ex.mp3",
+        "http://127.0.0.1/\x00.mp3",
+        "ftp://127.0.0.1/x.mp3",
+        "http://[::1/x.mp3",
+        "http://127.0.0.1:99999/x.mp3",
+    ],
+)
+def test_odd_urls_are_refused_before_any_connection(url: str) -> None:
+    http = client(FakeClock())
+    with pytest.raises(FetchError) as err:
+        http.get_page(url)
+    assert err.value.reason == "bad_url" and http.requests_made == 0
 
 
 def test_max_bytes_and_head_check(serve: Any, tones: list[bytes], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
 from fmaprep.cli import scrape as scrape_cli
 
-from .conftest import FakeFMA, FakeTrack
+from .conftest import FakeFMA, FakeTrack, quick_config
 
 BATCH, PAUSE, MIN_DELAY = 3, 0.4, 0.05
 
@@ -66,21 +67,10 @@ def hostile_site(tones: list[bytes]) -> FakeFMA:
 
 
 def config(site: FakeFMA, dest: Path, **overrides: Any) -> ScrapeConfig:
-    values: dict[str, Any] = dict(
-        dest=str(dest),
-        base_url=site.base_url,
-        genre="Test",
-        limit=8,
-        batch_size=BATCH,
-        pause=PAUSE,
-        min_delay=MIN_DELAY,
-        concurrency=2,
-        retries=3,
-        backoff=0.05,
-        timeout=10,
-    )
-    values.update(overrides)
-    return ScrapeConfig(**values)
+    """A scrape that keeps to the site's rate rule (batches of BATCH, PAUSE between them)."""
+    polite = dict(limit=8, batch_size=BATCH, pause=PAUSE, min_delay=MIN_DELAY, retries=3,
+                  backoff=0.05, page_size=20, deadline=300)  # fmt: skip
+    return quick_config(site, dest, **(polite | overrides))
 
 
 GOOD = [2, 5, 7, 13, 17, 19, 29, 31]
@@ -370,3 +360,109 @@ def test_progress_bar_shows_tracks_bytes_and_pause(
     assert any("pausing" in frame for frame in frames)
     assert frames[-1].startswith("[" + "#" * 20 + "] 3/3 tracks, ")
     assert "KiB" in frames[-1] and stream.getvalue().endswith("\n")
+
+
+def test_ctrl_c_mid_download_ends_fast_and_the_rerun_fetches_only_the_rest(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    tracks = [
+        FakeTrack(2, tones[0]),
+        FakeTrack(3, tones[1]),
+        FakeTrack(4, tones[2], "slow"),  # half its body, then nothing until the gate opens
+        FakeTrack(5, tones[3]),
+    ]
+    site = serve(FakeFMA(tracks, page_size=10))
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, *cli_args(site, dest, "--concurrency", "2")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert site.half_sent.wait(timeout=60), "the download never started"
+        waited = time.monotonic()
+        while not (dest / "000" / "000005.mp3").exists():  # the other download finishes
+            assert time.monotonic() - waited < 60 and proc.poll() is None
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert took < 10, took  # the slow body was cut, not waited for (it would take 30 s)
+    assert b"Traceback" not in err and b"interrupted" in err
+    recorded = lines(dest)
+    assert {tid for tid, line in recorded.items() if line["status"] == "ok"} == {
+        "000002",
+        "000003",
+        "000005",
+    }
+    assert "000004" not in recorded and not (dest / "000" / "000004.mp3").exists()
+
+    tracks[2].kind = "ok"
+    site.gate.set()
+    args = argparse.ArgumentParser()
+    scrape_cli.add_arguments(args)
+    assert scrape_cli.run(args.parse_args(cli_args(site, dest))) == 0
+    assert [site.count(f"/files/{i}.mp3") for i in (2, 3, 4, 5)] == [1, 1, 2, 1]
+    for track in tracks:
+        assert sha1(dest / "000" / f"{track.id6}.mp3") == track.sha1
+
+
+@pytest.mark.parametrize("kind", ["file", "under_a_file", "bad_base_url"])
+def test_cli_bad_destination_or_base_url_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    dest = {"file": afile, "under_a_file": afile / "sub"}.get(kind, tmp_path / "d")
+    parser = argparse.ArgumentParser()
+    scrape_cli.add_arguments(parser)
+    argv = ["--genre", "Rock", "--dest", str(dest), "--no-progress"]
+    if kind == "bad_base_url":
+        argv += ["--base-url", "http://127.0.0.1:9\\@example.org/"]
+    assert scrape_cli.run(parser.parse_args(argv)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fmaprep scrape: ") and len(err.splitlines()) == 1
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permissions")
+def test_cli_unwritable_destination_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    parser = argparse.ArgumentParser()
+    scrape_cli.add_arguments(parser)
+    args = ["--genre", "Rock", "--dest", str(locked / "fma"), "--no-progress"]
+    assert scrape_cli.run(parser.parse_args(args)) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_site_text_reaches_the_terminal_escaped(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    escape = "\x1b]0;owned\x07\x1b[2J\r"
+    tracks = [
+        FakeTrack(1, tones[0], title=escape),
+        FakeTrack(f"9{escape}", tones[1]),  # an id that is not one
+        FakeTrack(3, tones[2], file_url=f"/files/{escape}.mp3"),
+        FakeTrack(4, tones[3], file_url=f"http://evil.example/{escape}?token=s3cret"),
+    ]
+    site = serve(FakeFMA(tracks, page_size=10))
+    main = "import sys; from fmaprep.cli import main; sys.exit(main())"
+    run = subprocess.run(
+        [sys.executable, "-c", main, "-v", "scrape", *cli_args(site, tmp_path)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr.decode()
+    assert b"\x1b" not in run.stderr and b"\x07" not in run.stderr and b"\r" not in run.stderr
+    assert b"\\x1b" in run.stderr  # shown, not obeyed
+    assert b"s3cret" not in run.stderr

@@ -72,3 +72,16 @@ def test_listing_urls() -> None:
     )
     with pytest.raises(ValueError):
         listing_url(base)
+
+
+def test_unparsable_urls_and_hostile_values_are_dropped_not_raised() -> None:
+    page = (
+        item({"id": 4, "fileUrl": "http://[::1/x.mp3", "title": [[["x"]]], "artistName": 7})
+        + item({"id": "9" * 5000})
+        + '<div class="pagination-full"><a class="pagination-next" href="http://[bad">n</a></div>'
+    )
+    listing = parse_listing(page, BASE)
+    assert [t.id for t in listing.tracks] == [4] and len(listing.rejected) == 1
+    track = listing.tracks[0]
+    assert track.file_url is None and track.title is None and track.artist == "7"
+    assert listing.next_url is None

@@ -7,13 +7,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
 from fmaprep.acquire.destination import DestinationError
 from fmaprep.acquire.http import USER_AGENT
+from fmaprep.acquire.policy import BadSiteError
 from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, ScrapeConfig, scrape
+from fmaprep.redaction import printable, redact_text
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,15 @@ SCRAPE_EXAMPLES = """\
   fmaprep scrape --chart all --limit 40 --dest s3://bucket/fma --batch-size 20 --pause 30
   fmaprep scrape --search 'piano' --limit 5 --dest "$PWD/build/fma" --min-delay 2
   rerun the same command to resume: complete tracks are skipped, nothing partial is left.
+what it fetches: only the base URL's origin (its subdomains, --allow-host), what robots.txt
+  allows, never loopback/private/link-local addresses unless the base URL is one or
+  --allow-private-addresses; no .netrc or *_PROXY from the environment (--proxy, or
+  user:password@ in --base-url for that origin only). See docs/scraper.md.
 exit status: 0 when what was asked for is present (--limit tracks, or all the listing has),
   even if bad candidates were skipped on the way (the summary lists them); 1 when tracks are
-  missing (the summary says how many and why); 2 for a bad destination or arguments.
+  missing (the summary says how many and why: failures, a budget, the listing); 2 for a bad
+  destination (not writable, an existing file) or arguments; 130 when interrupted (Ctrl-C:
+  the tracks that finished are recorded, a rerun resumes).
 """
 
 DATASET_HELP = "download, verify and unpack an FMA dataset archive (fma_small, ...)"
@@ -58,6 +67,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # (also NaN)
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
+
+
+def _proxy(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a proxy URL like http://HOST:PORT")
+    return text
+
+
 def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -71,7 +98,9 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
     )
     parser.add_argument(
-        "--base-url", default=DEFAULT_BASE_URL, help="the site (default %(default)s)"
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        help="the site (default %(default)s); user:password@ in it is sent to that origin only",
     )
     parser.add_argument(
         "--limit",
@@ -120,7 +149,54 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="also fetch from HOST (default: only the base URL's host and its subdomains)",
+        help="also fetch from HOST or HOST:PORT (default: only the base URL's host and its "
+        "subdomains)",
+    )
+    parser.add_argument(
+        "--allow-private-addresses",
+        action="store_true",
+        help="let connections reach loopback, private and link-local addresses (default: only "
+        "when the base URL's host is one)",
+    )
+    parser.add_argument(
+        "--proxy",
+        type=_proxy,
+        metavar="URL",
+        help="send every request through this proxy (the environment's *_PROXY are ignored)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=60.0,
+        help="seconds to connect, and to wait for the next bytes (%(default)s)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_positive_seconds,
+        default=300.0,
+        help="seconds one request may take in all: robots.txt, a page or a file (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-pages",
+        type=_positive_int,
+        help="listing pages per run (default: 10 + 3 x the pages --limit needs at 20 a page)",
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=_positive_int,
+        help="failed tracks before the run stops (default: 100 or --limit / 10, the larger)",
+    )
+    parser.add_argument(
+        "--max-consecutive-failures",
+        type=_positive_int,
+        default=20,
+        help="failed tracks in a row before the run stops (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-crawl-delay",
+        type=_seconds,
+        default=60.0,
+        help="largest robots.txt Crawl-delay honoured, in seconds (%(default)s)",
     )
     parser.add_argument(
         "--retry-failed",
@@ -153,13 +229,26 @@ def run_scrape(args: argparse.Namespace) -> int:
         page_size=min(args.page_size, 200),
         retry_failed=args.retry_failed,
         allow_hosts=tuple(host.lower() for host in args.allow_host),
+        allow_private=args.allow_private_addresses,
+        proxy=args.proxy,
+        timeout=args.timeout,
+        deadline=args.deadline,
+        max_pages=args.max_pages,
+        max_failures=args.max_failures,
+        max_consecutive_failures=args.max_consecutive_failures,
+        max_crawl_delay=args.max_crawl_delay,
     )
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))
-    except DestinationError as exc:
-        print(f"fmaprep scrape: {exc}", file=sys.stderr)
+    except (DestinationError, BadSiteError) as exc:
+        print(f"fmaprep scrape: {printable(redact_text(str(exc)))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fmaprep scrape: interrupted", file=sys.stderr)
+        return 130
     print(summary.text(), file=sys.stderr)
+    if summary.interrupted:
+        return 130
     return 0 if summary.complete else 1
 
 

@@ -1,42 +1,51 @@
 """The scraper: walk a genre / chart / search listing of the FMA website and download its mp3s
 politely (see :mod:`fmaprep.acquire.http`), resumably (tracks already complete at the
-destination are skipped) and safely (ids name files, bodies must look like mp3).
+destination are skipped) and safely: ids name files, bodies must be MPEG audio frame by frame,
+and a hostile site cannot steer it (the origins and addresses of :mod:`fmaprep.acquire.policy`,
+robots.txt for every URL, no credentials from the environment, a deadline per request and
+budgets per run). What it will and will not fetch: ``docs/scraper.md``.
 
 ``limit`` counts the tracks present at the destination at the end of the run, downloaded now or
 already there: a rerun with the same arguments downloads nothing, and a run that was stopped
-continues where it stopped.
+continues where it stopped. Ctrl-C ends the run within seconds: requests in flight are cut and
+the lines of the tracks that finished are written.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
-from fmaprep.acquire.destination import Destination
-from fmaprep.acquire.http import FetchError, HttpClient, Throttle
+from fmaprep.acquire.destination import Destination, DestinationError
+from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
+from fmaprep.acquire.policy import SitePolicy, split_credentials
 from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
 from fmaprep.acquire.site import TrackInfo, listing_url, parse_listing, parse_track_page
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
+from fmaprep.audio.frames import FrameCheck
 from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
 from fmaprep.model import track_path
-from fmaprep.redaction import redact_text
+from fmaprep.redaction import printable, redact_text
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://freemusicarchive.org"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+SHOWN = 20  # failed tracks and rejected items the summary names (the rest are counted)
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
 
 
 def sniff_audio(head: bytes, content_type: str) -> str | None:
-    """None when the body's first bytes (and its Content-Type) look like an mp3, else why not."""
+    """None when the body's first bytes (and its Content-Type) look like an mp3, else why not
+    (a first look: the whole body is then checked frame by frame)."""
     ctype = content_type.split(";", maxsplit=1)[0].strip().lower()
     if ctype.startswith(_TEXT_TYPES):
         return f"Content-Type is {ctype}, not audio"
@@ -53,7 +62,7 @@ class ScrapeConfig:
     genre: str | None = None
     chart: str | None = None
     search: str | None = None
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = DEFAULT_BASE_URL  # may carry user:password@, sent to its origin only
     limit: int = 20
     batch_size: int = 20
     pause: float = 30.0
@@ -62,20 +71,39 @@ class ScrapeConfig:
     max_bytes: int = DEFAULT_MAX_BYTES
     retries: int = 5
     backoff: float = 1.0
-    timeout: float = 60.0
+    timeout: float = 60.0  # connecting, and each wait for bytes
+    deadline: float = 300.0  # one request (robots.txt, a page, a file), redirects included
     page_size: int = 20
     retry_failed: bool = False  # retry tracks an earlier run found to be permanently bad
-    # hosts besides the base URL's (and its subdomains) that pages may send us to
+    # hosts (HOST or HOST:PORT) besides the base URL's (and its subdomains) pages may send us to
     allow_hosts: tuple[str, ...] = ()
+    allow_private: bool = False  # connections may reach loopback/private/link-local addresses
+    proxy: str | None = None  # the one proxy (the environment's are ignored)
+    max_pages: int | None = None  # listing pages per run (None: see page_budget)
+    max_failures: int | None = None  # failed tracks per run (None: 100 or limit / 10)
+    max_consecutive_failures: int = 20
+    max_crawl_delay: float = 60.0
 
     def first_url(self) -> str:
         return listing_url(
-            self.base_url,
+            split_credentials(self.base_url)[0],
             genre=self.genre,
             chart=self.chart,
             search=self.search,
             page_size=self.page_size,
         )
+
+    @property
+    def page_budget(self) -> int:
+        if self.max_pages is not None:
+            return self.max_pages
+        # (charts and searches have 20 a page whatever --page-size says, and a site may give
+        # fewer than asked: count no more than 20)
+        return 10 + 3 * math.ceil(self.limit / max(1, min(self.page_size, 20)))
+
+    @property
+    def failure_budget(self) -> int:
+        return self.max_failures if self.max_failures is not None else max(100, self.limit // 10)
 
 
 @dataclass
@@ -90,8 +118,11 @@ class ScrapeSummary:
     nbytes: int = 0
     requests: int = 0
     seconds: float = 0.0
-    listing_error: str | None = None
+    listing_error: str | None = None  # why the run stopped before the listing's end
+    interrupted: bool = False  # Ctrl-C
     failures: list[tuple[str, str]] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
+    consecutive_failures: int = 0
 
     @property
     def present(self) -> int:
@@ -104,76 +135,90 @@ class ScrapeSummary:
         to ``wanted`` do not count against it."""
         if self.present >= self.wanted:
             return True
-        return self.listing_error is None and self.failed == 0
+        return self.listing_error is None and self.failed == 0 and not self.interrupted
 
     def text(self) -> str:
+        """The summary for a terminal: URLs redacted, site text escaped."""
         lines = [
             f"scrape: {self.present}/{self.wanted} tracks present: {self.downloaded} downloaded "
             f"({human_bytes(self.nbytes)}), {self.skipped} already complete; {self.failed} "
             f"failed, {self.known_bad} known bad, {self.rejected} rejected listing items; "
             f"{self.pages} listing pages, {self.requests} requests in {self.seconds:.1f}s"
         ]
-        lines += [f"  failed {tid}: {redact_text(why)}" for tid, why in self.failures]
+        lines += [f"  failed {tid}: {why}" for tid, why in self.failures[:SHOWN]]
+        lines += [f"  rejected listing item: {why}" for why in self.rejections[:SHOWN]]
+        hidden = max(0, len(self.failures) - SHOWN) + max(0, len(self.rejections) - SHOWN)
+        if hidden:
+            lines.append(f"  ... and {hidden} more (failed tracks: see _tracks.jsonl)")
         if self.listing_error:
             lines.append(f"  listing stopped: {self.listing_error}")
+        if self.interrupted:
+            lines.append("  interrupted: the tracks that finished are recorded; rerun to resume")
         if not self.complete:
             why = "the listing stopped" if self.listing_error else "candidates failed"
+            why = "interrupted" if self.interrupted else why
             lines.append(f"  missing: {self.wanted - self.present} of the {self.wanted} tracks "
                          f"asked for ({why}; rerun to retry)")  # fmt: skip
         elif self.present < self.wanted:
             lines.append(f"  the listing had {self.present} tracks, fewer than the {self.wanted} "
                          "asked for: all are present")  # fmt: skip
-        return "\n".join(lines)
+        return "\n".join(printable(redact_text(line)) for line in lines)
 
 
 class _Run:
-    def __init__(self, config: ScrapeConfig, client: HttpClient, dest: Destination) -> None:
+    def __init__(
+        self, config: ScrapeConfig, client: HttpClient, dest: Destination, policy: SitePolicy
+    ) -> None:
         self.config = config
         self.client = client
         self.dest = dest
-        self.robots = Robots(client)
+        self.policy = policy
+        self.robots = Robots(client, max_crawl_delay=config.max_crawl_delay)
         client.veto = self.veto
-        base = (urlsplit(config.base_url).hostname or "").lower()
-        self._base_host = base
-        self._base_domain = base.removeprefix("www.")
+        client.address_ok = policy.address_ok
         self.tracks = TrackLog(dest)
-        delay = self.robots.crawl_delay(config.first_url())
+        delay = self.robots.crawl_delay(policy.origin)
         if delay is not None and delay > client.throttle.min_delay:
             log.info("robots.txt asks for a crawl delay of %gs", delay)
             client.throttle.min_delay = delay
 
-    def veto(self, url: str) -> tuple[str, str] | None:
-        """Refuse URLs on foreign hosts (a hostile page must not point us anywhere it likes)
-        and URLs robots.txt disallows for us."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if not (
-            host in (self._base_host, self._base_domain)
-            or host.endswith("." + self._base_domain)
-            or host in self.config.allow_hosts
-        ):
-            return "host_not_allowed", f"{url}: host {host!r} is not {self._base_host!r}"
-        if parts.path != "/robots.txt" and not self.robots.allowed(url):
-            return "robots_disallowed", f"robots.txt disallows {url}"
+    def veto(self, target: Target, robots_txt: bool) -> tuple[str, str] | None:
+        """Refuse what a hostile page must not point us to: credentials in a URL, another
+        origin, and (but for robots.txt itself) what robots.txt disallows."""
+        if target.userinfo:
+            return "bad_url", f"{target.url}: a URL with user@ is not fetched"
+        refused = self.policy.refusal(target)
+        if refused is not None:
+            return "host_not_allowed", refused
+        if not robots_txt and not self.robots.allowed(target.origin, target.url):
+            return "robots_disallowed", f"robots.txt disallows {target.url}"
         return None
 
-    def listings(self, summary: ScrapeSummary) -> Any:
-        """New tracks from the listing pages, in order; stops after 3 pages with none new."""
+    def listings(self, summary: ScrapeSummary) -> Iterator[TrackInfo]:
+        """New tracks from the listing pages, in order; stops after 3 pages with none new, or
+        at the page budget."""
         url: str | None = self.config.first_url()
         seen: set[str] = set()
         ids: set[int] = set()
         barren = 0
         while url and url not in seen and barren < 3:
+            if summary.pages >= self.config.page_budget:
+                summary.listing_error = f"{summary.pages} listing pages read (--max-pages)"
+                return
             seen.add(url)
             try:
                 page = self.client.get_page(url)
+                listing = parse_listing(page.text, page.url, self.config.genre)
             except FetchError as exc:
                 log.error("listing page %s failed: %s", url, exc)
                 summary.listing_error = str(exc)
                 return
+            except RecursionError:  # markup nested beyond what the parser can walk
+                summary.listing_error = f"{url}: the page is nested too deeply to parse"
+                return
             summary.pages += 1
-            listing = parse_listing(page.text, page.url, self.config.genre)
             summary.rejected += len(listing.rejected)
+            summary.rejections += listing.rejected
             new = [t for t in listing.tracks if t.id not in ids]
             ids.update(t.id for t in new)
             barren = 0 if new else barren + 1
@@ -188,6 +233,8 @@ class _Run:
             try:
                 page = self.client.get_page(track.page_url)
             except FetchError as exc:
+                if exc.reason == "cancelled":
+                    raise
                 log.warning("track page of %s failed: %s", track.id6, exc)
             else:
                 found = parse_track_page(page.text, page.url, track.id)
@@ -211,13 +258,31 @@ class _Run:
             if url is None:
                 raise FetchError("no_url", "no fileUrl, track page or playbackUrl")
             with self.dest.writer(track_path(track.id)) as writer:
+                frames = FrameCheck()
+
+                def write(chunk: bytes) -> None:
+                    frames.feed(chunk)
+                    hopeless = frames.hopeless()
+                    if hopeless is not None:
+                        raise FetchError("not_audio", f"{url}: {hopeless}")
+                    writer.write(chunk)
+
+                def restart() -> None:
+                    nonlocal frames
+                    frames = FrameCheck()
+                    writer.restart()
+
                 got = self.client.download(
                     url,
-                    writer.write,
-                    restart=writer.restart,
+                    write,
+                    restart=restart,
                     max_bytes=self.config.max_bytes,
                     check_head=sniff_audio,
                 )
+                problem = frames.problem()
+                if problem is not None:
+                    reason = "truncated" if problem.startswith("cut short") else "not_audio"
+                    raise FetchError(reason, f"{got.url}: {problem}")
                 writer.commit()
         except FetchError as exc:
             log.warning("track %s failed: %s", track.id6, exc)
@@ -235,8 +300,29 @@ class _Run:
 def _make_client(config: ScrapeConfig, progress: Progress) -> HttpClient:
     throttle = Throttle(config.min_delay, config.batch_size, config.pause, on_pause=progress.pause)
     return HttpClient(
-        throttle, retries=config.retries, backoff=config.backoff, timeout=config.timeout
+        throttle,
+        retries=config.retries,
+        backoff=config.backoff,
+        timeout=config.timeout,
+        deadline=config.deadline,
+        ambient=False,  # no .netrc, no *_PROXY, no credentials from the environment
+        proxy=config.proxy,
     )
+
+
+def _record(run: _Run, line: dict[str, Any], summary: ScrapeSummary, progress: Progress) -> None:
+    if line["status"] == "ok":
+        run.tracks.append(line)
+        summary.downloaded += 1
+        summary.nbytes += line["bytes"]
+        summary.consecutive_failures = 0
+        progress.add(tracks=1, nbytes=line["bytes"])
+    elif not str(line["error"]).startswith("cancelled"):  # (an interrupted one is no verdict)
+        run.tracks.append(line)
+        summary.failed += 1
+        summary.consecutive_failures += 1
+        summary.failures.append((line["id"], line["error"]))
+        progress.add(failed=1)
 
 
 def _settle(
@@ -244,26 +330,41 @@ def _settle(
     pending: dict[Future[dict[str, Any]], TrackInfo],
     summary: ScrapeSummary,
     progress: Progress,
+    timeout: float | None = None,
 ) -> None:
-    """Wait for at least one pending download and record what finished."""
-    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    """Wait for at least one pending download (or ``timeout``) and record what finished."""
+    done, _ = wait(list(pending), timeout=timeout, return_when=FIRST_COMPLETED)
     for future in done:
         pending.pop(future)
-        line = future.result()
-        run.tracks.append(line)
-        if line["status"] == "ok":
-            summary.downloaded += 1
-            summary.nbytes += line["bytes"]
-            progress.add(tracks=1, nbytes=line["bytes"])
-        else:
-            summary.failed += 1
-            summary.failures.append((line["id"], line["error"]))
-            progress.add(failed=1)
+        _record(run, future.result(), summary, progress)
 
 
-def _drive(run: _Run, pool: ThreadPoolExecutor, summary: ScrapeSummary, progress: Progress) -> None:
-    limit, concurrency = run.config.limit, run.config.concurrency
-    pending: dict[Future[dict[str, Any]], TrackInfo] = {}
+def _must_wait(config: ScrapeConfig, in_flight: int, summary: ScrapeSummary) -> bool:
+    """Never more than ``concurrency`` downloads in flight, nor more than the limit could still
+    use, nor more than the failure budgets could still absorb (they stop the run exactly)."""
+    return (
+        in_flight >= config.concurrency
+        or summary.present + in_flight >= config.limit
+        or summary.failed + in_flight >= config.failure_budget
+        or summary.consecutive_failures + in_flight >= config.max_consecutive_failures
+    )
+
+
+def _over_budget(config: ScrapeConfig, summary: ScrapeSummary) -> str | None:
+    if summary.failed >= config.failure_budget:
+        return f"{summary.failed} tracks failed (--max-failures)"
+    if summary.consecutive_failures >= config.max_consecutive_failures:
+        return f"{summary.consecutive_failures} tracks in a row failed (--max-consecutive-failures)"
+    return None
+
+
+def _drive(
+    run: _Run,
+    pool: ThreadPoolExecutor,
+    pending: dict[Future[dict[str, Any]], TrackInfo],
+    summary: ScrapeSummary,
+    progress: Progress,
+) -> None:
     for track in run.listings(summary):
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
@@ -273,13 +374,31 @@ def _drive(run: _Run, pool: ThreadPoolExecutor, summary: ScrapeSummary, progress
             log.info("track %s failed for good in an earlier run; skipped", track.id6)
         else:
             pending[pool.submit(run.fetch, track)] = track
-        # never more than `concurrency` in flight, nor more than the limit could still use
-        while pending and (len(pending) >= concurrency or summary.present + len(pending) >= limit):
+        while pending and _must_wait(run.config, len(pending), summary):
             _settle(run, pending, summary, progress)
-        if summary.present >= limit:
+        if summary.present >= run.config.limit:
+            break
+        stop = _over_budget(run.config, summary)
+        if stop is not None:
+            summary.listing_error = stop
             break
     while pending:
         _settle(run, pending, summary, progress)
+
+
+def _stop(
+    run: _Run | None,
+    client: HttpClient,
+    pending: dict[Future[dict[str, Any]], TrackInfo],
+    summary: ScrapeSummary,
+    progress: Progress,
+) -> None:
+    """After a Ctrl-C: cut every request in flight, and record the downloads that finished
+    (before or while being cut) so that a rerun does not fetch them again."""
+    client.cancel()
+    deadline = time.monotonic() + 5.0
+    while pending and run is not None and time.monotonic() < deadline:
+        _settle(run, pending, summary, progress, timeout=max(0.0, deadline - time.monotonic()))
 
 
 def scrape(
@@ -289,29 +408,52 @@ def scrape(
     dest: Destination | None = None,
     progress: Progress | None = None,
 ) -> ScrapeSummary:
-    """Scrape ``config.limit`` tracks into ``config.dest``; see the module docstring."""
+    """Scrape ``config.limit`` tracks into ``config.dest``; see the module docstring. A Ctrl-C
+    returns the summary so far with ``interrupted`` set (a second one raises)."""
     if config.limit < 1 or config.concurrency < 1:
         raise ValueError("limit and concurrency must be >= 1")
     started = time.monotonic()
+    base_url, credentials = split_credentials(config.base_url)
+    policy = SitePolicy(base_url, config.allow_hosts, config.allow_private)
     progress = progress or Progress(config.limit)
     own_client = client is None
     client = client or _make_client(config, progress)
-    dest = dest or open_destination(config.dest)
-    dest.cleanup()
-    run = _Run(config, client, dest)
+    if credentials is not None:
+        client.credentials = (policy.origin, *credentials)
     summary = ScrapeSummary(wanted=config.limit)
+    pending: dict[Future[dict[str, Any]], TrackInfo] = {}
     pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="fmaprep-scrape")
+    run: _Run | None = None
     try:
-        _drive(run, pool, summary, progress)
+        dest = _writable(dest or config.dest)
+        run = _Run(config, client, dest, policy)
+        _drive(run, pool, pending, summary, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        _stop(run, client, pending, summary, progress)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        client.cancel()
         raise
     finally:
-        pool.shutdown(wait=True)
-        run.tracks.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
+        pool.shutdown(wait=not summary.interrupted, cancel_futures=True)
+        if run is not None:
+            run.tracks.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
         progress.close()
         summary.requests = client.requests_made
         summary.seconds = time.monotonic() - started
         if own_client:
             client.close()
     return summary
+
+
+def _writable(dest: Destination | str) -> Destination:
+    """The destination, its earlier run's staging leftovers dropped; found out now (not after
+    the first download) when it cannot be written (an existing file, no permission)."""
+    try:
+        opened = open_destination(dest) if isinstance(dest, str) else dest
+        opened.cleanup()
+        opened.local_tmp_dir()
+    except OSError as exc:
+        raise DestinationError(f"{dest if isinstance(dest, str) else dest.uri}: cannot write "
+                               f"there ({exc.strerror or exc})") from exc  # fmt: skip
+    return opened

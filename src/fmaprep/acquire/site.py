@@ -68,7 +68,7 @@ def parse_track_id(value: object) -> int:
         raise BadTrackError(f"track id {value!r} is not an integer")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 12:
         number = int(value)
     else:
         raise BadTrackError(f"track id {value!r} is not an integer")
@@ -80,8 +80,12 @@ def parse_track_id(value: object) -> int:
 def _web_url(value: object, base: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    url = urljoin(base, value.strip())
-    parts = urlsplit(url)
+    try:
+        url = urljoin(base, value.strip())
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+        log.warning("ignoring unparsable URL %r", value)
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         log.warning("ignoring non-http(s) URL %r", value)
         return None
@@ -89,7 +93,8 @@ def _web_url(value: object, base: str) -> str | None:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
+    """A name as text: a JSON string or number; anything else (a list, an object) is dropped."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     text = str(value).strip()
     return text or None
@@ -120,6 +125,8 @@ def _info_of(item: Tag) -> dict[str, Any]:
         info = json.loads(raw)
     except ValueError as exc:
         raise BadTrackError(f"data-track-info is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadTrackError("data-track-info is nested too deeply") from exc
     if not isinstance(info, dict):
         raise BadTrackError("data-track-info is not a JSON object")
     return info
