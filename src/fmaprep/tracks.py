@@ -59,6 +59,15 @@ FIELDS = (
 )
 
 
+# characters of one metadata value (title, artist, ...): longer ones are cut, with a "…" last
+METADATA_VALUE_MAX = 1024
+
+
+def cap_value(text: str) -> str:
+    """``text`` cut to :data:`METADATA_VALUE_MAX` characters (docs/inputs.md, "Limits")."""
+    return text if len(text) <= METADATA_VALUE_MAX else text[: METADATA_VALUE_MAX - 1] + "\u2026"
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
