@@ -71,6 +71,12 @@ def cap_value(text: str) -> str:
     return text if len(text) <= METADATA_VALUE_MAX else text[: METADATA_VALUE_MAX - 1] + "\u2026"
 
 
+def shown(value: object) -> str:
+    """A metadata value as a terminal shows it: capped, then quoted with its control
+    characters escaped (``repr``), so a title cannot move the cursor or recolour the screen."""
+    return repr(cap_value(str(value)))
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
