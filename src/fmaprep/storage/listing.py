@@ -90,7 +90,8 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
     A path that exists is that path, whatever characters it holds (``take[1].mp3``); only a
     path that does not exist is a pattern, matched from the longest leading directory that
     does (docs/inputs.md). Links to directories below INPUT are not followed (so no loop is
-    walked), and a file reached twice (links, hard links) is listed once, under its first name.
+    walked), and a file reached through links under several names is listed once, under the
+    first; hard links are separate names of their own (the benchmarks' corpora use them).
     A dangling link, or a file gone before it is looked at, is listed with size 0: its task
     reports it as one ``read_failed`` line.
     """
@@ -107,7 +108,7 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
         raise StorageError(f"input {path} does not exist")
     metadata = _local_track_metadata(os.path.join(root, TRACKS_FILE))
     files = []
-    seen: set[tuple[int, int]] = set()
+    seen: set[str] = set()
     for p in candidates:
         if not _has_audio_extension(p, extensions):
             continue
@@ -116,10 +117,11 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
         except OSError:  # a dangling link, a loop of links, a file deleted since the walk
             files.append(InputFile(p, 0, metadata.get(track_id_for(p), {})))
             continue
-        if (st.st_dev, st.st_ino) in seen:
-            log.info("%s is a file already listed under another name: skipped", p)
+        real = os.path.realpath(p)
+        if real in seen:
+            log.info("%s links to a file already listed: skipped", p)
             continue
-        seen.add((st.st_dev, st.st_ino))
+        seen.add(real)
         files.append(InputFile(p, st.st_size, metadata.get(track_id_for(p), {}), st.st_mtime))
     return files
 
