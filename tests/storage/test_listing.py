@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 
-from fmaprep.storage.listing import list_local_inputs
+from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.listing import list_inputs, list_local_inputs
+from fmaprep.storage.s3_settings import S3Settings
+from local_services_fixture import local_services
+
+__all__ = ["local_services"]
 
 EXT = (".mp3", ".wav")
 
@@ -121,3 +127,29 @@ def test_a_dangling_link_is_listed_for_its_task_to_report(tmp_path: Path) -> Non
     ]  # fmt: skip
     # named as INPUT itself: the path, not "does not exist"
     assert [f.size for f in list_local_inputs(str(tmp_path / "in" / "000003.mp3"), EXT)] == [0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["s3", "hdfs"])
+def test_remote_names_with_glob_characters_are_those_names(
+    local_services: dict[str, str], monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """On S3 and HDFS too: a key or folder that exists is taken as named, never as a pattern."""
+    for key in ("FMAPREP_HDFS_URI", "FMAPREP_WEBHDFS_URL", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):  # fmt: skip
+        monkeypatch.setenv(key, local_services[key])
+    settings = StoreSettings(s3=S3Settings(endpoint=local_services["FMAPREP_S3_ENDPOINT"],
+                                           path_style_access=True))  # fmt: skip
+    run = uuid.uuid4().hex[:8]
+    base = (f"s3a://{local_services['FMAPREP_S3_BUCKET']}/listing-{run}" if scheme == "s3"
+            else f"{local_services['FMAPREP_HDFS_URI']}/tmp/listing-{run}")  # fmt: skip
+    store = open_store(base, settings)
+    for rel in ("take[1].mp3", "take1.mp3", "album [2024]/000002.mp3", "album 2/000003.mp3"):
+        store.write_bytes(f"{base}/{rel}", b"\xff\xfbdata")
+
+    def listed(uri: str) -> list[str]:
+        return [f.source[len(base) + 1 :] for f in list_inputs(uri, EXT, settings)]
+
+    assert listed(f"{base}/take[1].mp3") == ["take[1].mp3"]
+    assert listed(f"{base}/album [2024]") == ["album [2024]/000002.mp3"]
+    assert listed(f"{base}/take?.mp3") == ["take1.mp3"]  # nothing has that name: a pattern

@@ -166,9 +166,11 @@ class Destination(ABC):
         """A local staging directory on the same storage (for big downloads), if there is one."""
 
     def read_text(self, key: str) -> str | None:
+        """The object as text, or None when missing; bytes that are not UTF-8 become U+FFFD
+        (a hand-edited ``_tracks.jsonl`` never stops a run: the parser judges each line)."""
         try:
             with self.open_read(key) as stream:
-                return stream.read().decode("utf-8")
+                return stream.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return None
 
