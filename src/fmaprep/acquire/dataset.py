@@ -432,22 +432,30 @@ def _from_record(run: _Run, record: FetchRecord, client: HttpClient) -> bool:
             for m in record.members
         )
         run.progress.total = len(todo)
-        metadata: Metadata | None = None
         try:
-            for m in todo:
-                previous = log_file.latest.get(f"{m.track_id or 0:06d}") or {}
-                meta = {k: previous.get(k) for k in METADATA_KEYS if previous.get(k) is not None}
-                if m.track_id is not None and not meta:
-                    metadata = _load_metadata(run, None) if metadata is None else metadata
-                    meta = dict(metadata.get(m.track_id, {}))
-                line = _refetch(run, spans, m, meta)  # type: ignore[arg-type]
-                if line is not None:
-                    log_file.append(line)
+            if spans is not None:
+                _refetch_all(run, spans, todo, log_file)
         except FetchError as exc:
             raise DatasetError(f"reading {run.url} failed: {exc}") from exc
         finally:
             summary.downloaded_bytes = spans.received if spans is not None else 0
     return True
+
+
+def _refetch_all(run: _Run, spans: Spans, todo: list[Member], log_file: TrackLog) -> None:
+    """The missing members, each with the metadata its last line had (else tracks.csv's)."""
+    metadata: Metadata | None = None
+    for m in todo:
+        meta: dict[str, Any] = {}
+        if m.track_id is not None:
+            previous = log_file.latest.get(f"{m.track_id:06d}") or {}
+            meta = {k: previous[k] for k in METADATA_KEYS if previous.get(k) is not None}
+            if not meta:
+                metadata = _load_metadata(run, None) if metadata is None else metadata
+                meta = dict(metadata.get(m.track_id, {}))
+        line = _refetch(run, spans, m, meta)
+        if line is not None:
+            log_file.append(line)
 
 
 def _present(run: _Run, log_file: TrackLog, m: Member) -> bool:
