@@ -84,7 +84,7 @@ def test_every_configurable_decoder_and_resampler_is_implemented() -> None:
         ("pipeline", "max_duration_s", "inf", "max_duration_s must be a finite number, got inf"),
         ("pipeline", "min_duration_s", "nan", "min_duration_s must be a finite number, got nan"),
         ("pipeline", "silence_db", "-inf", "silence_db must be a finite number, got -inf"),
-        ("pipeline", "max_file_mb", "-1", "max_file_mb must be > 0, got -1"),
+        ("pipeline", "max_file_mb", "-1", "max_file_mb must be > 0 and at most 1048576, got -1"),
         ("job", "partitions", "2.5", "partitions must be an integer or unset, got 2.5"),
         ("job", "max_error_rate", "true", "max_error_rate must be a number, got True"),
         ("job", "max_error_rate", "nan", "max_error_rate must be a finite number, got nan"),
@@ -118,14 +118,34 @@ _MIN_DURATION = "must be >= 0 and below max_duration_s (21600.0), got"
         ("pipeline", "sample_rate", "999", "must be in 1000..48000 Hz, got 999"),
         ("pipeline", "sample_rate", "48001", "must be in 1000..48000 Hz, got 48001"),
         ("pipeline", "mu", "0", "must be in 1..255 (codes are uint8), got 0"),
-        ("pipeline", "silence_db", "0.5", "must be <= 0 dBFS, got 0.5"),
+        ("pipeline", "silence_db", "0.5", "must be in -400..0 dBFS, got 0.5"),
+        ("pipeline", "silence_db", "-1e300", "must be in -400..0 dBFS, got -1e+300"),
+        # upper bounds: values the code could not honour (a deadline that overflows, an
+        # address-space cap over 2**64 bytes) are refused with the checks
+        ("pipeline", "timeout_s", "1e308", "must be > 0 and at most 86400, got 1e+308"),
+        ("pipeline", "timeout_s", "86401", "must be > 0 and at most 86400, got 86401"),
+        (
+            "pipeline",
+            "max_memory_mb",
+            "1e15",
+            "must be > 0 and at most 1048576, got 1000000000000000.0",
+        ),
+        ("pipeline", "max_file_mb", "1e12", "must be > 0 and at most 1048576, got 1000000000000.0"),
+        (
+            "pipeline",
+            "max_duration_s",
+            "1e12",
+            "must be > 0 and at most 604800, got 1000000000000.0",
+        ),
         ("pipeline", "min_duration_s", "-1", f"{_MIN_DURATION} -1"),
         ("pipeline", "min_duration_s", "21600", f"{_MIN_DURATION} 21600"),
         ("pipeline", "normalize", "'rms'", "must be one of peak, none, got 'rms'"),
         ("pipeline", "decoder", "'x'", "must be one of soundfile, ffmpeg, pydub, got 'x'"),
-        ("job", "partitions", "0", "must be >= 1, got 0"),
-        ("job", "target_partition_mb", "0", "must be > 0, got 0"),
-        ("job", "target_partition_mb", "-1.5", "must be > 0, got -1.5"),
+        ("job", "partitions", "0", "must be in 1..1000000, got 0"),
+        ("job", "partitions", "1000001", "must be in 1..1000000, got 1000001"),
+        ("job", "target_partition_mb", "0", "must be > 0 and at most 65536, got 0"),
+        ("job", "target_partition_mb", "-1.5", "must be > 0 and at most 65536, got -1.5"),
+        ("job", "target_partition_mb", "1e9", "must be > 0 and at most 65536, got 1000000000.0"),
         ("job", "max_error_rate", "-0.1", "must be in 0..1, got -0.1"),
         ("job", "format", "'csv'", "must be one of pickle, parquet, got 'csv'"),
         ("job", "master", "''", "must not be empty (e.g. local[*] or yarn)"),
@@ -174,7 +194,7 @@ def test_a_section_that_is_not_a_table_is_a_problem_not_a_crash(tmp_path: Path) 
         load_config(f)
     assert str(info.value).splitlines() == [
         "[pipeline] must be a table, got 3",
-        "[job] partitions must be >= 1, got 0",
+        "[job] partitions must be in 1..1000000, got 0",
     ]
 
 
@@ -218,7 +238,7 @@ def test_the_cli_rejects_a_mistyped_config_before_spark_starts(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("flags", "line"),
     [
-        (["--partitions", "0"], "[job] partitions must be >= 1, got 0"),
+        (["--partitions", "0"], "[job] partitions must be in 1..1000000, got 0"),
         (["--max-error-rate", "2"], "[job] max_error_rate must be in 0..1, got 2"),
         (["--max-error-rate", "nan"], "[job] max_error_rate must be a finite number, got nan"),
         (["--mu", "0"], "[pipeline] mu must be in 1..255 (codes are uint8), got 0"),

@@ -215,3 +215,34 @@ def test_the_worker_keeps_its_decode_process_for_its_next_task(hostile: Path) ->
     with run_files(PipelineConfig(channel="right")) as fresh:
         assert fresh.pid not in (pid, None)
         fresh.close()
+
+
+def test_the_kill_path_works_right_after_a_fork() -> None:
+    """An interrupt can arrive the moment after the fork, before the decode process has its own
+    process group: killing it then must still end it and never wait for it without bound.
+    Forks in a loop, killed after 0 to 2 ms (the kill lands before, during and after the
+    child's setpgid); the loop runs in a thread so a hang fails the test instead of the run."""
+    import random
+    import threading
+
+    cfg = PipelineConfig()
+    pids: list[int] = []
+    rng = random.Random(27)
+
+    def forks() -> None:
+        for _ in range(60):
+            files = DecodeProcess(cfg)
+            files.ensure_started()
+            pid = files.pid
+            assert pid is not None
+            pids.append(pid)
+            delay = rng.choice([0.0, 0.0, 0.0005, 0.002])
+            if delay:
+                time.sleep(delay)
+            files._kill()  # what process() does when interrupted mid-exchange
+
+    worker = threading.Thread(target=forks, daemon=True)
+    worker.start()
+    worker.join(180)
+    assert not worker.is_alive(), f"the kill path hung after {len(pids)} forks"
+    assert len(pids) == 60 and all(_gone(pid) for pid in pids)

@@ -35,6 +35,16 @@ class ConfigError(ValueError):
 
 
 _TABLES = {"pipeline", "job"}
+# Upper bounds (docs/inputs.md, "Limits"): a value the code could not honour (a deadline that
+# overflows, an address-space cap over 2**64 bytes) is refused with the checks, not mid-job.
+PIPELINE_MAXIMA = {
+    "max_duration_s": 7 * 86400.0,  # a week of audio
+    "max_file_mb": 1024 * 1024.0,  # 1 TiB
+    "timeout_s": 86400.0,  # a day per file
+    "max_memory_mb": 1024 * 1024.0,  # 1 TiB of address space
+}
+MAX_PARTITIONS = 1_000_000
+MAX_PARTITION_MB = 64 * 1024.0
 # how files are run, not what they become: left out of the resume fingerprint
 _HOW_NOT_WHAT = ("isolation", "max_memory_mb")
 
@@ -67,16 +77,22 @@ class PipelineConfig:
             problems.append(f"sample_rate must be in 1000..48000 Hz, got {self.sample_rate}")
         if not 1 <= self.mu <= 255:
             problems.append(f"mu must be in 1..255 (codes are uint8), got {self.mu}")
-        if not 0 <= self.min_duration_s < self.max_duration_s:
+        if (
+            not 0
+            <= self.min_duration_s
+            < min(self.max_duration_s, PIPELINE_MAXIMA["max_duration_s"])
+        ):
             problems.append(
                 f"min_duration_s must be >= 0 and below max_duration_s ({self.max_duration_s}),"
                 f" got {self.min_duration_s}"
             )
-        if not self.silence_db <= 0:
-            problems.append(f"silence_db must be <= 0 dBFS, got {self.silence_db}")
-        for name in ("max_file_mb", "timeout_s", "max_memory_mb"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if not -400 <= self.silence_db <= 0:
+            problems.append(f"silence_db must be in -400..0 dBFS, got {self.silence_db}")
+        for name, top in PIPELINE_MAXIMA.items():
+            if not 0 < getattr(self, name) <= top:
+                problems.append(
+                    f"{name} must be > 0 and at most {top:.0f}, got {getattr(self, name)}"
+                )
         return problems
 
     def fingerprint(self, versions: dict[str, str] | None = None) -> str:
@@ -110,10 +126,11 @@ class JobConfig:
         problems = []
         if not self.master.strip():
             problems.append("master must not be empty (e.g. local[*] or yarn)")
-        if self.partitions is not None and self.partitions < 1:
-            problems.append(f"partitions must be >= 1, got {self.partitions}")
-        if not self.target_partition_mb > 0:
-            problems.append(f"target_partition_mb must be > 0, got {self.target_partition_mb}")
+        if self.partitions is not None and not 1 <= self.partitions <= MAX_PARTITIONS:
+            problems.append(f"partitions must be in 1..{MAX_PARTITIONS}, got {self.partitions}")
+        if not 0 < self.target_partition_mb <= MAX_PARTITION_MB:
+            problems.append(f"target_partition_mb must be > 0 and at most {MAX_PARTITION_MB:g}, "
+                            f"got {self.target_partition_mb}")  # fmt: skip
         if not 0.0 <= self.max_error_rate <= 1.0:
             problems.append(f"max_error_rate must be in 0..1, got {self.max_error_rate}")
         return problems + _extension_problems(self.extensions)

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 # seconds past timeout_s before the worker gives up on a file: the in-process check between
 # decoded blocks answers first when it can, with the more exact line
 GRACE_S = 5.0
+# how long the worker waits for a killed decode process to be gone
+KILL_WAIT_S = 10.0
 # how often a file may take its decode process down before it is recorded as crashed
 DEATHS_TO_CRASHED = 2
 
@@ -139,21 +141,29 @@ class DecodeProcess:
         self._proc, self._conn = proc, ours
 
     def _kill(self) -> None:
-        """End the process and whatever it started (an ffmpeg), then forget it."""
-        proc = self._proc
+        """End the process and whatever it started (an ffmpeg), then forget it. Safe at any
+        moment: just after the fork the process may not have its own group yet, so the
+        process itself is killed too; and the wait for it is bounded."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.join()
-        if self._conn is not None:
-            self._conn.close()
-        self._proc = self._conn = None
+                os.killpg(proc.pid, signal.SIGKILL)  # its group: an ffmpeg it started too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)  # itself, when that group does not exist yet
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            proc.join(KILL_WAIT_S)
+            if proc.is_alive():  # e.g. stuck in the kernel on a dead mount: not waited for
+                log.warning("decode process %d not gone %g s after SIGKILL; left behind",
+                            proc.pid, KILL_WAIT_S)  # fmt: skip
 
     def _death(self) -> str:
         """How the process ended, as a manifest phrase; then it is forgotten (the next file
         forks a new one)."""
         proc = self._proc
-        proc.join(5)
+        proc.join(KILL_WAIT_S)
         code = proc.exitcode
         self._kill()
         if code is not None and code < 0:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -62,6 +63,21 @@ FIELDS = (
 
 # (json.dumps already escapes the C0 controls; these three it writes raw)
 _LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+# characters of one _tracks.jsonl line (a 50 MB line is not a track line)
+MAX_LINE_CHARS = 1 << 20
+# characters of one metadata value (title, artist, ...): longer ones are cut, with a "…" last
+METADATA_VALUE_MAX = 1024
+
+
+def cap_value(text: str) -> str:
+    """``text`` cut to :data:`METADATA_VALUE_MAX` characters (docs/inputs.md, "Limits")."""
+    return text if len(text) <= METADATA_VALUE_MAX else text[: METADATA_VALUE_MAX - 1] + "\u2026"
+
+
+def shown(value: object) -> str:
+    """A metadata value as a terminal shows it: capped, then quoted with its control
+    characters escaped (``repr``), so a title cannot move the cursor or recolour the screen."""
+    return repr(cap_value(str(value)))
 
 
 def utc_now() -> str:
@@ -92,8 +108,43 @@ def dumps_line(line: dict[str, Any]) -> str:
     return text.translate(_LINE_BREAKS) + "\n"
 
 
-def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The lines of a ``_tracks.jsonl`` text; a torn last line (a killed run) is skipped.
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_line(raw: str) -> dict[str, Any]:
+    """One ``_tracks.jsonl`` line as data; ValueError for anything else: not JSON (``NaN``,
+    ``Infinity``, a number out of float range, nesting too deep), not UTF-8 (read with
+    ``surrogateescape``), over :data:`MAX_LINE_CHARS`, not an object, no integer ``id``."""
+    if len(raw) > MAX_LINE_CHARS:
+        raise ValueError(f"over {MAX_LINE_CHARS} characters")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not UTF-8 (character {exc.start})") from exc
+    try:
+        line = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
+    if not isinstance(line, dict):
+        raise ValueError(f"a JSON {type(line).__name__}, not an object")
+    try:
+        line["id"] = f"{int(line['id']):06d}"
+    except (KeyError, TypeError, OverflowError) as exc:
+        raise ValueError(f"no integer id ({type(exc).__name__})") from exc
+    return line
+
+
+def parse_lines(lines: str | Iterable[str], where: str = TRACKS_FILE) -> Iterator[dict[str, Any]]:
+    """The lines of a ``_tracks.jsonl`` text; a line that is not a track line (a torn last
+    line of a killed run, or a hostile value) is a warning naming ``where`` and the line.
 
     ``id`` is normalized to the 6-digit string (hand-written files may hold a number).
     """
@@ -102,23 +153,25 @@ def parse_lines(lines: str | Iterable[str]) -> Iterator[dict[str, Any]]:
         if not raw.strip():
             continue
         try:
-            line = json.loads(raw)
-            line["id"] = f"{int(line['id']):06d}"
-        except (ValueError, TypeError, KeyError):
-            log.warning("%s line %d is not a track line; ignored", TRACKS_FILE, number)
+            line = parse_line(raw)
+        except ValueError as exc:
+            log.warning("%s line %d is not a track line (%s); ignored", where, number, exc)
             continue
         yield line
 
 
-def track_metadata(lines: str | Iterable[str]) -> dict[str, dict[str, str]]:
+def track_metadata(
+    lines: str | Iterable[str], where: str = TRACKS_FILE
+) -> dict[str, dict[str, str]]:
     """{id: {title, artist, album, genre, split, subset}} for the preprocess job: the last line
     per id wins, ids whose last line is an error are left out, unknown (null or empty) fields
-    are absent, and values are strings (design contract 4: what records carry)."""
+    are absent, and values are strings (design contract 4: what records carry), each at most
+    :data:`METADATA_VALUE_MAX` characters."""
     latest: dict[str, dict[str, Any]] = {}
-    for line in parse_lines(lines):
+    for line in parse_lines(lines, where):
         latest[line["id"]] = line
     return {
-        tid: {k: str(line[k]) for k in METADATA_KEYS if line.get(k) not in (None, "")}
+        tid: {k: cap_value(str(line[k])) for k in METADATA_KEYS if line.get(k) not in (None, "")}
         for tid, line in latest.items()
         if line.get("status", "ok") == "ok"
     }

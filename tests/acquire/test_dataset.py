@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from fmaprep.acquire.archive import DatasetError
-from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset, parse_checksums, read_tracks_csv
+from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
+from fmaprep.acquire.members import parse_checksums, read_tracks_csv
 from fmaprep.cli import fetch_dataset as fetch_cli
 
 # FMA's tracks.csv: two header rows (top level, column), then pandas' "track_id" row
@@ -118,6 +119,7 @@ def test_fetch_dataset_extracts_verifies_and_joins(
         assert sha1((dest / name[:3] / f"{name}.mp3").read_bytes()) == sha1(audio[tid])
     assert files_under(dest) == {
         "000/000002.mp3", "000/000005.mp3", "000/000009.mp3", "011/011234.mp3", "_tracks.jsonl",
+        "_fetched/fma_small.json",
     }  # fmt: skip
     assert files_under(tmp_path / "sandbox") == {f"dest/{f}" for f in files_under(dest)}
 

@@ -4,7 +4,8 @@ Into a local destination, or when the server does not answer Range requests, the
 downloaded (resumably: :mod:`fmaprep.acquire.resume`) next to the destination's staging files
 or into ``$TMPDIR``, verified once (a ``.verified`` note of its sha1, size and mtime spares a
 rerun the hashing) and removed only once every member is unpacked. Into S3 or HDFS, when the
-server answers Range, it is read in place (:mod:`fmaprep.acquire.rangezip`).
+server answers Range, it is read in place (:mod:`fmaprep.acquire.rangezip`): members are
+staged, and published only once the archive's sha1 matches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fmaprep.acquire.http import FetchError, HttpClient
 from fmaprep.acquire.progress import Progress, human_bytes
@@ -25,6 +26,7 @@ from fmaprep.redaction import redact_text
 from fmaprep.storage.checksum import file_sha1
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class DatasetError(RuntimeError):
@@ -107,24 +109,26 @@ def unpack_in_place(
     remote: Remote,
     expected_sha1: str,
     summary: DatasetSummary,
-    unpack: Callable[[Any], None],
-) -> None:
+    unpack: Callable[[Any, int], T],
+) -> T:
+    """``unpack(stream, size)`` over the archive read in place, then the archive's sha1 (the
+    bytes the pass skipped are read too): what ``unpack`` staged is trusted only if it matches."""
     reader = RangeFile(client, remote)
     summary.archive_bytes = remote.size
     log.info("unpacking %s in place (%s, Range requests)", remote.url, human_bytes(remote.size))
     try:
         with io.BufferedReader(reader, 1 << 20) as stream:
-            unpack(stream)
+            result = unpack(stream, remote.size)
+        digest = reader.sha1()
     except FetchError as exc:
         raise DatasetError(f"reading {remote.url} failed: {exc}") from exc
     finally:
         summary.downloaded_bytes = reader.received
-    digest = reader.sha1()
-    if digest is not None and digest != expected_sha1:
+    if digest != expected_sha1:
         raise DatasetError(f"{remote.url}: sha1 {digest} does not match the expected "
-                           f"{expected_sha1} (each member was checked against the archive's "
-                           "own checksums)")  # fmt: skip
-    summary.sha1 = digest or f"{expected_sha1} not recomputed (members skipped this run)"
+                           f"{expected_sha1}: nothing was published")  # fmt: skip
+    summary.sha1 = digest
+    return result
 
 
 def fetch_archive(

@@ -6,6 +6,13 @@ place over HTTP for S3 and HDFS destinations), extracts every ``<digits>.mp3`` m
 never escape the destination), checks each one against the archive's ``checksums`` file
 (sha1sum format, paths relative to that file), and joins ``tracks.csv`` into ``_tracks.jsonl``.
 
+The trust rule (docs/inputs.md): nothing from the archive, its ``checksums`` file included, is
+trusted before the archive's sha1 is. A downloaded archive is verified before it is unpacked;
+one read in place (S3, HDFS) has its members staged under ``_fetch_staging/`` and published only
+once the pass has hashed every byte, so a tampered archive publishes nothing. A verified fetch is
+remembered in ``_fetched/<name>.json`` (:mod:`fmaprep.acquire.fetchrecord`): a rerun checks the
+destination against it and reads from the server only the members that are missing.
+
 ``tracks.csv`` is taken from the archive itself, else from ``tracks_csv``, else from
 ``<dest>/_fma_metadata/tracks.csv`` (where fetching ``fma_metadata`` puts its csv files); so
 ``fetch-dataset fma_metadata`` then ``fetch-dataset fma_small`` to the same destination gives
@@ -14,13 +21,9 @@ audio lines with title, artist, genre, split and subset.
 
 from __future__ import annotations
 
-import csv
-import functools
 import io
 import logging
 import posixpath
-import re
-import shutil
 import tempfile
 import zipfile
 import zlib
@@ -38,19 +41,30 @@ from fmaprep.acquire.archive import (
     unpack_in_place,
     unpack_then_tidy,
 )
-from fmaprep.acquire.destination import Destination, check_key
-from fmaprep.acquire.http import HttpClient, Throttle
+from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.fetchrecord import FetchRecord, Member, read_record, record_key, write_record
+from fmaprep.acquire.http import FetchError, HttpClient, Throttle
+from fmaprep.acquire.members import (
+    MP3_MEMBER,
+    Limits,
+    check_directory,
+    check_sha1,
+    check_tracks_csv,
+    metadata_key,
+    read_checksums,
+    read_tracks_csv,
+)
 from fmaprep.acquire.progress import Progress
+from fmaprep.acquire.rangezip import Remote, Spans
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
-from fmaprep.model import track_path
+from fmaprep.model import METADATA_KEYS, track_path
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_BASE_URL = "https://os.unil.cloud.switch.ch/fma/"
 METADATA_DIR = "_fma_metadata"
-DEFAULT_MAX_MEMBER_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -77,117 +91,41 @@ ARCHIVES = {
     )
 }
 
-_MP3_MEMBER = re.compile(r"^(\d{1,9})\.mp3$")
-_SHA1SUM_LINE = re.compile(r"^([0-9a-fA-F]{40}) [ *](.+)$")
-_CSV_COLUMNS = {
-    "title": "track.title",
-    "artist": "artist.name",
-    "album": "album.title",
-    "genre": "track.genre_top",
-    "split": "set.split",
-    "subset": "set.subset",
-}
+STAGING_DIR = "_fetch_staging"  # members read in place wait here until the sha1 is proven
+_NO_SHA1 = "0" * 40
+Metadata = dict[int, dict[str, str | None]]
+# what unpacking decided for one member: its record entry, and the _tracks.jsonl line to write
+# once it is published (None for a metadata file)
+Outcome = tuple[Member, dict[str, Any] | None]
 
 
-def parse_checksums(text: str, base_dir: str = "") -> dict[str, str]:
-    """``sha1sum`` output as {normalised member path: sha1}, paths joined to ``base_dir``."""
-    table: dict[str, str] = {}
-    for raw in text.splitlines():
-        match = _SHA1SUM_LINE.match(raw.strip())
-        if match:
-            path = posixpath.normpath(posixpath.join(base_dir, match.group(2).strip()))
-            table[path] = match.group(1).lower()
-    return table
+def staging_key(key: str) -> str:
+    return f"{STAGING_DIR}/{key.replace('/', '-')}.staged"
 
 
-def read_tracks_csv(stream: IO[str]) -> dict[int, dict[str, str | None]]:
-    """FMA's ``tracks.csv`` (two header rows: top level, then column; first column the id)
-    as {track id: {title, artist, album, genre, split, subset}}."""
-    reader = csv.reader(stream)
-    try:
-        top, names = next(reader), next(reader)
-    except StopIteration:
-        return {}
-    index: dict[str, int] = {}
-    group = ""
-    for i, (level0, level1) in enumerate(zip(top, names, strict=False)):
-        group = level0.strip() or group
-        index[f"{group}.{level1.strip()}"] = i
-    columns = {key: index.get(name) for key, name in _CSV_COLUMNS.items()}
-    table: dict[int, dict[str, str | None]] = {}
-    for row in reader:
-        if not row or not row[0].strip().isdigit():
-            continue  # e.g. the "track_id,,,..." row pandas writes under the header
-        values: dict[str, str | None] = {}
-        for key, col in columns.items():
-            cell = row[col].strip() if col is not None and col < len(row) else ""
-            values[key] = cell or None
-        table[int(row[0])] = values
-    return table
+@dataclass
+class _Run:
+    """One fetch-dataset run: what it fetches, where to, and what it has done."""
 
+    name: str
+    url: str
+    sha1: str
+    dest: Destination
+    tracks_csv: Path | None
+    limits: Limits
+    summary: DatasetSummary
+    progress: Progress
 
-def _load_metadata(
-    archive: zipfile.ZipFile, dest: Destination, tracks_csv: Path | None
-) -> dict[int, dict[str, str | None]]:
-    for info in archive.infolist():
-        if posixpath.basename(info.filename) == "tracks.csv":
-            with archive.open(info) as raw:
-                return read_tracks_csv(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-    if tracks_csv is not None:
-        with open(tracks_csv, encoding="utf-8", newline="") as stream:
-            return read_tracks_csv(stream)
-    text = dest.read_text(f"{METADATA_DIR}/tracks.csv")
-    if text is not None:
-        return read_tracks_csv(io.StringIO(text, newline=""))
-    log.warning("no tracks.csv (in the archive, --tracks-csv or %s/): no metadata", METADATA_DIR)
-    return {}
+    _probed: tuple[Remote | None, int | None] | None = None
 
+    def probe(self, client: HttpClient) -> tuple[Remote | None, int | None]:
+        """(the archive when its server answers Range, its size): asked once per run."""
+        if self._probed is None:
+            self._probed = probe_range(client, self.url)
+        return self._probed
 
-def _extract(
-    archive: zipfile.ZipFile,
-    *,
-    info: zipfile.ZipInfo,
-    dest: Destination,
-    track_id: int,
-    expected: str | None,
-    limit: int,
-) -> tuple[int, str]:
-    if info.file_size > limit:
-        raise ValueError(f"member is {info.file_size} bytes, more than {limit}")
-    with dest.writer(track_path(track_id)) as writer, archive.open(info) as member:
-        for block in iter(lambda: member.read(1 << 20), b""):
-            writer.write(block)
-            if writer.nbytes > limit:
-                raise ValueError(f"member is more than {limit} bytes")
-        if expected is not None and writer.sha1 != expected:
-            raise ValueError(f"checksum_mismatch: expected sha1 {expected}, got {writer.sha1}")
-        writer.commit()
-        return writer.nbytes, writer.sha1
-
-
-def _copy_metadata_files(
-    archive: zipfile.ZipFile, members: Iterable[zipfile.ZipInfo], dest: Destination
-) -> int:
-    count = 0
-    for info in members:
-        name = posixpath.basename(info.filename)
-        if info.is_dir() or not name.endswith((".csv", ".txt")):
-            continue
-        key = check_key(f"{METADATA_DIR}/{name}")
-        with dest.writer(key) as writer, archive.open(info) as member:
-            shutil.copyfileobj(member, _WriterIO(writer))
-            writer.commit()
-        count += 1
-    return count
-
-
-class _WriterIO:
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
-
-    def write(self, data: bytes) -> int:
-        self.writer.write(data)
-        return len(data)
+    def line(self, track_id: int, meta: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return make_line(track_id, urls={"archive": self.url}, source=self.name, **meta, **fields)
 
 
 def fetch_dataset(
@@ -199,7 +137,7 @@ def fetch_dataset(
     tracks_csv: Path | None = None,
     client: HttpClient | None = None,
     keep_archive: bool = False,
-    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    limits: Limits | None = None,
     progress: Progress | None = None,
 ) -> DatasetSummary:
     """Fetch, verify and extract one FMA archive into ``dest_uri``; see the module docstring."""
@@ -209,101 +147,353 @@ def fetch_dataset(
             f"unknown archive {name!r}; known: {', '.join(ARCHIVES)} "
             "(another name needs --url and --sha1)"
         )
-    expected_sha1 = (sha1 or (known.sha1 if known else "")).lower()
+    # every argument is checked before a byte is downloaded
+    expected_sha1 = check_sha1(sha1) if sha1 is not None else known.sha1 if known else ""
+    if tracks_csv is not None:
+        check_tracks_csv(str(tracks_csv))
     url = url or (known.url if known else "")
     dest = open_destination(dest_uri)
     dest.cleanup()
-    progress = progress or Progress(None)
+    _drop_staged(dest)
     client = client or HttpClient(Throttle(0.0, 1 << 30, 0.0), retries=5)
-    summary = DatasetSummary(name)
-    unpack = functools.partial(
-        _unpack, name, url=url, dest=dest, tracks_csv=tracks_csv, limit=max_member_bytes,
-        summary=summary, progress=progress,
-    )  # fmt: skip
-    local_tmp = dest.local_tmp_dir()
+    run = _Run(name, url, expected_sha1, dest, tracks_csv, limits or Limits(),
+               DatasetSummary(name), progress or Progress(None))  # fmt: skip
+    try:
+        record = read_record(dest, name)
+        if (
+            record is not None
+            and record.sha1 == expected_sha1
+            and _from_record(run, record, client)
+        ):
+            return run.summary
+        _from_archive(run, client, keep_archive)
+    finally:
+        run.progress.close()
+    return run.summary
+
+
+def _from_archive(run: _Run, client: HttpClient, keep_archive: bool) -> None:
+    local_tmp = run.dest.local_tmp_dir()
     # The archive and its partial download live where a rerun finds them (the destination's
     # clean-up keeps them): beside the destination's staging files, or for S3 and HDFS in a
     # directory of $TMPDIR named after the archive's sha1.
-    own = Path(tempfile.gettempdir()) / f"fmaprep-dataset-{name}-{expected_sha1[:12]}"
+    own = Path(tempfile.gettempdir()) / f"fmaprep-dataset-{run.name}-{run.sha1[:12]}"
     staging = local_tmp / "datasets" if local_tmp is not None else own
-    try:
-        if local_tmp is None and not keep_archive:
-            # S3 or HDFS: read the archive in place on the server when it answers Range
-            remote, size = probe_range(client, url)
-            if remote is not None:
-                unpack_in_place(client, remote, expected_sha1, summary, unpack)
-                return summary
-            check_room(staging, size, url)
-        zip_path = staging / f"{name}.zip"
-        fetched = fetch_archive(
-            client, url, zip_path, expected_sha1, summary=summary, progress=progress
-        )
-        unpack_then_tidy(fetched, unpack, keep_archive=keep_archive, own_dir=local_tmp is None)
-    finally:
-        progress.close()
-    return summary
+    if local_tmp is None and not keep_archive:
+        # S3 or HDFS: read the archive in place on the server when it answers Range; members
+        # are staged and published once the whole archive's sha1 is proven
+        remote, size = run.probe(client)
+        if remote is not None:
+            try:
+                staged = unpack_in_place(
+                    client, remote, run.sha1, run.summary,
+                    lambda stream, nbytes: _unpack(run, stream, nbytes, staged=True),
+                )  # fmt: skip
+            except DatasetError:
+                _drop_staged(run.dest)
+                raise
+            _publish(run, staged, remote.size)
+            return
+        check_room(staging, size, run.url)
+    zip_path = fetch_archive(client, run.url, staging / f"{run.name}.zip", run.sha1,
+                             summary=run.summary, progress=run.progress)  # fmt: skip
+
+    def unpack_verified(path: Path) -> None:
+        size = path.stat().st_size
+        outcomes = _unpack(run, path, size, staged=False)
+        write_record(run.dest, FetchRecord(run.name, run.sha1, size, tuple(m for m, _ in outcomes)))
+
+    unpack_then_tidy(zip_path, unpack_verified, keep_archive=keep_archive,
+                     own_dir=local_tmp is None)  # fmt: skip
 
 
-def _unpack(
-    name: str,
-    archive_file: Path | IO[bytes],
-    *,
-    url: str,
-    dest: Destination,
-    tracks_csv: Path | None,
-    limit: int,
-    summary: DatasetSummary,
-    progress: Progress,
-) -> None:
-    # (leaving the TrackLog merges, on S3/HDFS, the batches of lines into _tracks.jsonl)
-    with TrackLog(dest) as log_file, zipfile.ZipFile(archive_file) as archive:
+def _drop_staged(dest: Destination) -> None:
+    """What an earlier run staged and never published (fmaprep's own staging names only)."""
+    for key in dest.list_keys(STAGING_DIR + "/"):
+        if key.endswith(".staged"):
+            dest.delete(key)
+
+
+def _publish(run: _Run, outcomes: list[Outcome], archive_bytes: int) -> None:
+    """The archive's sha1 is proven: staged members go to their keys, their lines are written,
+    and the fetch record remembers it all (written first: it is about the archive, and a rerun
+    after a crash here fetches what is missing by Range)."""
+    write_record(run.dest, FetchRecord(run.name, run.sha1, archive_bytes,
+                                       tuple(m for m, _ in outcomes)))  # fmt: skip
+    with TrackLog(run.dest) as log_file:
+        for member, line in outcomes:
+            if member.error is None:
+                run.dest.publish(staging_key(member.key), member.key)
+            if line is not None:
+                log_file.append(line)
+
+
+# ---------------------------------------------------------------- the archive, member by member
+def _unpack(run: _Run, archive_file: Path | IO[bytes], archive_bytes: int, *,
+            staged: bool) -> list[Outcome]:  # fmt: skip
+    """Every member's outcome. ``staged``: members go to staging names and their lines are
+    returned (the archive is not verified yet); else (a verified local archive) they go to
+    their keys, with their lines, as they come, and complete ones are skipped."""
+    with TrackLog(run.dest) as log_file, zipfile.ZipFile(archive_file) as archive:
         # in offset order: an archive read in place over HTTP is then read front to back
-        members = sorted(archive.infolist(), key=lambda info: info.header_offset)
-        checks: dict[str, str] = {}
-        for info in members:
-            if posixpath.basename(info.filename) == "checksums":
-                text = archive.read(info).decode("utf-8", "replace")
-                checks |= parse_checksums(text, posixpath.dirname(info.filename))
+        infos = sorted((i for i in archive.infolist() if not i.is_dir()),
+                       key=lambda info: info.header_offset)  # fmt: skip
+        check_directory(infos, archive_bytes, run.limits)
+        checks = read_checksums(archive, infos, run.limits)
         audio = [
             (info, int(m.group(1)))
-            for info in members
-            if not info.is_dir() and (m := _MP3_MEMBER.match(posixpath.basename(info.filename)))
+            for info in infos
+            if (m := MP3_MEMBER.match(posixpath.basename(info.filename))) and int(m.group(1)) > 0
         ]
         if not audio:
-            summary.metadata_files = _copy_metadata_files(archive, members, dest)
-            return
-        metadata = _load_metadata(archive, dest, tracks_csv)
-        progress.total = len(audio)
+            return _copy_metadata_files(run, archive, infos, checks, staged=staged)
+        metadata = _load_metadata(run, archive)
+        run.progress.total = len(audio)
+        outcomes: list[Outcome] = []
+        unlisted = 0
         for info, track_id in audio:
-            if track_id <= 0:
-                continue
             expected = checks.get(posixpath.normpath(info.filename))
             meta: dict[str, Any] = dict(metadata.get(track_id, {}))
-            summary.with_metadata += bool(meta)
-            fields = {"urls": {"archive": url}, "source": name, **meta}
+            run.summary.with_metadata += bool(meta)
             previous = log_file.latest.get(f"{track_id:06d}")
             if (
-                previous is not None
+                not staged
+                and previous is not None
                 and (expected is None or previous.get("sha1") == expected)
                 and log_file.is_complete(track_id, rehash=expected is None)
             ):
-                summary.skipped += 1
-                progress.add(skipped=1)
+                run.summary.skipped += 1
+                run.progress.add(skipped=1)
+                outcomes.append((_member(info, track_path(track_id), track_id,
+                                         str(previous.get("sha1"))), None))  # fmt: skip
                 continue
+            limit = run.limits.member_bytes
             if expected is None:
-                summary.unverified += 1
+                unlisted += 1
+                run.summary.unverified += 1
                 log.warning("%s is not in the archive's checksums", info.filename)
-            try:
-                nbytes, digest = _extract(
-                    archive, info=info, dest=dest, track_id=track_id, expected=expected, limit=limit
-                )
-            except (ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                reason = str(exc) if "checksum" in str(exc) else f"corrupt_member: {exc}"
-                log.error("%s: %s", info.filename, reason)
-                summary.failures.append((info.filename, reason))
-                progress.add(failed=1)
-                log_file.append(make_line(track_id, status="error", error=reason, **fields))
+                limit = run.limits.unlisted_bytes if checks else limit
+            over_count = bool(checks) and unlisted > run.limits.unlisted_count
+            outcome = _extract_track(run, archive, info, track_id, expected, limit=limit,
+                                     meta=meta, staged=staged, over_count=over_count)  # fmt: skip
+            if not staged and outcome[1] is not None:
+                log_file.append(outcome[1])
+            outcomes.append(outcome)
+        return outcomes
+
+
+def _member(info: zipfile.ZipInfo, key: str, track_id: int | None, sha1: str,
+            error: str | None = None) -> Member:  # fmt: skip
+    return Member(info.filename, key, track_id, info.header_offset, info.compress_size,
+                  info.file_size, info.compress_type, sha1, error)  # fmt: skip
+
+
+def _extract_track(
+    run: _Run,
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    track_id: int,
+    expected: str | None,
+    *,
+    limit: int,
+    meta: dict[str, Any],
+    staged: bool,
+    over_count: bool,
+) -> Outcome:
+    key = track_path(track_id)
+    try:
+        if over_count:
+            raise ValueError(f"not_in_checksums: more than {run.limits.unlisted_count} audio "
+                             "members the checksums file does not name")  # fmt: skip
+        nbytes, digest = _extract(archive, info, run.dest, staging_key(key) if staged else key,
+                                  expected=expected, limit=limit)  # fmt: skip
+    except (ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        reason = (
+            str(exc) if str(exc).startswith(("checksum", "not_in")) else f"corrupt_member: {exc}"
+        )
+        log.error("%s: %s", info.filename, reason)
+        run.summary.failures.append((info.filename, reason))
+        run.progress.add(failed=1)
+        line = run.line(track_id, meta, status="error", error=reason)
+        return _member(info, key, track_id, expected or _NO_SHA1, reason), line
+    run.summary.extracted += 1
+    run.progress.add(tracks=1, nbytes=nbytes)
+    return _member(info, key, track_id, digest), run.line(
+        track_id, meta, bytes=nbytes, sha1=digest, status="ok"
+    )
+
+
+def _extract(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    dest: Destination,
+    key: str,
+    *,
+    expected: str | None,
+    limit: int,
+) -> tuple[int, str]:
+    if info.file_size > limit:
+        raise ValueError(f"member is {info.file_size} bytes, more than {limit}")
+    with dest.writer(key) as writer, archive.open(info) as member:
+        for block in iter(lambda: member.read(1 << 20), b""):
+            writer.write(block)
+            if writer.nbytes > limit:
+                raise ValueError(f"member is more than {limit} bytes")
+        if expected is not None and writer.sha1 != expected:
+            raise ValueError(f"checksum_mismatch: expected sha1 {expected}, got {writer.sha1}")
+        writer.commit()
+        return writer.nbytes, writer.sha1
+
+
+def _copy_metadata_files(
+    run: _Run,
+    archive: zipfile.ZipFile,
+    infos: Iterable[zipfile.ZipInfo],
+    checks: dict[str, str],
+    *,
+    staged: bool,
+) -> list[Outcome]:
+    """The archive's ``.csv``/``.txt`` files into ``_fma_metadata/`` (bounded in number and
+    size; a name is made of safe characters: ``my file.csv`` becomes ``my_file.csv``)."""
+    outcomes: list[Outcome] = []
+    for info in infos:
+        name = metadata_key(info.filename)
+        if name is None:
+            continue
+        key = f"{METADATA_DIR}/{name}"
+        expected = checks.get(posixpath.normpath(info.filename))
+        try:
+            if len(outcomes) >= run.limits.metadata_count:
+                raise ValueError(f"more than {run.limits.metadata_count} metadata files")
+            _, digest = _extract(archive, info, run.dest, staging_key(key) if staged else key,
+                                 expected=expected, limit=run.limits.metadata_bytes)  # fmt: skip
+        except (ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            reason = str(exc) if str(exc).startswith("checksum") else f"corrupt_member: {exc}"
+            log.error("%s: %s", info.filename, reason)
+            run.summary.failures.append((info.filename, reason))
+            outcomes.append((_member(info, key, None, expected or _NO_SHA1, reason), None))
+            continue
+        if name != posixpath.basename(info.filename):
+            log.warning("%s is stored as %s", info.filename, key)
+        run.summary.metadata_files += 1
+        outcomes.append((_member(info, key, None, digest), None))
+    return outcomes
+
+
+def _load_metadata(run: _Run, archive: zipfile.ZipFile | None) -> Metadata:
+    """tracks.csv from the archive, else --tracks-csv, else the destination's _fma_metadata/."""
+    for info in archive.infolist() if archive is not None else ():
+        if posixpath.basename(info.filename) == "tracks.csv":
+            if info.file_size > run.limits.metadata_bytes:
+                log.warning("%s is over %d bytes: not read", info.filename,
+                            run.limits.metadata_bytes)  # fmt: skip
                 continue
-            summary.extracted += 1
-            progress.add(tracks=1, nbytes=nbytes)
-            log_file.append(make_line(track_id, bytes=nbytes, sha1=digest, status="ok", **fields))
+            with archive.open(info) as raw:  # type: ignore[union-attr]
+                return read_tracks_csv(_text(raw), info.filename)
+    if run.tracks_csv is not None:
+        with open(run.tracks_csv, "rb") as raw:
+            return read_tracks_csv(_text(raw), str(run.tracks_csv))
+    key = f"{METADATA_DIR}/tracks.csv"
+    if run.dest.size(key) is not None:
+        with run.dest.open_read(key) as raw:
+            return read_tracks_csv(_text(raw), f"{run.dest.uri}/{key}")
+    log.warning("no tracks.csv (in the archive, --tracks-csv or %s/): no metadata", METADATA_DIR)
+    return {}
+
+
+def _text(raw: IO[bytes]) -> IO[str]:
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+
+
+# ---------------------------------------------------------------- a rerun, from the fetch record
+def _from_record(run: _Run, record: FetchRecord, client: HttpClient) -> bool:
+    """Check the destination against what an earlier run verified; fetch what is missing, by
+    Range, member by member. False (nothing done) when members are missing and the server does
+    not answer Range for the same archive: the archive is then read once, from the start."""
+    summary = run.summary
+    with TrackLog(run.dest) as log_file:
+        todo = [m for m in record.members if m.error is None and not _present(run, log_file, m)]
+        spans = None
+        if todo:
+            remote, _ = run.probe(client)
+            if remote is None or remote.size != record.size:
+                log.warning("%s: %d members missing and the server does not answer Range for "
+                            "the archive: it is read again", run.url, len(todo))  # fmt: skip
+                return False
+            spans = Spans(client, remote)
+        summary.sha1 = f"{record.sha1} (verified by an earlier run: {record_key(run.name)})"
+        summary.archive_bytes = record.size
+        for m in record.members:
+            if m.error is not None:
+                summary.failures.append((m.name, m.error))
+        missing = {id(m) for m in todo}
+        summary.skipped = sum(
+            m.track_id is not None and m.error is None and id(m) not in missing
+            for m in record.members
+        )
+        run.progress.total = len(todo)
+        try:
+            if spans is not None:
+                _refetch_all(run, spans, todo, log_file)
+        except FetchError as exc:
+            raise DatasetError(f"reading {run.url} failed: {exc}") from exc
+        finally:
+            summary.downloaded_bytes = spans.received if spans is not None else 0
+    return True
+
+
+def _refetch_all(run: _Run, spans: Spans, todo: list[Member], log_file: TrackLog) -> None:
+    """The missing members, each with the metadata its last line had (else tracks.csv's)."""
+    metadata: Metadata | None = None
+    for m in todo:
+        meta: dict[str, Any] = {}
+        if m.track_id is not None:
+            previous = log_file.latest.get(f"{m.track_id:06d}") or {}
+            meta = {k: previous[k] for k in METADATA_KEYS if previous.get(k) is not None}
+            if not meta:
+                metadata = _load_metadata(run, None) if metadata is None else metadata
+                meta = dict(metadata.get(m.track_id, {}))
+        line = _refetch(run, spans, m, meta)
+        if line is not None:
+            log_file.append(line)
+
+
+def _present(run: _Run, log_file: TrackLog, m: Member) -> bool:
+    if m.track_id is None:
+        return run.dest.size(m.key) == m.usize
+    line = log_file.latest.get(f"{m.track_id:06d}")
+    return (
+        line is not None
+        and line.get("sha1") == m.sha1
+        and line.get("bytes") == m.usize
+        and log_file.is_complete(m.track_id, rehash=False)
+    )
+
+
+def _refetch(run: _Run, spans: Spans, m: Member, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """One member read back by Range; published only if it hashes to the recorded sha1."""
+    error = None
+    with run.dest.writer(m.key) as writer:
+        try:
+            for piece in spans.member(m.offset, m.csize, m.method, m.name):
+                writer.write(piece)
+                if writer.nbytes > m.usize:
+                    break
+        except zlib.error as exc:
+            error = f"corrupt_member: {exc}"
+        if error is None and (writer.nbytes, writer.sha1) != (m.usize, m.sha1):
+            error = (f"checksum_mismatch: the server's copy of {m.name} is not the member "
+                     f"the verified archive held (sha1 {m.sha1})")  # fmt: skip
+        if error is None:
+            writer.commit()
+    if error is not None:
+        log.error("%s: %s", m.name, error)
+        run.summary.failures.append((m.name, error))
+        run.progress.add(failed=1)
+        return run.line(m.track_id, meta, status="error", error=error) if m.track_id else None
+    run.progress.add(tracks=1, nbytes=m.usize)
+    if m.track_id is None:
+        run.summary.metadata_files += 1
+        return None
+    run.summary.extracted += 1
+    return run.line(m.track_id, meta, bytes=m.usize, sha1=m.sha1, status="ok")

@@ -156,13 +156,21 @@ class Destination(ABC):
         """Remove one file; a missing one is not an error."""
 
     @abstractmethod
+    def publish(self, staged: str, key: str) -> None:
+        """Move the complete file ``staged`` to ``key`` (replacing it) on the server, without
+        its bytes passing through here: members of an archive read in place are staged, then
+        published once the archive's sha1 is proven."""
+
+    @abstractmethod
     def local_tmp_dir(self) -> Path | None:
         """A local staging directory on the same storage (for big downloads), if there is one."""
 
     def read_text(self, key: str) -> str | None:
+        """The object as text, or None when missing; bytes that are not UTF-8 become U+FFFD
+        (a hand-edited ``_tracks.jsonl`` never stops a run: the parser judges each line)."""
         try:
             with self.open_read(key) as stream:
-                return stream.read().decode("utf-8")
+                return stream.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return None
 
@@ -241,6 +249,11 @@ class LocalDestination(Destination):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def publish(self, staged: str, key: str) -> None:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(staged), final)
 
     def local_tmp_dir(self) -> Path:
         path = self.root / TMP_DIR

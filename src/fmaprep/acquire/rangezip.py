@@ -5,9 +5,11 @@ then needs local disk for one member at a time (its upload spool), not for the a
 :data:`WINDOW` bytes, each with ``If-Range`` on the validator the probe saw (a file that changes
 mid-way is an error, never a mix of two archives), resuming a cut window from the byte it got
 to. ``zipfile`` reads the central directory at the end, then the members in offset order, so
-an archive costs about size / WINDOW requests. When every window is read in order from byte 0
-(a first, uninterrupted pass) the archive's sha1 is computed on the way; a rerun that skips
-members already stored reads only what it needs and cannot.
+an archive costs about size / WINDOW requests, and the archive's sha1 is computed on the way
+(windows the pass did not need are read at the end: nothing is trusted before the sha1 is).
+
+:class:`Spans` reads exact byte spans: a rerun that knows a verified archive's directory (its
+fetch record) gets one member with two requests, its header and its data.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fmaprep.acquire.http import (
@@ -30,6 +36,8 @@ from fmaprep.acquire.resume import content_range, validator
 log = logging.getLogger(__name__)
 
 WINDOW = 32 << 20
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip member's local file header (APPNOTE 4.3.7)
+_LOCAL_SIGNATURE = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,8 @@ class RangeFile(io.RawIOBase):
     def __init__(self, client: HttpClient, remote: Remote, window: int = WINDOW) -> None:
         super().__init__()
         self.client, self.remote, self.window = client, remote, window
+        self.spans = Spans(client, remote)
         self.pos = 0
-        self.received = 0  # body bytes over the network
         self._cache: dict[int, bytes] = {}  # window index -> bytes (the last two used)
         self._sha1 = hashlib.sha1()
         self._hashed = 0  # windows hashed in order from 0
@@ -89,10 +97,17 @@ class RangeFile(io.RawIOBase):
         return n
 
     # -- what the caller asks after the pass --------------------------------------------------
-    def sha1(self) -> str | None:
-        """The whole archive's sha1 if every window was read in order, else None."""
+    @property
+    def received(self) -> int:
+        """Body bytes received over the network."""
+        return self.spans.received
+
+    def sha1(self) -> str:
+        """The whole archive's sha1: the windows the pass skipped are read now, in order."""
         whole = -(-self.remote.size // self.window)
-        return self._sha1.hexdigest() if self._hashed == whole else None
+        while self._hashed < whole:
+            self._window(self._hashed)
+        return self._sha1.hexdigest()
 
     # -- internals ----------------------------------------------------------------------------
     def _window(self, index: int) -> bytes:
@@ -110,12 +125,24 @@ class RangeFile(io.RawIOBase):
     def _fetch(self, index: int) -> bytes:
         first = index * self.window
         last = min(self.remote.size, first + self.window) - 1
-        got = bytearray()
+        return b"".join(self.spans.span(first, last))
+
+
+class Spans:
+    """Byte spans of a :class:`Remote`, each one streamed GET with ``If-Range`` on the probe's
+    validator, resumed from the byte it got to; ``received`` counts body bytes."""
+
+    def __init__(self, client: HttpClient, remote: Remote) -> None:
+        self.client, self.remote = client, remote
+        self.received = 0
+
+    def span(self, first: int, last: int) -> Iterator[bytes]:
+        """Bytes ``first..last`` (inclusive), in order."""
+        at = first
         budget = ResumeBudget(self.client, self.remote.url)
-        while True:
-            at = first + len(got)
+        while at <= last:
             headers = {"Range": f"bytes={at}-{last}", "If-Range": self.remote.validator}
-            before = len(got)
+            before = at
             try:
                 with self.client.open_download(self.remote.url, headers) as response:
                     span = content_range(response)
@@ -126,12 +153,31 @@ class RangeFile(io.RawIOBase):
                             "unpacked (If-Range refused)",
                         )
                     for chunk in response.iter_content(CHUNK):
-                        got += chunk
                         self.received += len(chunk)
-                        if len(got) > last - first:  # all asked for (a server may send more)
-                            break
-                if len(got) >= last - first + 1:
-                    return bytes(got[: last - first + 1])
-                raise RetryableError(f"window cut short at byte {first + len(got)}", None)
+                        piece = chunk[: last - at + 1]  # (a server may send more)
+                        at += len(piece)
+                        yield piece
+                        if at > last:
+                            return
+                raise RetryableError(f"span cut short at byte {at}", None)
             except TRANSIENT as exc:
-                budget.failed(exc, len(got) > before, f"byte {first + len(got)}")
+                budget.failed(exc, at > before, f"byte {at}")
+
+    def member(self, offset: int, csize: int, method: int, name: str) -> Iterator[bytes]:
+        """The unpacked bytes of the member whose local header is at ``offset`` (from a
+        central directory already trusted): its 30-byte header, then exactly its data."""
+        header = b"".join(self.span(offset, offset + _LOCAL_HEADER.size - 1))
+        sig, *_, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        if sig != _LOCAL_SIGNATURE:
+            raise FetchError("archive_changed", f"{self.remote.url}: no member header at {offset}")
+        start = offset + _LOCAL_HEADER.size + name_len + extra_len
+        if method == zipfile.ZIP_STORED:
+            if csize:
+                yield from self.span(start, start + csize - 1)
+            return
+        if method != zipfile.ZIP_DEFLATED:
+            raise FetchError("unsupported", f"{name}: compression method {method}")
+        inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        for piece in self.span(start, start + csize - 1) if csize else ():
+            yield inflate.decompress(piece)
+        yield inflate.flush()

@@ -104,5 +104,11 @@ class S3Destination(Destination):
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def publish(self, staged: str, key: str) -> None:
+        # a server-side copy (multipart above boto3's threshold), then the staged copy goes
+        source = {"Bucket": self.bucket, "Key": self._key(staged)}
+        self._s3.copy(source, self.bucket, self._key(key))
+        self.delete(staged)
+
     def local_tmp_dir(self) -> Path | None:
         return None

@@ -142,6 +142,13 @@ class WebHDFSDestination(Destination):
     def delete(self, key: str) -> None:
         self._fs.delete(self._path(key))
 
+    def publish(self, staged: str, key: str) -> None:
+        final = self._path(key)
+        self._fs.mkdirs(final.rsplit("/", 1)[0] or "/")
+        if self._fs.length(final) is not None:
+            self._fs.delete(final)  # RENAME does not replace
+        self._fs.rename(self._path(staged), final)
+
     def append_text(self, key: str, text: str) -> None:
         # WebHDFS APPEND needs append support on the cluster; a small file is simply rewritten
         old = self.read_text(key) or ""

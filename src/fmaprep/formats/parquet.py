@@ -137,6 +137,16 @@ def _binary_column(column: Any) -> Callable[[int], npt.NDArray[np.uint8]]:
     return lambda i: data[offsets[i] : offsets[i + 1]].copy()
 
 
+def parquet_rows(f: IO[bytes], name: str) -> int:
+    """The rows a parquet part's footer counts."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(f).metadata.num_rows)
+    except Exception as e:  # pyarrow raises ArrowInvalid/OSError for a corrupt file
+        raise ValueError(f"{name}: not a readable parquet file: {e}") from e
+
+
 def read_parquet_part(
     path: str | os.PathLike[str] | IO[bytes],
     filters: Mapping[str, frozenset[Any] | None],

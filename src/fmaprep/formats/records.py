@@ -21,7 +21,7 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 from fmaprep.formats import safepickle
-from fmaprep.formats.commit import SUCCESS_FILE, Commit, parse_commit
+from fmaprep.formats.commit import SUCCESS_FILE, Commit, Part, parse_commit
 from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest, parse_shard
 from fmaprep.formats.safepickle import UnsafePickleError, trusted_from_env
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
@@ -29,6 +29,7 @@ from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import is_local_source
 
 __all__ = [
+    "DamagedOutputError",
     "OutputChangedError",
     "OutputInfo",
     "UnsafePickleError",
@@ -117,6 +118,12 @@ class _Output:
             return open(os.open(name, os.O_RDONLY, dir_fd=self.dir_fd), "rb")
         return self.store.open_read(f"{self.uri}/{name}")
 
+    def size(self, name: str, stream: IO[bytes]) -> int | None:
+        if self.dir_fd is not None:
+            return os.fstat(stream.fileno()).st_size
+        entry = self.store.stat(f"{self.uri}/{name}")
+        return None if entry is None else entry.size
+
     def part_names(self) -> list[str]:
         """Every ``part-*`` at the top (Spark's own outputs: no commit names them)."""
         if self.dir_fd is not None:
@@ -192,7 +199,9 @@ def read_records(
 ) -> Iterator[dict[str, Any]]:
     """Stream the records of a finished OUTPUT (a local path, ``file://``, ``s3://``, ``s3a://``
     or ``hdfs://``), part by part: exactly the parts its commit (``_SUCCESS``) names, without
-    the records a resume replaced; for Spark's own outputs every ``part-*``.
+    the records a resume replaced; for Spark's own outputs every ``part-*``. Each part must
+    have the bytes and the record count its commit recorded, else :class:`DamagedOutputError`
+    names the part and what is wrong.
 
     Each filter given keeps records whose ``track_id`` / ``genre`` / ``split`` is in it.
     ``settings`` says how to reach S3/HDFS (default: the environment, as the job's).
@@ -201,21 +210,24 @@ def read_records(
     out = _Output(output, settings)
     try:
         commit = _commit_of(out)
-        parts = (
-            [(p.name, frozenset(p.exclude)) for p in commit.parts]
+        parts: list[tuple[str, frozenset[str], Part | None]] = (
+            [(p.name, frozenset(p.exclude), p) for p in commit.parts]
             if commit is not None
-            else [(n, frozenset()) for n in out.part_names()]
+            else [(n, frozenset(), None) for n in out.part_names()]
         )
         filters = {
             key: None if v is None else frozenset([v] if isinstance(v, str) else v)
             for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
         }
-        for name, exclude in parts:
+        for name, exclude, expect in parts:
             try:
                 with out.open(name) as stream:
-                    for record in _part_records(name, stream, filters, trusted):
-                        if record.get("source") not in exclude:
-                            yield record
+                    if expect is not None:
+                        _check_size(out, name, stream, expect)
+                    records = _part_records(
+                        name, stream, filters, trusted, exclude=exclude, expect=expect
+                    )
+                    yield from (r for r in records if r.get("source") not in exclude)
             except FileNotFoundError as e:
                 raise OutputChangedError(
                     f"{output} was replaced while it was being read ({name} is gone); read it again"
@@ -224,22 +236,57 @@ def read_records(
         out.close()
 
 
+def _check_size(out: _Output, name: str, stream: IO[bytes], expect: Part) -> None:
+    """Before a record is read: the part has the bytes the commit recorded."""
+    size = out.size(name, stream)
+    if size is None:
+        raise FileNotFoundError(f"{out.label}/{name}")
+    if size != expect.bytes:
+        raise DamagedOutputError(
+            f"{out.label}/{name}: {size} bytes, but {SUCCESS_FILE} records {expect.bytes} "
+            f"({'cut short' if size < expect.bytes else 'grown'} since the commit)"
+        )
+
+
 def _part_records(
     name: str,
     stream: IO[bytes],
     filters: dict[str, frozenset[Any] | None],
     trusted: bool | None,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    expect: Part | None = None,
 ) -> Iterator[dict[str, Any]]:
+    """The part's records that pass ``filters``; with ``expect`` (the commit's entry), the
+    part must hold exactly the records the commit counted (those it excludes aside)."""
     if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
-        from fmaprep.formats.parquet import read_parquet_part
+        from fmaprep.formats.parquet import parquet_rows, read_parquet_part
 
-        yield from read_parquet_part(_seekable(stream), filters, _matches, name=name)
+        seekable = _seekable(stream)
+        if expect is not None:
+            _check_count(name, parquet_rows(seekable, name), expect, parquet=True)
+            seekable.seek(0)
+        yield from read_parquet_part(seekable, filters, _matches, name=name)
         return
+    counted = 0
     for record in read_partition(stream, name=name, trusted=trusted):
         if not isinstance(record, dict):
             raise ValueError(f"{name}: record is a {type(record).__name__}, not a dict")
+        counted += record.get("source") not in exclude
         if all(_matches(record.get(k), allowed) for k, allowed in filters.items()):
             yield record
+    if expect is not None:
+        _check_count(name, counted, expect, parquet=False)
+
+
+def _check_count(name: str, counted: int, expect: Part, *, parquet: bool) -> None:
+    # a parquet footer counts every row, the excluded ones too
+    low, high = expect.records, expect.records + (len(expect.exclude) if parquet else 0)
+    if not low <= counted <= high:
+        raise DamagedOutputError(
+            f"{name}: {counted} records, but {SUCCESS_FILE} records {expect.records}"
+            f"{' (cut short at a record boundary?)' if counted < low else ''}"
+        )
 
 
 def _seekable(stream: IO[bytes]) -> IO[bytes]:
@@ -250,6 +297,10 @@ def _seekable(stream: IO[bytes]) -> IO[bytes]:
     shutil.copyfileobj(stream, spool, 1 << 20)
     spool.seek(0)
     return spool
+
+
+class DamagedOutputError(ValueError):
+    """A part is not what the commit recorded (bytes or record count): the output is damaged."""
 
 
 class OutputChangedError(RuntimeError):

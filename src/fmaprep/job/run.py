@@ -166,7 +166,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
     timings["list_s"] = time.monotonic() - mark
     if not files:
         raise StorageError(f"no audio files ({', '.join(config.job.extensions)}) under {input_uri}")
-    files, driver_lines = _over_limits(files, config)
+    files, driver_lines = _one_per_track_id(files)
+    files, over = _over_limits(files, config)
+    driver_lines += over
     kept = Kept()
     if config.job.mode == "resume" and state.exists:
         kept = resumable(out, state, files, config)
@@ -237,6 +239,26 @@ def _progress(total: int, poll: Callable[[], tuple[int, int]]) -> Progress:
 def new_generation() -> str:
     """A run's id: UTC time (so ids sort by age) and a random tag."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + secrets.token_hex(3)
+
+
+def _one_per_track_id(files: list[InputFile]) -> tuple[list[InputFile], list[dict[str, Any]]]:
+    """One input per track id (docs/inputs.md, "One track id, one record"): of the inputs that
+    share an id (``000/000009.mp3`` and ``001/000009.mp3``, ``song.mp3`` and ``song.wav``) the
+    first in the listing's order (by source name) is processed, and each other one is a
+    ``duplicate`` line with ``reason: duplicate_id`` naming it."""
+    first: dict[str, str] = {}
+    keep, lines = [], []
+    for f in files:
+        original = first.setdefault(f.track_id, f.source)
+        if original == f.source:
+            keep.append(f)
+            continue
+        log.warning("%s has the track id %s of %s: not processed (duplicate_id)",
+                    f.source, f.track_id, original)  # fmt: skip
+        lines.append({"track_id": f.track_id, "source": f.source, "status": "duplicate",
+                      "reason": "duplicate_id", "duplicate_of": original, "bytes": f.size,
+                      "mtime": f.mtime, "identity": f.identity()})  # fmt: skip
+    return keep, lines
 
 
 def _over_limits(

@@ -25,6 +25,7 @@ from fmaprep.formats.manifest import STATS_FILE, summarize
 from fmaprep.report.listen import TrackView, choose_tracks, view
 from fmaprep.report.plots import BAR_COLOR, figure_png
 from fmaprep.storage.uris import is_local, local_path, resolve_uri
+from fmaprep.tracks import cap_value
 
 
 @dataclass
@@ -85,7 +86,7 @@ def plots(data: ReportData) -> list[tuple[str, str]]:
     """(title, base64 PNG) of each plot, in page order."""
     ok = [line for line in data.lines if line["status"] == "ok"]
     durations = [float(line.get("duration_s", 0.0)) for line in ok]
-    genres = collections.Counter(str(line.get("genre", "(unknown)")) for line in ok)
+    genres = collections.Counter(cap_value(str(line.get("genre", "(unknown)"))) for line in ok)
     failures = summarize(data.lines)["failed_by_reason"]
 
     def duration_hist(ax: Any) -> None:
@@ -243,7 +244,7 @@ def _flagged(name: str, value: float) -> bool:
 def _track_card(t: TrackView) -> str:
     esc = html.escape
     line = t.chosen.line
-    title = " - ".join(str(line[k]) for k in ("artist", "title") if line.get(k))
+    title = " - ".join(cap_value(str(line[k])) for k in ("artist", "title") if line.get(k))
     stats = ", ".join(
         (f'<span class="flag">{esc(k)} {v:.4g}</span>' if _flagged(k, v)
          else f"{esc(k)} {v:.4g}")

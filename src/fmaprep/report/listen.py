@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from fmaprep.audio.signal import mu_law_decode
 from fmaprep.storage.uris import is_local_source, local_path
+from fmaprep.tracks import cap_value
 
 EXCERPT_S = 10.0
 MAX_GENRES = 6
@@ -51,7 +52,7 @@ def choose_tracks(lines: list[dict[str, Any]]) -> list[Chosen]:
     chosen: dict[str, Chosen] = {}
     genres: set[str] = set()
     for line in ok:
-        genre = str(line.get("genre") or "(no genre)")
+        genre = cap_value(str(line.get("genre") or "(no genre)"))
         if genre not in genres and len(genres) < MAX_GENRES:
             genres.add(genre)
             chosen.setdefault(line["track_id"], Chosen(line["track_id"], [], line)).why.append(

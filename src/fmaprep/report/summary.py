@@ -10,6 +10,7 @@ from fmaprep.formats.manifest import (
     summarize,
 )
 from fmaprep.storage.uris import is_local, local_path, resolve_uri
+from fmaprep.tracks import shown
 
 
 def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
@@ -42,7 +43,9 @@ def inspect_output(output: str, out: TextIO, n_records: int = 3) -> None:
     out.writelines(failure_lines([line for line in lines if line["status"] == "error"]))
     for record in islice(read_records(path), n_records):
         codes, rate = record["codes"], record["sample_rate"]
-        meta = ", ".join(f"{k}={record[k]!r}" for k in ("title", "artist", "genre") if k in record)
+        meta = ", ".join(
+            f"{k}={shown(record[k])}" for k in ("title", "artist", "genre") if k in record
+        )
         out.write(
             f"  record {record['track_id']}: {codes.size} codes @ {rate} Hz "
             f"({codes.size / rate:.1f} s), codes {int(codes.min())}..{int(codes.max())}"

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import glob
+import logging
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
 from fmaprep.model import InputFile, track_id_for
 from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.stores import Store
 from fmaprep.storage.uris import StorageError, is_hidden, is_local, local_path
 from fmaprep.tracks import TRACKS_FILE, track_metadata
+
+log = logging.getLogger(__name__)
 
 _GLOB_CHARS = set("*?[")
 
@@ -32,6 +36,8 @@ def list_inputs(
     input_uri = settings.full_uri(input_uri)  # hdfs:///x lists as hdfs://nn:8020/x
     store = open_store(input_uri, settings)
     root, pattern = _split_glob(input_uri)
+    if pattern is not None and _exists(store, input_uri):
+        root, pattern = input_uri, None  # a name that exists is that name, never a pattern
     prefix = root.rstrip("/") + "/"
     files = []
     for entry in sorted(store.list_files(root), key=lambda e: e.uri):
@@ -47,11 +53,21 @@ def list_inputs(
     tracks = prefix + TRACKS_FILE
     if files:
         try:
-            table = track_metadata(store.read_bytes(tracks).decode("utf-8"))
+            text = store.read_bytes(tracks).decode("utf-8", "surrogateescape")
+            table = track_metadata(text, tracks)
         except FileNotFoundError:
             table = {}
         files = [dataclasses.replace(f, metadata=table.get(f.track_id, {})) for f in files]
     return files
+
+
+def _exists(store: Store, uri: str) -> bool:
+    """True when ``uri`` names a file, or a directory holding one."""
+    top = uri.rstrip("/")
+    for entry in store.list_files(top):
+        if entry.uri == top or entry.uri.startswith(top + "/"):
+            return True
+    return False
 
 
 def _split_glob(uri: str) -> tuple[str, str | None]:
@@ -69,42 +85,103 @@ def _has_audio_extension(name: str, extensions: Iterable[str]) -> bool:
 
 
 def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
-    """Audio files under a local directory (recursively), matching a glob, or one file."""
+    """Audio files under a local directory (recursively), matching a glob, or one file.
+
+    A path that exists is that path, whatever characters it holds (``take[1].mp3``); only a
+    path that does not exist is a pattern, matched from the longest leading directory that
+    does (docs/inputs.md). Links to directories below INPUT are not followed (so no loop is
+    walked), and a file reached through links under several names is listed once, under the
+    first; hard links are separate names of their own (the benchmarks' corpora use them).
+    A dangling link, or a file gone before it is looked at, is listed with size 0: its task
+    reports it as one ``read_failed`` line.
+    """
     path = local_path(uri)
-    if _GLOB_CHARS & set(path):
-        candidates = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-        root = glob_root(path)
-    elif os.path.isdir(path):
-        candidates = []
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-            candidates.extend(
-                os.path.join(dirpath, f) for f in sorted(filenames) if not is_hidden(f)
-            )
-        root = path
-    elif os.path.isfile(path):
+    if os.path.isdir(path):
+        candidates, root = _walk(path), path
+    elif os.path.lexists(path):
         candidates, root = [path], os.path.dirname(path)
+    elif _GLOB_CHARS & set(path):
+        root = glob_root(path)
+        match = _glob_regex(path[len(root.rstrip(os.sep)) :], root.rstrip(os.sep))
+        candidates = [p for p in _walk(root) if match(p)] if os.path.isdir(root) else []
     else:
         raise StorageError(f"input {path} does not exist")
     metadata = _local_track_metadata(os.path.join(root, TRACKS_FILE))
     files = []
+    seen: set[str] = set()
     for p in candidates:
         if not _has_audio_extension(p, extensions):
             continue
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except OSError:  # a dangling link, a loop of links, a file deleted since the walk
+            files.append(InputFile(p, 0, metadata.get(track_id_for(p), {})))
+            continue
+        real = os.path.realpath(p)
+        if real in seen:
+            log.info("%s links to a file already listed: skipped", p)
+            continue
+        seen.add(real)
         files.append(InputFile(p, st.st_size, metadata.get(track_id_for(p), {}), st.st_mtime))
     return files
 
 
+def _walk(root: str) -> list[str]:
+    """Every non-hidden name below ``root`` that is not a directory (files, links to files,
+    dangling links), sorted; links to directories are not entered (no loop is ever walked)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        found += [os.path.join(dirpath, f) for f in filenames if not is_hidden(f)]
+    return sorted(found)
+
+
 def glob_root(pattern: str) -> str:
-    """The directory a glob starts from (the part before its first wildcard)."""
+    """The directory a pattern is matched from: the longest leading part of it that exists
+    as a directory, taken literally whatever it holds (``album [2024]/*.mp3``)."""
     parts = pattern.split(os.sep)
-    fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if _GLOB_CHARS & set(p))]]
-    return os.sep.join(fixed) or os.sep
+    for i in range(len(parts) - 1, 0, -1):
+        head = os.sep.join(parts[:i]) or os.sep
+        if os.path.isdir(head):
+            return head
+    return os.sep if pattern.startswith(os.sep) else os.curdir
+
+
+def _glob_regex(pattern: str, root: str) -> Callable[[str], bool]:
+    """A matcher for paths ``root + pattern``: ``*`` and ``?`` within one name, ``**/`` any
+    number of directories, ``[...]`` a character class (``[!...]`` negated); the root literal."""
+    out, i = [re.escape(root)], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        c = pattern[i]
+        close = pattern.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif close > 0:
+            body = pattern[i + 1 : close]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            out.append(f"[{'^' if negate else ''}{body.replace(chr(92), chr(92) * 2)}]")
+            i = close
+        else:
+            out.append(re.escape(c))
+        i += 1
+    regex = re.compile("".join(out) + r"\Z", re.DOTALL)
+    return lambda path: regex.match(path) is not None
 
 
 def _local_track_metadata(path: str) -> dict[str, dict[str, str]]:
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return track_metadata(f)
+    # (a line that is not UTF-8 is one warning: surrogateescape keeps it to that line)
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return track_metadata(f, path)
