@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Usage: scripts/check.sh
-#   Static checks: ruff (lint) and mypy (strict typing) over src/, jobs/ and tests/, and the
+#   Static checks: ruff (lint) and mypy (strict typing) over src/, jobs/, tests/ and docs/hooks/, and the
 #   import arrows between the rooms of src/fmaprep (import-linter contracts in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh >/dev/null
-.venv/bin/ruff check src jobs tests
-.venv/bin/ruff format --check src jobs tests
+.venv/bin/ruff check src jobs tests docs/hooks
+.venv/bin/ruff format --check src jobs tests docs/hooks
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache
