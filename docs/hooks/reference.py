@@ -111,9 +111,9 @@ def option_rows(
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
         if action.option_strings:
-            name = ", ".join(action.option_strings)
+            name = ", ".join(f"`{o}`" for o in action.option_strings)
         else:
-            name = action.metavar if isinstance(action.metavar, str) else action.dest
+            name = _code(action.metavar if isinstance(action.metavar, str) else action.dest)
         if action.choices is not None:
             values = " \\| ".join(f"`{c}`" for c in action.choices)
         elif action.nargs == 0:
@@ -130,7 +130,7 @@ def option_rows(
             default = ""
         else:
             default = _code(str(action.default))
-        yield _code(name), values, default, _cell(action.help or "")
+        yield name, values, default, _cell(action.help or "")
 
 
 def cli_markdown() -> str:
