@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fresh_clone import clone_files
 
 from fmaprep.cli import SUBCOMMANDS, main
 from fmaprep.config import JobConfig, PipelineConfig
@@ -26,20 +27,6 @@ from fmaprep.config import JobConfig, PipelineConfig
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 GENERATED = {"reference/cli.md", "reference/config.md"}  # written by docs/hooks/reference.py
-
-
-def clone_files(dest: Path) -> Path:
-    """The files a fresh clone would have (tracked, plus new files not git-ignored), copied."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode()  # fmt: skip
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    return dest
 
 
 def load_hook() -> ModuleType:
