@@ -73,7 +73,7 @@ def test_every_named_path_module_script_and_command_exists(page: Path) -> None:
     assert not missing, f"{page.relative_to(ROOT)} names what does not exist: {missing}"
 
 
-def test_the_check_finds_what_is_missing() -> None:
+def test_the_check_finds_what_is_missing(tmp_path: Path) -> None:
     """The parser sees names in spans and blocks, and a made-up one fails."""
     text = (
         "Run `scripts/nope.sh` or `fmaprep.storage.hadoop_fs`, see `tests/test_yarn.py`.\n"
@@ -81,13 +81,9 @@ def test_the_check_finds_what_is_missing() -> None:
         "`docs/PAGE.md` is a placeholder.\n"
         "Prose about fmaprep frobnicate and src/nowhere.py is not code.\n"
     )
-    page = ROOT / "build" / "names-self-test.md"
-    page.parent.mkdir(exist_ok=True)
+    page = tmp_path / "page.md"
     page.write_text(text)
-    try:
-        found = names(page)
-    finally:
-        page.unlink()
+    found = names(page)
     assert found["path"] == {"scripts/nope.sh", "tests/test_yarn.py"}
     assert found["module"] == {"fmaprep.storage.hadoop_fs"}
     assert not module_exists("fmaprep.storage.hadoop_fs")
