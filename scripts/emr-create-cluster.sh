@@ -14,7 +14,7 @@
 #   --subnet S         EC2 subnet id (optional)   --key-name K  EC2 key pair (optional)
 #   --service-role R   (default EMR_DefaultRole)
 #   --instance-profile P  EC2 instance profile (default EMR_EC2_DefaultRole; it needs
-#                      s3:GetObject/PutObject/ListBucket on the bucket, see README)
+#                      s3:GetObject/PutObject/ListBucket on the bucket, see docs/emr.md)
 #   --upload           copy the wheel (built now into dist/), the bootstrap script and the
 #                      requirements to s3://B/PREFIX/ first
 #   --endpoint-url U   send every aws call (s3 and emr) to this endpoint: a local AWS API

@@ -23,7 +23,7 @@
 #                      worker an equal share of spark.executor.pyspark.memory (set to N x M),
 #                      as its address-space limit, and YARN counts it in the container. A
 #                      worker's measured peak on a 3-hour 320 kbps mp3 read from S3 is 506 MB
-#                      (README "Cluster mode and EMR"); 700m per core was still enough.
+#                      (docs/emr.md); 700m per core was still enough.
 #   --event-log-dir U  Spark event logs for the History Server (default s3://B/PREFIX/spark-events/;
 #                      "none": EMR's default, HDFS, lost with the cluster)
 #   -- ARGS...         extra fmaprep preprocess options (e.g. -- --resampler resampy)

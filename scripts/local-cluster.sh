@@ -6,7 +6,7 @@
 #
 #   The workers' Python is a bare `python3.11 -m venv --without-pip` with NOTHING installed
 #   (PYSPARK_PYTHON and the first python3 on the workers' PATH), so a job only works when it
-#   ships its environment: `fmaprep package-env` + spark-submit --archives (see README).
+#   ships its environment: `fmaprep package-env` + spark-submit --archives (see docs/cluster.md).
 #
 #   up      start what is not running yet (safe to rerun), wait until both workers registered
 #   down    stop only the daemons this script started (pid files under .services/spark-cluster)

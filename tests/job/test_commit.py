@@ -329,11 +329,11 @@ README_MODES = {"new OUTPUT": "error", "--mode overwrite": "overwrite", "--mode 
 
 
 def readme_iam_actions() -> dict[str, set[str]]:
-    """Mode -> the IAM actions README's EMR runbook table lists for it (a "+" row adds to the
+    """Mode -> the IAM actions docs/emr.md's runbook table lists for it (a "+" row adds to the
     new-OUTPUT row)."""
     import re
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "emr.md").read_text()
     table = text.split("| run | S3 requests on OUTPUT | actions |", 1)[1].split("\n\n", 1)[0]
     actions: dict[str, set[str]] = {}
     for row in table.splitlines():

@@ -27,6 +27,21 @@ SUBCOMMANDS = (
     "package-env",
 )
 
+# the documentation page that explains each subcommand (the site: bash scripts/docs.sh)
+DOCS_PAGES = {
+    "preprocess": "docs/one-machine.md",
+    "inspect": "docs/output.md",
+    "export": "docs/reading.md",
+    "preview": "docs/reading.md",
+    "report": "docs/reading.md",
+    "demo": "docs/one-machine.md",
+    "scrape": "docs/music.md",
+    "fetch-dataset": "docs/music.md",
+    "bench": "docs/benchmarks.md",
+    "package-env": "docs/cluster.md",
+}
+DOCS_HINT = "(the documentation site: bash scripts/docs.sh)"
+
 TOP_EXAMPLES = """\
 examples:
   fmaprep demo build/demo/corpus --tracks 24
@@ -36,6 +51,8 @@ examples:
   fmaprep preview build/demo/out --track 000002 --out 000002.wav
   fmaprep report build/demo/out --out build/demo/report.html
   python -c "import fmaprep; print(next(fmaprep.read_records('build/demo/out'))['track_id'])"
+
+docs: docs/index.md, by task; build the site with: bash scripts/docs.sh
 """
 
 
@@ -64,7 +81,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             module.NAME,
             help=module.HELP,
             description=module.HELP,
-            epilog="examples:\n" + module.EXAMPLES,
+            epilog="examples:\n"
+            + module.EXAMPLES
+            + f"\nmore: {DOCS_PAGES.get(module.NAME, 'docs/index.md')} {DOCS_HINT}\n",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)

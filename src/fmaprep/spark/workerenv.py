@@ -24,7 +24,7 @@ README_HINT = (
     "ship the environment: `fmaprep package-env env.tar.gz`, then spark-submit "
     "--archives env.tar.gz#environment "
     "--conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python "
-    "(see README, 'Cluster mode and EMR')"
+    "(see docs/cluster.md)"
 )
 
 _DECODER_MODULES = {
