@@ -26,15 +26,11 @@ SCRAPE_EXAMPLES = """\
   fmaprep scrape --chart all --limit 40 --dest s3://bucket/fma --batch-size 20 --pause 30
   fmaprep scrape --search 'piano' --limit 5 --dest "$PWD/build/fma" --min-delay 2
   rerun the same command to resume: complete tracks are skipped, nothing partial is left.
-what it fetches: only the base URL's origin (its subdomains, --allow-host), what robots.txt
-  allows, never loopback/private/link-local addresses unless the base URL is one or
-  --allow-private-addresses; no .netrc or *_PROXY from the environment (--proxy, or
-  user:password@ in --base-url for that origin only). See docs/scraper.md.
-exit status: 0 when what was asked for is present (--limit tracks, or all the listing has),
-  even if bad candidates were skipped on the way (the summary lists them); 1 when tracks are
-  missing (the summary says how many and why: failures, a budget, the listing); 2 for a bad
-  destination (not writable, an existing file) or arguments; 130 when interrupted (Ctrl-C:
-  the tracks that finished are recorded, a rerun resumes).
+what it fetches: the base URL's origin and what its robots.txt allows; never private addresses
+  (unless the base URL is one), never .netrc or *_PROXY credentials (docs/scraper.md).
+exit status: 0 when what was asked for is present (skipped candidates are listed); 1 when
+  tracks are missing (the summary says why); 2 for a bad destination or arguments; 130 when
+  interrupted (the finished tracks are recorded, a rerun resumes).
 """
 
 DATASET_HELP = "download, verify and unpack an FMA dataset archive (fma_small, ...)"

@@ -35,9 +35,8 @@ DOCS_PAGES = {
     "preview": "docs/reading.md",
     "report": "docs/reading.md",
     "demo": "docs/one-machine.md",
-    "scrape": "docs/music.md",
+    "scrape": "docs/scraper.md",
     "fetch-dataset": "docs/music.md",
-    "bench": "docs/benchmarks.md",
     "package-env": "docs/cluster.md",
 }
 DOCS_HINT = "(the documentation site: bash scripts/docs.sh)"
