@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -153,11 +153,13 @@ def _commit_of(out: _Output) -> Commit | None:
 
 @dataclass(frozen=True)
 class OutputInfo:
-    """What an OUTPUT says about itself: its manifest lines, its stats, its part names."""
+    """What an OUTPUT says about itself: its manifest lines, its stats, its part names, and the
+    ``_task`` headers of its manifest shards (per-part statistics, e.g. ``code_counts``)."""
 
     lines: list[dict[str, Any]]
     stats: dict[str, Any]
     parts: list[str]
+    tasks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_output_info(output: str, settings: StoreSettings | None = None) -> OutputInfo:
@@ -173,11 +175,12 @@ def read_output_info(output: str, settings: StoreSettings | None = None) -> Outp
             except FileNotFoundError:
                 stats = {}
             return OutputInfo(lines, stats, out.part_names())
-        lines = []
+        lines, tasks = [], []
         for name, _ in commit.manifest:
             rows = [json.loads(x) for x in out.read(name).decode().splitlines() if x.strip()]
             lines += [r for r in rows if "_task" not in r]
-        return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts])
+            tasks += [r["_task"] for r in rows if isinstance(r.get("_task"), dict)]
+        return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts], tasks)
     finally:
         out.close()
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pyspark.accumulators import AccumulatorParam
 
 from fmaprep.config import PipelineConfig
@@ -87,6 +88,7 @@ def write_part(
     store = open_store(plan.output, plan.stores)
     lines: list[ManifestLine] = []
     records = 0
+    code_counts = np.zeros(256, np.int64)  # the part's code histogram, for report/inspect
     with run_files(plan.pipeline) as files, store.open_write(f"{plan.output}/{name}") as out:
         writer = ParquetPartWriter(out) if plan.format == "parquet" else PickleFileWriter(out)
         for item, path, error in local_copies(
@@ -99,6 +101,7 @@ def write_part(
             if record is not None:
                 writer.append(record)
                 records += 1
+                code_counts += np.bincount(record["codes"], minlength=256)[:256]
                 line["part"] = name  # which part holds the record (resume reads this)
             lines.append(line)
             if progress is not None:
@@ -108,6 +111,7 @@ def write_part(
         part_bytes = out.size
     header = {"_task": {"part": name, "bytes": part_bytes, "records": records}}
     header["_task"]["config_key"] = plan.config_key
+    header["_task"]["code_counts"] = code_counts.tolist()
     shard = f"{MANIFEST_DIR}/{name}.jsonl"
     data = "".join(json.dumps(x, sort_keys=True) + "\n" for x in [header, *lines]).encode()
     store.write_bytes(f"{plan.output}/{shard}", data)
