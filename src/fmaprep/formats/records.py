@@ -193,6 +193,7 @@ def read_records(
     splits: Collection[str] | None = None,
     settings: StoreSettings | None = None,
     trusted: bool | None = None,
+    parts: Collection[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream the records of a finished OUTPUT (a local path, ``file://``, ``s3://``, ``s3a://``
     or ``hdfs://``), part by part: exactly the parts its commit (``_SUCCESS``) names, without
@@ -201,20 +202,23 @@ def read_records(
     Each filter given keeps records whose ``track_id`` / ``genre`` / ``split`` is in it.
     ``settings`` says how to reach S3/HDFS (default: the environment, as the job's).
     Pickle parts are loaded as data only (see :func:`read_partition`; ``trusted`` as there).
+    ``parts`` (names, as the manifest lines' ``part``) reads only those of the output's parts.
     """
     out = _Output(output, settings)
     try:
         commit = _commit_of(out)
-        parts = (
+        names = (
             [(p.name, frozenset(p.exclude)) for p in commit.parts]
             if commit is not None
             else [(n, frozenset()) for n in out.part_names()]
         )
+        if parts is not None:
+            names = [(n, exclude) for n, exclude in names if n in parts]
         filters = {
             key: None if v is None else frozenset([v] if isinstance(v, str) else v)
             for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
         }
-        for name, exclude in parts:
+        for name, exclude in names:
             try:
                 with out.open(name) as stream:
                     for record in _part_records(name, stream, filters, trusted):

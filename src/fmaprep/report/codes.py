@@ -3,12 +3,13 @@ tasks keep in their manifest shard headers (``_task.code_counts``, written by
 :func:`fmaprep.spark.writers.write_part`), so ``report`` reads kilobytes per part, not the
 samples.
 
-Where a committed part has no such header (outputs written before the headers existed, Spark's
-own outputs, parts kept by ``--mode resume`` from an earlier run, or a part whose records a resume
-partly replaced), its tracks are counted from their records instead: all of them when they are
-at most ``SAMPLE_TRACKS``, else a seeded sample of ``SAMPLE_TRACKS`` of them (Python's
+Where a committed part has no such header (outputs written before the headers existed, parts
+kept by ``--mode resume`` from an earlier run, a part whose records a resume partly replaced,
+Spark's own outputs), its tracks are counted from their records instead: all of them when they
+are at most ``SAMPLE_TRACKS``, else a seeded sample of ``SAMPLE_TRACKS`` of them (Python's
 ``random.Random(SAMPLE_SEED).sample`` of their sorted track ids), scaled by the tracks'
-``n_samples`` in the manifest. ``how`` says which, for the page.
+``n_samples`` in the manifest; a Spark output whose manifest lists no track has all its records
+counted. ``how`` says which, for the page.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def code_histogram(root: str, info: OutputInfo) -> CodeHistogram:
         else:
             total += counts
     ok = [x for x in info.lines if x.get("status") == "ok"]
+    if commit is None and not ok:  # a Spark output without manifest lines: count everything
+        for record in read_records(root):
+            total += np.bincount(record["codes"], minlength=256)[:256]
+            missing.add(str(record["track_id"]))
+        return CodeHistogram(total, f"{len(missing)} records (exact)", len(missing))
     todo = ok if commit is None else [x for x in ok if x.get("part") in missing]
     if not todo:
         return CodeHistogram(total, "the tasks' statistics (exact)", 0)
@@ -63,7 +69,7 @@ def code_histogram(root: str, info: OutputInfo) -> CodeHistogram:
         sample = random.Random(SAMPLE_SEED).sample(ids, SAMPLE_TRACKS)
     counts = np.zeros(256, np.int64)
     read = 0
-    for record in read_records(root, track_ids=sample):
+    for record in read_records(root, track_ids=sample, parts=missing if commit else None):
         if record.get("source") in sources:  # not the same id in a part with statistics
             counts += np.bincount(record["codes"], minlength=256)[:256]
             read += 1

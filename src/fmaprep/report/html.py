@@ -54,7 +54,9 @@ def collect(output: str) -> ReportData:
     histogram = code_histogram(root, info)
     views: dict[str, TrackView] = {}
     if chosen:
-        for record in read_records(root, track_ids=list(chosen)):
+        holding = {c.line.get("part") for c in chosen.values()}
+        parts = None if None in holding else {str(p) for p in holding}
+        for record in read_records(root, track_ids=list(chosen), parts=parts):
             if record["track_id"] not in views:
                 views[record["track_id"]] = view(chosen[record["track_id"]], record, channel)
             if len(views) == len(chosen):

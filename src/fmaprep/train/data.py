@@ -23,8 +23,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from fmaprep.storage.uris import is_local_source, local_path
 from fmaprep.train import shards as sharding
 from fmaprep.train.export import CODES_FILE, INDEX_FILE
+from fmaprep.train.remote import RemoteExport, is_remote_export
 
 Codes = npt.NDArray[np.uint8]
 Mode = Literal["random", "sequential"]
@@ -33,7 +35,8 @@ __all__ = ["MemmapExport", "WindowSampler", "is_memmap_export", "torch_dataset"]
 
 
 def is_memmap_export(path: str) -> bool:
-    return os.path.isfile(os.path.join(path, INDEX_FILE))
+    """A local memmap export (:func:`fmaprep.train.remote.is_remote_export`: on S3/HDFS)."""
+    return is_local_source(path) and os.path.isfile(os.path.join(local_path(path), INDEX_FILE))
 
 
 class MemmapExport:
@@ -42,7 +45,7 @@ class MemmapExport:
     instead of copying it."""
 
     def __init__(self, path: str) -> None:
-        self.path = os.path.abspath(path)
+        self.path = os.path.abspath(local_path(path))
         with open(os.path.join(self.path, INDEX_FILE), encoding="utf-8") as f:
             self.tracks: list[dict[str, Any]] = [json.loads(line) for line in f if line.strip()]
         size = os.path.getsize(os.path.join(self.path, CODES_FILE))
@@ -113,14 +116,16 @@ class WindowSampler:
 
     ``one_hot=True`` yields the input as float32 of shape (len, mu + 1); the target stays codes.
 
-    An OUTPUT is read once with :func:`fmaprep.read_records` and the selected tracks' codes held
-    in memory. For data larger than memory, export to memmap (``fmaprep export OUTPUT DEST --to
-    memmap``) and sample from DEST: windows are read in place.
+    An OUTPUT (local, ``s3://``, ``hdfs://``) is read once with :func:`fmaprep.read_records` and
+    the selected tracks' codes held in memory. For data larger than memory, export to memmap
+    (``fmaprep export OUTPUT DEST --to memmap``) and sample from DEST: a local export through
+    ``numpy.memmap``, an ``s3://``/``hdfs://`` one in place with ranged reads and a bounded cache
+    (:class:`fmaprep.train.remote.RemoteExport`; pass one to set its cache size).
     """
 
     def __init__(
         self,
-        source: str | MemmapExport,
+        source: str | MemmapExport | RemoteExport,
         window: int,
         receptive_field: int = 1,
         seed: int = 0,
@@ -157,9 +162,9 @@ class WindowSampler:
         # selected tracks: metadata (with "length"); codes held (an OUTPUT) or read in place
         self._meta: list[dict[str, Any]] = []
         self._loaded: list[Codes] = []
-        self._export: MemmapExport | None = None
+        self._export: MemmapExport | RemoteExport | None = None
         self._rows: list[int] = []  # memmap: index rows of the selected tracks
-        if isinstance(source, str) and not is_memmap_export(source):
+        if isinstance(source, str) and not (is_memmap_export(source) or is_remote_export(source)):
             from fmaprep.formats.records import read_records
 
             for record in read_records(source, track_ids=filters[0], genres=filters[1],
@@ -168,7 +173,7 @@ class WindowSampler:
                 self._meta.append({**record, "length": int(codes.size)})
                 self._loaded.append(codes)
         else:
-            export = source if isinstance(source, MemmapExport) else MemmapExport(source)
+            export = source if not isinstance(source, str) else _open_export(source)
             self._export = export
             for row, line in enumerate(export.tracks):
                 if _selected(line, *filters):
@@ -288,6 +293,10 @@ class WindowSampler:
 
 
 STATE_VERSION = 1
+
+
+def _open_export(source: str) -> MemmapExport | RemoteExport:
+    return MemmapExport(source) if is_memmap_export(source) else RemoteExport(source)
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
