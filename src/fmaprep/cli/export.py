@@ -11,13 +11,14 @@ EXAMPLES = """\
   fmaprep export build/demo/out build/demo/memmap --to memmap
   fmaprep export out/ train-mm/ --to memmap --split train --overwrite
   python -c "import numpy as np; c = np.memmap('train-mm/codes.u8', np.uint8, 'r'); print(c[:10])"
+  fmaprep export out/ s3://bucket/mm --to memmap   (read in place by WindowSampler)
   fmaprep export out/ s3://bucket/wds --to webdataset --shard-size 256   (tar shards, shards.json)
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUTPUT", help="an fmaprep output (directory, s3://, hdfs://)")
-    p.add_argument("dest", metavar="DEST", help="directory to create (written atomically)")
+    p.add_argument("dest", metavar="DEST", help="directory or s3:// / hdfs:// URI to create")
     p.add_argument(
         "--to", choices=["memmap", "webdataset"], default="memmap", help="layout (default memmap)"
     )
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.to == "webdataset":
         return _webdataset(args)
+    if "://" in args.dest and not args.dest.startswith("file:"):
+        return _remote_memmap(args)
 
     try:
         result = export_memmap(
@@ -76,4 +79,21 @@ def _webdataset(args: argparse.Namespace) -> int:
         f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes in "
         f"{len(result.shards)} shards -> {result.dest}"
     )
+    return 0
+
+
+def _remote_memmap(args: argparse.Namespace) -> int:
+    """A memmap export written straight to s3:// or hdfs:// (fmaprep.train.remote)."""
+    from fmaprep.train.remote import export_memmap_to_store
+
+    try:
+        if args.overwrite:
+            raise ValueError(f"{args.dest}: --overwrite is for local exports; remove it first")
+        result = export_memmap_to_store(
+            args.output, args.dest, track_ids=args.track, genres=args.genre, splits=args.split
+        )
+    except (OSError, ValueError) as exc:
+        print(f"fmaprep export: {exc}", file=sys.stderr)
+        return 2
+    print(f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes -> {result.dest}")
     return 0

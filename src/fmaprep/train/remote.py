@@ -79,7 +79,7 @@ class RangedFile:
     def _start(self) -> None:
         """This process's cache, stream and read-ahead thread (again after a fork)."""
         self._pid = os.getpid()
-        self._store: Store = open_store(self.uri, self.settings)
+        self._store: Store = open_store(self.uri, self.settings or StoreSettings.from_env())
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()  # the cache and the counters
         self._io = threading.Lock()  # the stream
@@ -204,7 +204,7 @@ class RemoteExport:
         read_ahead: int = READ_AHEAD,
     ) -> None:
         self.path = uri.rstrip("/")
-        store = open_store(self.path, settings)
+        store = open_store(self.path, settings or StoreSettings.from_env())
         raw = store.read_bytes(f"{self.path}/{INDEX_FILE}").decode("utf-8")
         self.tracks: list[dict[str, Any]] = [json.loads(x) for x in raw.splitlines() if x.strip()]
         entry = store.stat(f"{self.path}/{CODES_FILE}")
@@ -233,7 +233,10 @@ def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool
     if is_local_source(source):
         return False
     uri = source.rstrip("/")
-    return open_store(uri, settings).stat(f"{uri}/{INDEX_FILE}") is not None
+    return (
+        open_store(uri, settings or StoreSettings.from_env()).stat(f"{uri}/{INDEX_FILE}")
+        is not None
+    )
 
 
 def _json_value(value: Any) -> Any:
@@ -259,6 +262,7 @@ def export_memmap_to_store(
     from fmaprep.formats.records import read_records
 
     dest = dest.rstrip("/")
+    settings = settings or StoreSettings.from_env()
     store = open_store(dest, settings)
     if store.stat(f"{dest}/{INDEX_FILE}") is not None:
         raise FileExistsError(f"{dest} holds a memmap export; remove it first")

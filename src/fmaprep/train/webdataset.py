@@ -108,6 +108,7 @@ class _ShardWriter:
 
 def read_shard_list(dest: str, settings: StoreSettings | None = None) -> dict[str, Any] | None:
     """DEST's committed shard list, or None when there is none."""
+    settings = settings or StoreSettings.from_env()
     store = open_store(dest, settings)
     try:
         doc: dict[str, Any] = json.loads(store.read_bytes(f"{dest.rstrip('/')}/{SHARD_LIST}"))
@@ -134,6 +135,7 @@ def export_webdataset(
     if shard_bytes < 1:
         raise ValueError(f"shard size must be >= 1 byte, got {shard_bytes}")
     dest = dest.rstrip("/")
+    settings = settings or StoreSettings.from_env()
     store = open_store(dest, settings)
     previous = read_shard_list(dest, settings)
     if previous is not None and not overwrite:
