@@ -41,13 +41,28 @@ def make_output(root: str, tracks: int, seconds: float) -> None:
                 codes = np.clip(128 + rng.laplace(0, 12, int(seconds * RATE)), 0, 255)
                 codes = codes.astype(np.uint8)
                 tid = f"{i:06d}"
-                record = {"track_id": tid, "source": f"/m/{tid}.mp3", "sample_rate": RATE,
-                          "mu": 255, "genre": ("Rock", "Jazz", "Folk")[i % 3], "codes": codes}  # fmt: skip
+                record = {
+                    "track_id": tid,
+                    "source": f"/m/{tid}.mp3",
+                    "sample_rate": RATE,
+                    "mu": 255,
+                    "genre": ("Rock", "Jazz", "Folk")[i % 3],
+                    "codes": codes,
+                }
                 writer.append(record)
                 counts += np.bincount(codes, minlength=256)
-                lines.append({"track_id": tid, "source": record["source"], "status": "ok",
-                              "duration_s": seconds, "n_samples": codes.size, "gain": 1.0,
-                              "genre": record["genre"], "part": name})  # fmt: skip
+                lines.append(
+                    {
+                        "track_id": tid,
+                        "source": record["source"],
+                        "status": "ok",
+                        "duration_s": seconds,
+                        "n_samples": codes.size,
+                        "gain": 1.0,
+                        "genre": record["genre"],
+                        "part": name,
+                    }
+                )
             writer.close()
         header = {"_task": {"part": name, "records": len(lines), "code_counts": counts.tolist()}}
         shard = f"{MANIFEST_DIR}/{name}.jsonl"
@@ -56,8 +71,13 @@ def make_output(root: str, tracks: int, seconds: float) -> None:
             f.write(data)
         parts.append(Part(name, os.path.getsize(os.path.join(root, name)), len(lines)))
         shards.append((shard, len(data)))
-    commit = Commit("bench", "pickle", tuple(parts), tuple(shards),
-                    {"audio_seconds": tracks * seconds, "wall_seconds": 1.0})  # fmt: skip
+    commit = Commit(
+        "bench",
+        "pickle",
+        tuple(parts),
+        tuple(shards),
+        {"audio_seconds": tracks * seconds, "wall_seconds": 1.0},
+    )
     with open(os.path.join(root, SUCCESS_FILE), "wb") as f:
         f.write(commit.to_bytes())
 
@@ -83,10 +103,15 @@ def main() -> None:
         for seconds in (2.0, 60.0):
             root = os.path.join(base, f"out-{int(seconds)}s")
             make_output(root, args.tracks, seconds)
-            size = sum(os.path.getsize(os.path.join(root, n)) for n in os.listdir(root)
-                       if n.startswith("part-"))  # fmt: skip
-            result[f"{int(seconds)}s"] = {"median_s": round(time_report(root, args.runs), 3),
-                                          "part_bytes": size}  # fmt: skip
+            size = sum(
+                os.path.getsize(os.path.join(root, n))
+                for n in os.listdir(root)
+                if n.startswith("part-")
+            )
+            result[f"{int(seconds)}s"] = {
+                "median_s": round(time_report(root, args.runs), 3),
+                "part_bytes": size,
+            }
         short, long = result["2s"], result["60s"]
         result["ratio"] = round(long["median_s"] / short["median_s"], 2)  # type: ignore[index]
     finally:

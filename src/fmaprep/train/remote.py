@@ -39,9 +39,9 @@ from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult
 
 log = logging.getLogger(__name__)
 
-BLOCK_BYTES = 4 * 1024 * 1024
+BLOCK_BYTES = 8 * 1024 * 1024
 CACHE_BYTES = 64 * 1024 * 1024
-READ_AHEAD = 2  # blocks
+READ_AHEAD = 3  # blocks
 
 Codes = npt.NDArray[np.uint8]
 
