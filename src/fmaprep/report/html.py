@@ -115,7 +115,7 @@ def plots(data: ReportData) -> list[tuple[str, str]]:
         ax.bar(np.arange(256), data.code_counts, width=1.0, color=BAR_COLOR)
         ax.set_yscale("log")
         ax.set_xlim(-0.5, 255.5)
-        ax.set_xlabel("mu-law code")
+        ax.set_xlabel(f"mu-law code (counts from {data.code_counts_from})")
         ax.set_ylabel("samples (log)")
 
     def throughput(ax: Any) -> None:
@@ -178,7 +178,6 @@ def render(data: ReportData) -> str:
         ("records read", data.records),
         ("audio", f"{counts['audio_seconds'] / 3600:.3f} h"),
         ("samples", f"{counts['output_samples']:,}"),
-        ("code histogram from", data.code_counts_from),
         ("wall seconds", data.stats.get("wall_seconds", "?")),
         ("master", data.stats.get("master", "?")),
         ("pipeline", json.dumps(data.stats.get("config", {}).get("pipeline", {}), sort_keys=True)),
