@@ -105,12 +105,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    # one intra-op thread: a model this small gains nothing from more, and on a busy machine
+    # (2 cores shared here) idle threads spinning cost 10x the CPU per step (measured)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--save-every", type=int, default=100)
     args = ap.parse_args()
     if "RANK" in os.environ:  # under torchrun
         torch.distributed.init_process_group("gloo")
     torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
     model = WaveNet([1, 2, 4, 8, 16, 32, 64, 128] * 2)
     rf = model.receptive_field
     ids = sorted({str(r["track_id"]) for r in read_records(args.source)})
