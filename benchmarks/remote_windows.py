@@ -4,7 +4,7 @@ latency proxy, against the same export on local disk (docs/training.md quotes th
 The export: ``--mb`` MB of codes in 1 MB tracks; windows of 16,000 predictions with a receptive
 field of 5,117 codes (tensorflow-wavenet's sizes), sequential mode over the whole export, and
 random mode for ``--random`` windows. Remote reads use :class:`fmaprep.train.remote.RemoteExport`
-with its default block (8 MB), read-ahead (3 blocks) and cache (64 MB) unless told otherwise.
+with its default block (1 MB), read-ahead (16 blocks) and cache (64 MB) unless told otherwise.
 Local and remote passes alternate, ``--runs`` pairs: medians, and the median pairwise
 ratio; the local figure is read from the page cache (the file was just written).
 
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--block-mb", type=float, default=BLOCK_BYTES / 2**20)
     ap.add_argument("--cache-mb", type=float, default=CACHE_BYTES / 2**20)
     ap.add_argument("--read-ahead", type=int, default=READ_AHEAD)
+    ap.add_argument("--no-proxy", action="store_true", help="read S3 directly (no added latency)")
     args = ap.parse_args()
     upstream = os.environ["FMAPREP_S3_ENDPOINT"]
     bucket = os.environ.get("FMAPREP_S3_BUCKET", "fmaprep")
@@ -132,13 +133,14 @@ def main() -> None:
         write_export(local, args.mb)
         dest = f"s3://{bucket}/bench-windows-{uuid.uuid4().hex[:8]}"
         upload(local, dest, StoreSettings.from_env())
-        with latency_proxy(upstream, args.delay_ms) as url:
+        proxy = contextlib.nullcontext(upstream) if args.no_proxy else None
+        with proxy or latency_proxy(upstream, args.delay_ms) as url:
             settings = StoreSettings.from_env(endpoint=url)
             result: dict[str, object] = {
                 "mb": args.mb,
                 "window": WINDOW,
                 "receptive_field": RF,
-                "delay_ms": args.delay_ms,
+                "delay_ms": None if args.no_proxy else args.delay_ms,
                 "runs": args.runs,
                 **sizes,
             }

@@ -4,11 +4,12 @@
 read once, and a window's codes come from :class:`RangedFile`, which reads ``codes.u8`` in
 blocks of ``block_bytes`` through the project's store clients (``Store.open_read(uri, start)``:
 an S3 GET with a Range, a WebHDFS OPEN with an offset) into a bounded LRU cache of
-``cache_bytes``. A window touches only the blocks it overlaps; after each block read on demand,
-a background thread reads the next ``read_ahead`` blocks, from the same open stream when they
-follow it (one request serves a whole sequential run of blocks), so a sequential pass waits for
-the network only at its start and after a jump. Random windows cost a request each unless their
-block is cached: for random sampling over data larger than the cache, copy the export locally.
+``cache_bytes``. A window touches only the blocks it overlaps; while the reads go forward, a
+background thread keeps the next ``read_ahead`` blocks coming, from the same open stream (one
+request serves a whole sequential run of blocks), so a sequential pass waits for the network
+only at its start. A jump reads only the blocks the window needs, with no read-ahead: random
+windows cost a request each unless their block is cached (for random sampling over data larger
+than the cache, copy the export locally).
 
 Per process: the cache, the open stream and the read-ahead thread are made on first use and
 made again after a fork (DataLoader workers), and the objects pickle by URI and sizes.
@@ -39,9 +40,9 @@ from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult
 
 log = logging.getLogger(__name__)
 
-BLOCK_BYTES = 8 * 1024 * 1024
+BLOCK_BYTES = 1024 * 1024
 CACHE_BYTES = 64 * 1024 * 1024
-READ_AHEAD = 3  # blocks
+READ_AHEAD = 16  # blocks, while the reads are sequential
 
 Codes = npt.NDArray[np.uint8]
 
@@ -61,9 +62,9 @@ class RangedFile:
     ) -> None:
         if block_bytes < 1 or read_ahead < 0:
             raise ValueError(f"block_bytes {block_bytes} and read_ahead {read_ahead}: need >= 1, 0")
-        if cache_bytes < block_bytes * (read_ahead + 2):
+        if cache_bytes < block_bytes * (read_ahead + 3):
             raise ValueError(
-                f"cache_bytes {cache_bytes} must hold read_ahead + 2 = {read_ahead + 2} blocks "
+                f"cache_bytes {cache_bytes} must hold read_ahead + 3 = {read_ahead + 3} blocks "
                 f"of {block_bytes} bytes"
             )
         self.uri, self.size, self.settings = uri, size, settings
@@ -86,6 +87,7 @@ class RangedFile:
         self._stream: IO[bytes] | None = None
         self._stream_block = -1  # the block the stream returns next
         self._pending: set[int] = set()
+        self._last = -1  # the last block read on demand: is the reader going forward?
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="fmaprep-read-ahead")
 
     def read(self, start: int, length: int) -> Codes:
@@ -110,11 +112,12 @@ class RangedFile:
             return data
 
     def _block(self, block: int) -> bytes:
+        forward = block in (self._last, self._last + 1)
+        self._last = block
         data = self._cached(block)
         if data is None:
             data = self._fetch(block)
-            self._schedule(block)
-        elif block + 1 not in self._cache:  # a sequential reader reached a read-ahead block
+        if forward:  # read ahead only for a reader going forward: a jump reads what it needs
             self._schedule(block)
         return data
 
@@ -132,13 +135,25 @@ class RangedFile:
 
     def _prefetch(self, block: int) -> None:
         try:
-            if self._cached(block) is None:
+            # stale once the reader moved past it or jumped away: never fetch a block twice
+            ahead = self._last < block <= self._last + self.read_ahead
+            if ahead and self._cached(block) is None:
                 self._fetch(block)
         except OSError as exc:  # the demand read will try again and report it
             log.debug("%s: read-ahead of block %d failed: %s", self.uri, block, exc)
         finally:
             with self._lock:
                 self._pending.discard(block)
+
+    def _evict(self) -> None:
+        """Drop the least recently used block outside the reader's working set (the block
+        before the last one read, that one, and the read-ahead), else the least recent."""
+        keep = range(self._last - 1, self._last + self.read_ahead + 1)
+        victim = next((b for b in self._cache if b not in keep), None)
+        if victim is None:
+            self._cache.popitem(last=False)
+        else:
+            del self._cache[victim]
 
     def _fetch(self, block: int) -> bytes:
         with self._io:
@@ -157,11 +172,11 @@ class RangedFile:
                 self._stream = None
                 raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
             self._stream_block = block + 1
-        with self._lock:
-            self.bytes_fetched += len(data)
-            self._cache[block] = data
-            while len(self._cache) * self.block_bytes > self.cache_bytes:
-                self._cache.popitem(last=False)
+            with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
+                self.bytes_fetched += len(data)
+                self._cache[block] = data
+                while len(self._cache) * self.block_bytes > self.cache_bytes:
+                    self._evict()
         return data
 
 
