@@ -1,4 +1,4 @@
-"""fmaprep export OUTPUT DEST --to memmap: a layout a training loop slices without decoding."""
+"""fmaprep export OUTPUT DEST --to memmap|webdataset: layouts a training loop reads directly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 NAME = "export"
-HELP = "export an OUTPUT as one flat codes.u8 file plus index.jsonl (numpy.memmap-ready)"
+HELP = "export an OUTPUT as a memmap (codes.u8 + index.jsonl) or webdataset tar shards"
 EXAMPLES = """\
   fmaprep export build/demo/out build/demo/memmap --to memmap
   fmaprep export out/ train-mm/ --to memmap --split train --overwrite
