@@ -62,6 +62,7 @@ def test_a_task_writes_its_part_then_its_shard(tmp_path: Path, fmt: str) -> None
     assert result.part.endswith(".parquet") == (fmt == "parquet")
     assert (out / result.part).stat().st_size == result.part_bytes and result.records == 3
     rows = [json.loads(x) for x in (out / result.shard).read_text().splitlines()]
+    code_counts = rows[0]["_task"].pop("code_counts")  # checked against the part below
     assert rows[0]["_task"] == {"part": result.part, "bytes": result.part_bytes, "records": 3,
                                 "config_key": config_key(config)}  # fmt: skip
     assert rows[1:] == result.lines and [r["status"] for r in rows[1:]] == ["ok"] * 3 + ["error"]
@@ -72,6 +73,8 @@ def test_a_task_writes_its_part_then_its_shard(tmp_path: Path, fmt: str) -> None
         from fmaprep.formats.parquet import read_parquet_part
 
         got = list(read_parquet_part(out / result.part, {}, lambda v, a: True))
+    want_counts = sum(np.bincount(r["codes"], minlength=256) for r in got)
+    assert code_counts == want_counts.tolist()  # the part's code histogram, for report
     for record, item in zip(got, items, strict=False):
         want, _ = process_file(item, config.pipeline)
         assert want is not None and record["track_id"] == want["track_id"]

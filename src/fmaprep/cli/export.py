@@ -1,4 +1,4 @@
-"""fmaprep export OUTPUT DEST --to memmap: a layout a training loop slices without decoding."""
+"""fmaprep export OUTPUT DEST --to memmap|webdataset: layouts a training loop reads directly."""
 
 from __future__ import annotations
 
@@ -6,18 +6,29 @@ import argparse
 import sys
 
 NAME = "export"
-HELP = "export an OUTPUT as one flat codes.u8 file plus index.jsonl (numpy.memmap-ready)"
+HELP = "export an OUTPUT as a memmap (codes.u8 + index.jsonl) or webdataset tar shards"
 EXAMPLES = """\
   fmaprep export build/demo/out build/demo/memmap --to memmap
   fmaprep export out/ train-mm/ --to memmap --split train --overwrite
   python -c "import numpy as np; c = np.memmap('train-mm/codes.u8', np.uint8, 'r'); print(c[:10])"
+  fmaprep export out/ s3://bucket/mm --to memmap   (read in place by WindowSampler)
+  fmaprep export out/ s3://bucket/wds --to webdataset --shard-size 256   (tar shards, shards.json)
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUTPUT", help="an fmaprep output (directory, s3://, hdfs://)")
-    p.add_argument("dest", metavar="DEST", help="directory to create (written atomically)")
-    p.add_argument("--to", choices=["memmap"], default="memmap", help="layout (default memmap)")
+    p.add_argument("dest", metavar="DEST", help="directory or s3:// / hdfs:// URI to create")
+    p.add_argument(
+        "--to", choices=["memmap", "webdataset"], default="memmap", help="layout (default memmap)"
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        default=256,
+        metavar="MB",
+        help="webdataset: start a new tar shard after this many MB (default 256)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     p.add_argument("--track", action="append", metavar="ID", help="only this track (repeatable)")
     p.add_argument("--genre", action="append", help="only this genre (repeatable)")
@@ -27,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fmaprep.train.export import export_memmap
 
+    if args.to == "webdataset":
+        return _webdataset(args)
+    if "://" in args.dest and not args.dest.startswith("file:"):
+        return _remote_memmap(args)
+
     try:
         result = export_memmap(
             args.output,
@@ -35,6 +51,46 @@ def run(args: argparse.Namespace) -> int:
             track_ids=args.track,
             genres=args.genre,
             splits=args.split,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"fmaprep export: {exc}", file=sys.stderr)
+        return 2
+    print(f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes -> {result.dest}")
+    return 0
+
+
+def _webdataset(args: argparse.Namespace) -> int:
+    from fmaprep.train.webdataset import export_webdataset
+
+    try:
+        result = export_webdataset(
+            args.output,
+            args.dest,
+            shard_bytes=args.shard_size * 1024 * 1024,
+            overwrite=args.overwrite,
+            track_ids=args.track,
+            genres=args.genre,
+            splits=args.split,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"fmaprep export: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes in "
+        f"{len(result.shards)} shards -> {result.dest}"
+    )
+    return 0
+
+
+def _remote_memmap(args: argparse.Namespace) -> int:
+    """A memmap export written straight to s3:// or hdfs:// (fmaprep.train.remote)."""
+    from fmaprep.train.remote import export_memmap_to_store
+
+    try:
+        if args.overwrite:
+            raise ValueError(f"{args.dest}: --overwrite is for local exports; remove it first")
+        result = export_memmap_to_store(
+            args.output, args.dest, track_ids=args.track, genres=args.genre, splits=args.split
         )
     except (OSError, ValueError) as exc:
         print(f"fmaprep export: {exc}", file=sys.stderr)

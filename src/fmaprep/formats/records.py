@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -160,11 +160,13 @@ def _commit_of(out: _Output) -> Commit | None:
 
 @dataclass(frozen=True)
 class OutputInfo:
-    """What an OUTPUT says about itself: its manifest lines, its stats, its part names."""
+    """What an OUTPUT says about itself: its manifest lines, its stats, its part names, and the
+    ``_task`` headers of its manifest shards (per-part statistics, e.g. ``code_counts``)."""
 
     lines: list[dict[str, Any]]
     stats: dict[str, Any]
     parts: list[str]
+    tasks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_output_info(output: str, settings: StoreSettings | None = None) -> OutputInfo:
@@ -180,10 +182,13 @@ def read_output_info(output: str, settings: StoreSettings | None = None) -> Outp
             except FileNotFoundError:
                 stats = {}
             return OutputInfo(lines, stats, out.part_names())
-        lines = []
+        lines, tasks = [], []
         for name, _ in commit.manifest:
-            lines += parse_shard(out.read(name))[1]
-        return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts])
+            task, shard_lines = parse_shard(out.read(name))
+            lines += shard_lines
+            if task:
+                tasks.append(task)
+        return OutputInfo(lines, dict(commit.stats), [p.name for p in commit.parts], tasks)
     finally:
         out.close()
 
@@ -196,6 +201,7 @@ def read_records(
     splits: Collection[str] | None = None,
     settings: StoreSettings | None = None,
     trusted: bool | None = None,
+    parts: Collection[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream the records of a finished OUTPUT (a local path, ``file://``, ``s3://``, ``s3a://``
     or ``hdfs://``), part by part: exactly the parts its commit (``_SUCCESS``) names, without
@@ -206,20 +212,23 @@ def read_records(
     Each filter given keeps records whose ``track_id`` / ``genre`` / ``split`` is in it.
     ``settings`` says how to reach S3/HDFS (default: the environment, as the job's).
     Pickle parts are loaded as data only (see :func:`read_partition`; ``trusted`` as there).
+    ``parts`` (names, as the manifest lines' ``part``) reads only those of the output's parts.
     """
     out = _Output(output, settings)
     try:
         commit = _commit_of(out)
-        parts: list[tuple[str, frozenset[str], Part | None]] = (
+        names: list[tuple[str, frozenset[str], Part | None]] = (
             [(p.name, frozenset(p.exclude), p) for p in commit.parts]
             if commit is not None
             else [(n, frozenset(), None) for n in out.part_names()]
         )
+        if parts is not None:
+            names = [entry for entry in names if entry[0] in parts]
         filters = {
             key: None if v is None else frozenset([v] if isinstance(v, str) else v)
             for key, v in (("track_id", track_ids), ("genre", genres), ("split", splits))
         }
-        for name, exclude, expect in parts:
+        for name, exclude, expect in names:
             try:
                 with out.open(name) as stream:
                     if expect is not None:

@@ -2,8 +2,8 @@
 (Agg canvas, no display) and embedded as base64 PNG, so the one file can be mailed or archived.
 
 Plots: duration histogram and per-genre counts (from ``_manifest.jsonl``, tracks that succeeded),
-code histogram (every code of every record, streamed), failures by reason (manifest), throughput
-(``_stats.json``: audio seconds vs wall seconds).
+code histogram (the tasks' per-part statistics, :mod:`fmaprep.report.codes`), failures by reason
+(manifest), throughput (``_stats.json``: audio seconds vs wall seconds).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from fmaprep.atomic_file import atomic_path
 from fmaprep.formats.manifest import STATS_FILE, summarize
+from fmaprep.report.codes import code_histogram
 from fmaprep.report.listen import TrackView, choose_tracks, view
 from fmaprep.report.plots import BAR_COLOR, figure_png
 from fmaprep.storage.uris import is_local, local_path, resolve_uri
@@ -36,10 +37,13 @@ class ReportData:
     code_counts: npt.NDArray[np.int64]  # occurrences of each code 0..255
     records: int
     tracks: list[TrackView] = dataclasses.field(default_factory=list)  # to hear and see
+    code_counts_from: str = "every record (exact)"
 
 
 def collect(output: str) -> ReportData:
-    """Everything the page shows; reads the manifest and stats, and streams all records once."""
+    """Everything the page shows: the manifest, stats and per-part code histograms
+    (:mod:`fmaprep.report.codes`), plus the records of the few tracks shown, so the cost grows
+    with the tracks, not their samples."""
     from fmaprep.formats.records import read_output_info, read_records
 
     uri = resolve_uri(output)
@@ -48,17 +52,25 @@ def collect(output: str) -> ReportData:
     lines, stats = info.lines, info.stats
     chosen = {c.track_id: c for c in choose_tracks(lines)}
     channel = str(stats.get("config", {}).get("pipeline", {}).get("channel", "left"))
-    counts = np.zeros(256, np.int64)
-    records = 0
+    histogram = code_histogram(root, info)
     views: dict[str, TrackView] = {}
-    for record in read_records(root):
-        counts += np.bincount(record["codes"], minlength=256)[:256]
-        records += 1
-        if record["track_id"] in chosen and record["track_id"] not in views:
-            views[record["track_id"]] = view(chosen[record["track_id"]], record, channel)
+    if chosen:
+        holding = {c.line.get("part") for c in chosen.values()}
+        parts = None if None in holding else {str(p) for p in holding}
+        for record in read_records(root, track_ids=list(chosen), parts=parts):
+            if record["track_id"] not in views:
+                views[record["track_id"]] = view(chosen[record["track_id"]], record, channel)
+            if len(views) == len(chosen):
+                break  # the rest of the output holds none of them
     ordered = [views[t] for t in chosen if t in views]
     return ReportData(
-        os.path.abspath(root) if is_local(uri) else root, lines, stats, counts, records, ordered
+        os.path.abspath(root) if is_local(uri) else root,
+        lines,
+        stats,
+        histogram.counts,
+        histogram.records_read + len(views),
+        ordered,
+        histogram.how,
     )
 
 
@@ -104,7 +116,7 @@ def plots(data: ReportData) -> list[tuple[str, str]]:
         ax.bar(np.arange(256), data.code_counts, width=1.0, color=BAR_COLOR)
         ax.set_yscale("log")
         ax.set_xlim(-0.5, 255.5)
-        ax.set_xlabel("mu-law code")
+        ax.set_xlabel(f"mu-law code (counts from {data.code_counts_from})")
         ax.set_ylabel("samples (log)")
 
     def throughput(ax: Any) -> None:
@@ -166,7 +178,7 @@ def render(data: ReportData) -> str:
         ("failed", counts["failed"]),
         ("records read", data.records),
         ("audio", f"{counts['audio_seconds'] / 3600:.3f} h"),
-        ("samples", f"{int(data.code_counts.sum()):,}"),
+        ("samples", f"{counts['output_samples']:,}"),
         ("wall seconds", data.stats.get("wall_seconds", "?")),
         ("master", data.stats.get("master", "?")),
         ("pipeline", json.dumps(data.stats.get("config", {}).get("pipeline", {}), sort_keys=True)),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pyspark.accumulators import AccumulatorParam
 
 from fmaprep.config import PipelineConfig
@@ -87,6 +88,7 @@ def write_part(
     store = open_store(plan.output, plan.stores)
     lines: list[ManifestLine] = []
     records = 0
+    code_counts = np.zeros(256, np.int64)  # the part's code histogram, for report/inspect
     with run_files(plan.pipeline) as files, store.open_write(f"{plan.output}/{name}") as out:
         writer = ParquetPartWriter(out) if plan.format == "parquet" else PickleFileWriter(out)
         for item, path, error in local_copies(
@@ -99,6 +101,7 @@ def write_part(
             if record is not None:
                 writer.append(record)
                 records += 1
+                code_counts += np.bincount(record["codes"], minlength=256)[:256]
                 line["part"] = name  # which part holds the record (resume reads this)
             lines.append(line)
             if progress is not None:
@@ -106,7 +109,13 @@ def write_part(
         writer.close()
         out.commit()
         part_bytes = out.size
-    task = {"part": name, "bytes": part_bytes, "records": records, "config_key": plan.config_key}
+    task = {
+        "part": name,
+        "bytes": part_bytes,
+        "records": records,
+        "config_key": plan.config_key,
+        "code_counts": code_counts.tolist(),
+    }
     shard = f"{MANIFEST_DIR}/{name}.jsonl"
     data = shard_bytes(task, lines)
     store.write_bytes(f"{plan.output}/{shard}", data)

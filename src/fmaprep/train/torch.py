@@ -21,12 +21,18 @@ class Sampler(Protocol):
 
     def iter_shard(self, shard: int, shards: int) -> Iterator[tuple[Any, Any]]: ...
 
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 class WindowDataset(IterableDataset):  # type: ignore[type-arg,unused-ignore]
     """Yields (input, target) tensors: input int64 codes (float32 of shape (len, mu + 1) when the
     sampler is one-hot), target int64 codes, ready for an embedding or one-hot WaveNet and
-    ``cross_entropy``. Each DataLoader worker iterates its own shard of the sampler (random mode:
-    its own stream; sequential: every num_workers-th window), so workers never repeat each other.
+    ``cross_entropy``. Each DataLoader worker iterates its own shard of the sampler's rank
+    (random mode: its own stream; sequential: its own block of the rank's windows), so neither
+    workers nor ranks repeat each other. ``state_dict``/``load_state_dict`` are the sampler's:
+    torchdata's ``StatefulDataLoader`` saves and restores them in each worker.
     """
 
     def __init__(self, sampler: Sampler) -> None:
@@ -39,3 +45,9 @@ class WindowDataset(IterableDataset):  # type: ignore[type-arg,unused-ignore]
         for inputs, target in self.sampler.iter_shard(shard, shards):
             x = inputs if self.sampler.one_hot else inputs.astype(np.int64)
             yield torch.from_numpy(x), torch.from_numpy(target.astype(np.int64))
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)

@@ -1,0 +1,302 @@
+"""Memmap exports on ``s3://`` and ``hdfs://``, read in place: a training node needs no copy.
+
+:class:`RemoteExport` is :class:`~fmaprep.train.data.MemmapExport`'s remote twin: the index is
+read once, and a window's codes come from :class:`RangedFile`, which reads ``codes.u8`` in
+blocks of ``block_bytes`` through the project's store clients (``Store.open_read(uri, start)``:
+an S3 GET with a Range, a WebHDFS OPEN with an offset) into a bounded LRU cache of
+``cache_bytes``. A window touches only the blocks it overlaps; while the reads go forward, a
+background thread keeps the next ``read_ahead`` blocks coming, from the same open stream (one
+request serves a whole sequential run of blocks), so a sequential pass waits for the network
+only at its start. A jump reads only the blocks the window needs, with no read-ahead: random
+windows cost a request each unless their block is cached (for random sampling over data larger
+than the cache, copy the export locally).
+
+Per process: the cache, the open stream and the read-ahead thread are made on first use and
+made again after a fork (DataLoader workers), and the objects pickle by URI and sizes.
+
+:func:`export_memmap_to_store` writes an export to a remote DEST: ``codes.u8`` streamed by the
+store's atomic writer, then ``index.jsonl``, whose presence is the export's commit (a reader
+checks that it covers ``codes.u8`` exactly).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.stores import Store
+from fmaprep.storage.uris import is_local_source
+from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult
+
+log = logging.getLogger(__name__)
+
+BLOCK_BYTES = 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
+READ_AHEAD = 16  # blocks, while the reads are sequential
+
+Codes = npt.NDArray[np.uint8]
+
+
+class RangedFile:
+    """Random access to one remote file of known ``size`` (see the module doc)."""
+
+    def __init__(
+        self,
+        uri: str,
+        size: int,
+        settings: StoreSettings | None = None,
+        *,
+        block_bytes: int = BLOCK_BYTES,
+        cache_bytes: int = CACHE_BYTES,
+        read_ahead: int = READ_AHEAD,
+    ) -> None:
+        if block_bytes < 1 or read_ahead < 0:
+            raise ValueError(f"block_bytes {block_bytes} and read_ahead {read_ahead}: need >= 1, 0")
+        if cache_bytes < block_bytes * (read_ahead + 3):
+            raise ValueError(
+                f"cache_bytes {cache_bytes} must hold read_ahead + 3 = {read_ahead + 3} blocks "
+                f"of {block_bytes} bytes"
+            )
+        self.uri, self.size, self.settings = uri, size, settings
+        self.block_bytes, self.cache_bytes, self.read_ahead = block_bytes, cache_bytes, read_ahead
+        self.bytes_fetched = 0  # from the store, this process (cache misses and read-ahead)
+        self.requests = 0  # reads opened (a reopen after a jump counts)
+        self._pid = -1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ranged_file, (self.uri, self.size, self.settings, self.block_bytes,
+                               self.cache_bytes, self.read_ahead))  # fmt: skip
+
+    def _start(self) -> None:
+        """This process's cache, stream and read-ahead thread (again after a fork)."""
+        self._pid = os.getpid()
+        self._store: Store = open_store(self.uri, self.settings or StoreSettings.from_env())
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._lock = threading.Lock()  # the cache and the counters
+        self._io = threading.Lock()  # the stream
+        self._stream: IO[bytes] | None = None
+        self._stream_block = -1  # the block the stream returns next
+        self._pending: set[int] = set()
+        self._last = -1  # the last block read on demand: is the reader going forward?
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="fmaprep-read-ahead")
+
+    def read(self, start: int, length: int) -> Codes:
+        """Bytes ``start .. start + length`` (clipped to the file) as uint8."""
+        if self._pid != os.getpid():
+            self._start()
+        end = min(self.size, start + length)
+        if start >= end:
+            return np.empty(0, np.uint8)
+        first, last = start // self.block_bytes, (end - 1) // self.block_bytes
+        pieces = [self._block(b) for b in range(first, last + 1)]
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        offset = start - first * self.block_bytes
+        out: Codes = np.frombuffer(data, np.uint8, end - start, offset)
+        return out
+
+    def _cached(self, block: int) -> bytes | None:
+        with self._lock:
+            data = self._cache.get(block)
+            if data is not None:
+                self._cache.move_to_end(block)
+            return data
+
+    def _block(self, block: int) -> bytes:
+        forward = block in (self._last, self._last + 1)
+        self._last = block
+        data = self._cached(block)
+        if data is None:
+            data = self._fetch(block)
+        if forward:  # read ahead only for a reader going forward: a jump reads what it needs
+            self._schedule(block)
+        return data
+
+    def _schedule(self, block: int) -> None:
+        with self._lock:
+            wanted = [
+                b
+                for b in range(block + 1, block + 1 + self.read_ahead)
+                if b * self.block_bytes < self.size and b not in self._cache
+                and b not in self._pending
+            ]  # fmt: skip
+            self._pending.update(wanted)
+        for b in wanted:
+            self._ahead.submit(self._prefetch, b)
+
+    def _prefetch(self, block: int) -> None:
+        try:
+            # stale once the reader moved past it or jumped away: never fetch a block twice
+            ahead = self._last < block <= self._last + self.read_ahead
+            if ahead and self._cached(block) is None:
+                self._fetch(block)
+        except OSError as exc:  # the demand read will try again and report it
+            log.debug("%s: read-ahead of block %d failed: %s", self.uri, block, exc)
+        finally:
+            with self._lock:
+                self._pending.discard(block)
+
+    def _evict(self) -> None:
+        """Drop the least recently used block outside the reader's working set (the block
+        before the last one read, that one, and the read-ahead), else the least recent."""
+        keep = range(self._last - 1, self._last + self.read_ahead + 1)
+        victim = next((b for b in self._cache if b not in keep), None)
+        if victim is None:
+            self._cache.popitem(last=False)
+        else:
+            del self._cache[victim]
+
+    def _fetch(self, block: int) -> bytes:
+        with self._io:
+            data = self._cached(block)  # the read-ahead may have brought it meanwhile
+            if data is not None:
+                return data
+            want = min(self.block_bytes, self.size - block * self.block_bytes)
+            if self._stream is None or self._stream_block != block:
+                if self._stream is not None:
+                    self._stream.close()
+                self._stream = self._store.open_read(self.uri, block * self.block_bytes)
+                self.requests += 1
+            data = self._stream.read(want)
+            if len(data) != want:
+                self._stream.close()
+                self._stream = None
+                raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
+            self._stream_block = block + 1
+            with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
+                self.bytes_fetched += len(data)
+                self._cache[block] = data
+                while len(self._cache) * self.block_bytes > self.cache_bytes:
+                    self._evict()
+        return data
+
+
+def _ranged_file(  # noqa: PLR0917 (the pickled fields, in order)
+    uri: str,
+    size: int,
+    settings: StoreSettings | None,
+    block_bytes: int,
+    cache_bytes: int,
+    read_ahead: int,
+) -> RangedFile:
+    return RangedFile(uri, size, settings, block_bytes=block_bytes, cache_bytes=cache_bytes,
+                      read_ahead=read_ahead)  # fmt: skip
+
+
+class _RangedCodes:
+    """One track's codes in a remote export: ``size`` and slicing, like the memmap view."""
+
+    def __init__(self, file: RangedFile, offset: int, length: int) -> None:
+        self._file, self._offset, self.size = file, offset, length
+
+    def __getitem__(self, key: slice) -> Codes:
+        start, stop, step = key.indices(self.size)
+        if step != 1:
+            raise ValueError("only contiguous slices")
+        return self._file.read(self._offset + start, max(0, stop - start))
+
+
+class RemoteExport:
+    """A memmap export at an ``s3://`` or ``hdfs://`` URI: ``tracks`` (the index lines) and
+    ``codes(i)`` (a sliceable view read through :class:`RangedFile`)."""
+
+    def __init__(
+        self,
+        uri: str,
+        settings: StoreSettings | None = None,
+        *,
+        block_bytes: int = BLOCK_BYTES,
+        cache_bytes: int = CACHE_BYTES,
+        read_ahead: int = READ_AHEAD,
+    ) -> None:
+        self.path = uri.rstrip("/")
+        store = open_store(self.path, settings or StoreSettings.from_env())
+        raw = store.read_bytes(f"{self.path}/{INDEX_FILE}").decode("utf-8")
+        self.tracks: list[dict[str, Any]] = [json.loads(x) for x in raw.splitlines() if x.strip()]
+        entry = store.stat(f"{self.path}/{CODES_FILE}")
+        size = entry.size if entry is not None else -1
+        end = 0
+        for line in self.tracks:
+            if line["offset"] != end or line["length"] < 0:
+                raise ValueError(f"{self.path}: index line of {line['track_id']} is not contiguous")
+            end += line["length"]
+        if end != size:
+            raise ValueError(f"{self.path}: index covers {end} bytes, {CODES_FILE} has {size}")
+        self.file = RangedFile(f"{self.path}/{CODES_FILE}", size, settings,
+                               block_bytes=block_bytes, cache_bytes=cache_bytes,
+                               read_ahead=read_ahead)  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def codes(self, i: int) -> Any:
+        line = self.tracks[i]
+        return _RangedCodes(self.file, int(line["offset"]), int(line["length"]))
+
+
+def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool:
+    """``source`` is an ``s3://``/``hdfs://`` directory holding a memmap export's index."""
+    if is_local_source(source):
+        return False
+    uri = source.rstrip("/")
+    return (
+        open_store(uri, settings or StoreSettings.from_env()).stat(f"{uri}/{INDEX_FILE}")
+        is not None
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+_NOT_METADATA = frozenset({"codes", "track_id", "offset", "length"})
+
+
+def export_memmap_to_store(
+    output: str,
+    dest: str,
+    *,
+    track_ids: Collection[str] | None = None,
+    genres: Collection[str] | None = None,
+    splits: Collection[str] | None = None,
+    settings: StoreSettings | None = None,
+) -> ExportResult:
+    """``fmaprep export OUTPUT DEST --to memmap`` for an ``s3://`` or ``hdfs://`` DEST (see the
+    module doc). An existing export at DEST is refused: remove it first."""
+    from fmaprep.formats.records import read_records
+
+    dest = dest.rstrip("/")
+    settings = settings or StoreSettings.from_env()
+    store = open_store(dest, settings)
+    if store.stat(f"{dest}/{INDEX_FILE}") is not None:
+        raise FileExistsError(f"{dest} holds a memmap export; remove it first")
+    lines = []
+    offset = tracks = 0
+    with store.open_write(f"{dest}/{CODES_FILE}") as out:
+        for record in read_records(
+            output, track_ids=track_ids, genres=genres, splits=splits, settings=settings
+        ):
+            codes = record["codes"]
+            if codes.dtype.itemsize != 1 or codes.ndim != 1:
+                raise ValueError(f"track {record['track_id']}: codes are not 1-D uint8")
+            out.write(np.ascontiguousarray(codes).data)
+            line = {"track_id": record["track_id"], "offset": offset, "length": codes.size}
+            line.update({k: v for k, v in record.items() if k not in _NOT_METADATA})
+            lines.append(json.dumps(line, default=_json_value) + "\n")
+            offset += codes.size
+            tracks += 1
+        out.commit()
+    store.write_bytes(f"{dest}/{INDEX_FILE}", "".join(lines).encode())  # the commit, last
+    log.info("exported %d tracks (%d samples) to %s", tracks, offset, dest)
+    return ExportResult(dest, tracks, offset)
