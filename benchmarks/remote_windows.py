@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -42,13 +43,12 @@ TRACK = 1024 * 1024
 @contextlib.contextmanager
 def latency_proxy(upstream: str, delay_ms: float) -> Iterator[str]:
     """The recording S3 proxy with ``delay_ms`` before each request, in a process of its own (in
-    ours it would share the GIL with the reader being measured). It lives in
-    ``fmaprep.bench.httpproxy`` today; another change moves it under tests/: follow it there."""
+    ours it would share the GIL with the reader being measured): tests/support/httpproxy.py."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "fmaprep.bench.httpproxy",
+            "support.httpproxy",
             "--upstream",
             upstream,
             "--delay-ms",
@@ -56,6 +56,7 @@ def latency_proxy(upstream: str, delay_ms: float) -> Iterator[str]:
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "tests")},
     )
     try:
         assert proc.stdout is not None
