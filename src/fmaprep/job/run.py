@@ -8,24 +8,26 @@ generation (:mod:`fmaprep.job.commit`), so a reader sees the previous or the new
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
-from fmaprep.config import Config
+from fmaprep.config import Config, RerunMode
 from fmaprep.formats.manifest import stats_dict, summarize
 from fmaprep.job.commit import (
     Kept,
     check_mode,
+    check_owned,
     config_key,
-    crash_during_tasks,
     finish,
     load_state,
     publish,
     resumable,
 )
+from fmaprep.job.lease import Holder, Lease, refuse_if_held, yarn_attempt
+from fmaprep.job.ownership import CONTROL_DIR, check_apart
 from fmaprep.job.progress import Progress
 from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
@@ -128,15 +130,20 @@ def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
 def run_preprocess(
     input_arg: str, output_arg: str, config: Config, session: Any = None
 ) -> JobResult:
-    """The job: resolve locations, then extract, transform and load, and commit atomically."""
+    """The job: resolve locations, take OUTPUT's lease, then extract, transform and load, and
+    commit atomically. What can be refused is refused before Spark starts."""
     started = time.monotonic()
     input_uri, output_uri = resolve_uri(input_arg), resolve_uri(output_arg)
+    settings = StoreSettings.from_env(endpoint=config.job.s3_endpoint)
+    input_uri, output_uri = settings.full_uri(input_uri), settings.full_uri(output_uri).rstrip("/")
+    check_apart(input_uri, output_uri)
+    lease, mode = take_output(output_uri, config.job.mode, settings)
     own_session = session is None
-    if own_session:
-        warm_up([input_uri, output_uri], StoreSettings.from_env(endpoint=config.job.s3_endpoint))
-        conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
-        session = build_session(config.job.master, conf=conf)
     try:
+        if own_session:
+            warm_up([input_uri, output_uri], settings)
+            conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
+            session = build_session(config.job.master, conf=conf)
         if not is_local_master(session.sparkContext.master):
             if session.sparkContext.uiWebUrl:  # on EMR also reachable through YARN's proxy
                 log.info("Spark UI: %s", session.sparkContext.uiWebUrl)
@@ -146,18 +153,51 @@ def run_preprocess(
 
             with local_marks(input_uri, output_uri) as marks:
                 check_workers(session.sparkContext, config.pipeline, marks)
-        return _run(session.sparkContext, input_uri, output_uri, config, started)
+        job = dataclasses.replace(config.job, mode=mode)
+        return _run(session.sparkContext, input_uri, output_uri,
+                    dataclasses.replace(config, job=job), started, lease)  # fmt: skip
     finally:
-        if own_session:
+        lease.release()
+        if own_session and session is not None:
             stop_session(session)
 
 
-def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: float) -> JobResult:
+def take_output(
+    output_uri: str, mode: RerunMode, settings: StoreSettings
+) -> tuple[Lease, RerunMode]:
+    """Refuse an OUTPUT that is not fmaprep's, or that a live run writes, or whose contents the
+    mode does not allow; else take its lease and write this run's record. Returns the held lease
+    (renewing) and the mode to run in: a later attempt of the YARN application that held OUTPUT
+    continues its work (resume), whatever mode it was given."""
+    out = open_store(output_uri, settings)
+    app, attempt = yarn_attempt()
+    holder = Holder.here(new_generation(), app, attempt)
+    state = load_state(out, output_uri)
+    check_owned(state)  # before anything is written into a folder that is not fmaprep's
+    previous = refuse_if_held(out, output_uri, holder)
+    if previous and app and previous.holder.app == app and not previous.released:
+        log.warning("attempt %s of %s continues attempt %s's work (--mode resume)",
+                    attempt, app, previous.holder.attempt)  # fmt: skip
+        mode = "resume"
+    check_mode(state, mode)
+    lease = Lease.take(out, output_uri, holder)
+    try:
+        record = json.dumps(lease.record(mode), sort_keys=True).encode()
+        out.create_new(f"{output_uri}/{CONTROL_DIR}/run-{holder.run}.json", record)
+    except BaseException:
+        lease.release()
+        raise
+    return lease.start(), mode
+
+
+def _run(  # noqa: PLR0917
+    sc: Any, input_uri: str, output_uri: str, config: Config, started: float, lease: Lease
+) -> JobResult:
     timings = {"start_s": time.monotonic() - started}  # where the time went, for _stats.json
     stores = store_settings(sc, config)
     input_uri, output_uri = stores.full_uri(input_uri), stores.full_uri(output_uri).rstrip("/")
     out = open_store(output_uri, stores)
-    state = load_state(out, output_uri)
+    state = load_state(out, output_uri)  # again, holding the lease: what a dead holder left
     check_mode(state, config.job.mode)
 
     # extract: what to process, what an earlier run already did, what is a duplicate
@@ -183,7 +223,7 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         driver_lines += duplicates
 
     # transform + load: every task writes its part and manifest shard into OUTPUT
-    generation = new_generation()
+    generation = lease.holder.run
     results: list[TaskResult] = []
     if todo:
         bins = pack_by_bytes(todo, _partition_count(sc, todo, config))
@@ -192,7 +232,7 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
             output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
         )
         mark = time.monotonic()
-        results = run_tasks(sc, bins, plan, lambda poll: _progress(len(todo), poll))
+        results = run_tasks(sc, bins, plan, lambda poll: Progress(len(todo), poll))
         timings["tasks_s"] = time.monotonic() - mark
     timings["plan_s"] = time.monotonic() - started - sum(timings.values())
     lines = kept.lines + driver_lines + [line for r in results for line in r.lines]
@@ -214,9 +254,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
     # commit: _SUCCESS names the new generation; then conveniences and clean-up
     mark = time.monotonic()
     commit = publish(
-        out, output_uri, generation, config.job.format, kept, results, driver_lines, stats
+        out, output_uri, generation, config.job.format, kept, results, driver_lines, stats, lease
     )
-    finish(out, output_uri, commit, lines, time.monotonic() - mark)
+    finish(out, output_uri, commit, lines, time.monotonic() - mark, lease, state)
     failures = [line for line in lines if line["status"] == "error"]
     rate = counts["failed"] / counts["inputs"] if counts["inputs"] else 0.0
     return JobResult(output_uri, counts, wall, failures, rate > config.job.max_error_rate)
@@ -227,11 +267,6 @@ def store_settings(sc: Any, config: Config) -> StoreSettings:
     default filesystem and NameNode HTTP address from the driver's Hadoop configuration."""
     hconf = sc._jsc.hadoopConfiguration()
     return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
-
-
-def _progress(total: int, poll: Callable[[], tuple[int, int]]) -> Progress:
-    crash_during_tasks(poll)  # the crash tests' hook; nothing without FMAPREP_TEST_CRASH_AT
-    return Progress(total, poll)
 
 
 def new_generation() -> str:

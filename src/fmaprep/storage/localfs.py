@@ -48,7 +48,6 @@ class _LocalWriter(Writer):
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        self._staged()
         if self._replace:
             os.replace(self._tmp, self._path)
         else:

@@ -189,7 +189,6 @@ class _HDFSWriter(Writer):
         self._put = None
         if status != 201:
             raise StoreError(f"WebHDFS CREATE {self.uri}: HTTP {status} {body[:300]}")
-        self._staged()
         self._store._rename2(self.uri, self._tmp, self._path, overwrite=self._replace)
         self._created = False
 
