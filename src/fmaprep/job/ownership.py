@@ -9,14 +9,12 @@ names), never a name of another shape, whatever it is called.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 from fmaprep.formats.commit import MANIFEST_DIR, SUCCESS_FILE
 from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE
-from fmaprep.storage.stores import TMP_SUFFIX, split_uri
-from fmaprep.storage.uris import StorageError, local_path
+from fmaprep.storage.stores import TMP_SUFFIX
 
 CONTROL_DIR = "_fmaprep"  # the lease and the run records
 CONVENIENCE_FILES = (MANIFEST_FILE, STATS_FILE)
@@ -75,51 +73,3 @@ def describe_names(names: list[str], limit: int = 3) -> str:
     """``a.txt, photos/b.jpg and 4 more``: what a refusal line shows."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-# ------------------------------------------------------------------ INPUT and OUTPUT apart
-_GLOB_CHARS = set("*?[")
-
-
-def _place(uri: str) -> tuple[str, str, str]:
-    """(kind, authority, path without a trailing slash) of a location, for comparisons: local
-    paths real (symlinks resolved), a glob cut to the directory it starts from, S3's ``s3a``
-    and ``s3`` alike, a bucket's root the empty key."""
-    parsed = split_uri(uri)
-    path = parsed.path
-    if parsed.kind == "file":
-        path = local_path(uri)
-        if not os.path.exists(path) and _GLOB_CHARS & set(path):
-            path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)]
-            path = path.rsplit("/", 1)[0] or "/"
-        return "file", "", os.path.realpath(path)
-    if _GLOB_CHARS & set(path):
-        path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
-    path = path.rstrip("/")
-    if parsed.kind == "hdfs":
-        path = os.path.normpath(path or "/")
-    return parsed.kind, parsed.authority, path
-
-
-def _inside(inner: str, outer: str) -> bool:
-    if outer in ("", "/"):
-        return True
-    return inner == outer or inner.startswith(outer + "/")
-
-
-def check_apart(input_uri: str, output_uri: str, what: str = "OUTPUT") -> None:
-    """Refuse an OUTPUT that is INPUT, lies inside it or contains it (every spelling: plain
-    paths, ``file:``, symlinks, ``s3://``/``s3a://``, a glob's directory, a bucket's root)."""
-    (ikind, iauth, ipath), (okind, oauth, opath) = _place(input_uri), _place(output_uri)
-    if ikind != okind:
-        return
-    if iauth and oauth and iauth.lower() != oauth.lower():  # hdfs:///x may be any NameNode's
-        return
-    if _inside(opath, ipath) or _inside(ipath, opath):
-        relation = (
-            "is" if opath == ipath else "lies inside" if _inside(opath, ipath) else "contains"
-        )
-        raise StorageError(
-            f"{what} {output_uri} {relation} INPUT {input_uri}: fmaprep writes and deletes "
-            f"under {what}, so it must be apart from INPUT; choose another {what}"
-        )

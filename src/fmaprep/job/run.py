@@ -27,7 +27,7 @@ from fmaprep.job.commit import (
     resumable,
 )
 from fmaprep.job.lease import Holder, Lease, refuse_if_held, yarn_attempt
-from fmaprep.job.ownership import CONTROL_DIR, check_apart
+from fmaprep.job.ownership import CONTROL_DIR
 from fmaprep.job.progress import Progress
 from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
@@ -39,7 +39,7 @@ from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.clients import StoreSettings, open_store, warm_up
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
-from fmaprep.storage.uris import StorageError, resolve_uri
+from fmaprep.storage.uris import StorageError, check_apart, resolve_uri
 
 log = logging.getLogger(__name__)
 
