@@ -15,9 +15,8 @@ import pytest
 from fmaprep.job.ownership import owned
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.uris import StorageError, check_apart
-from local_services_fixture import local_services, services_environ  # noqa: F401 (fixtures)
-
 from job.test_commit import codes, make_corpus, run_cli, store_root  # noqa: F401 (fixture)
+from local_services_fixture import local_services, services_environ  # noqa: F401 (fixtures)
 
 RUN = "20261207T092138Z94dbba"
 
@@ -141,7 +140,8 @@ def _one_line(stderr: str) -> str:
 
 @pytest.mark.slow
 def test_foreign_files_are_never_touched(
-    store_root: tuple[str, dict[str, str]], tmp_path: Path
+    store_root: tuple[str, dict[str, str]],  # noqa: F811 (the fixture)
+    tmp_path: Path,
 ) -> None:
     """A folder of someone's files as OUTPUT: refused in every mode with one line naming them
     (never "an interrupted run"); the same files beside a committed output survive an overwrite
