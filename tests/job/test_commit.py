@@ -111,6 +111,7 @@ def test_killed_first_run_then_resume(
         # resume completes: every input exactly once, clean codes
         done = run_cli(corpus, out, env, "--mode", "resume")
         assert done.returncode == 0, done.stderr[-2000:]
+        assert "took over" in done.stderr and "its process is gone" in done.stderr, step
         assert codes(out, settings) == want, step
         sources = manifest_sources(out, settings)
         assert len(sources) == len(set(sources)) == N_FILES, step
