@@ -288,10 +288,13 @@ def finish(  # noqa: PLR0917
     """After the commit: the convenience files, then delete what the commit does not name of the
     runs this output's records know (``state``, as listed when the run started)."""
     started = time.monotonic()
-    store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
     stats = json.dumps({**commit.stats, "commit_s": round(commit_seconds, 3)}, indent=2,
                        sort_keys=True) + "\n"  # fmt: skip
-    store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
+    try:
+        store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
+        store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
+    except OSError as exc:  # the commit stands: these are conveniences, rewritten next time
+        log.warning("could not write %s's %s and %s: %s", output, MANIFEST_FILE, STATS_FILE, exc)
     mark = time.monotonic()
     try:
         lease.check()  # fencing: a run that lost OUTPUT deletes nothing

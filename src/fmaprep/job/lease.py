@@ -274,8 +274,12 @@ class Lease:
             self._thread.join()
         try:
             newest = current(self.store, self.output)
-            if newest is not None and newest.epoch == self.epoch:
+            if newest is None or newest.epoch != self.epoch:
+                return
+            try:
                 self.store.write_bytes(self.uri, self._file(released=True).to_bytes())
+            except OSError:  # a full disk: deleting our file frees the lease as well
+                self.store.delete([self.uri])
         except OSError as exc:
             log.warning("could not release the lease on %s (it expires in %.0f s): %s",
                         self.output, self.ttl, exc)  # fmt: skip

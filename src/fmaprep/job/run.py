@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import secrets
+import signal
+import threading
 import time
 from typing import Any
 
-from fmaprep.config import Config, RerunMode
+from fmaprep.config import Config, ConfigError, RerunMode
 from fmaprep.formats.manifest import stats_dict, summarize
 from fmaprep.job.commit import (
     Kept,
@@ -34,12 +37,13 @@ from fmaprep.job.summary import JobResult
 from fmaprep.model import InputFile, TrackError
 from fmaprep.pipeline import failed_line
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
-from fmaprep.spark.session import build_session, is_local_master, stop_session
+from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.clients import StoreSettings, open_store, warm_up
+from fmaprep.storage.faults import EnvironmentFaultError, check_reachable
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
-from fmaprep.storage.uris import StorageError, check_apart, resolve_uri
+from fmaprep.storage.uris import StorageError, check_apart, is_local, local_path, resolve_uri
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +137,18 @@ def run_preprocess(
     """The job: resolve locations, take OUTPUT's lease, then extract, transform and load, and
     commit atomically. What can be refused is refused before Spark starts."""
     started = time.monotonic()
+    INTERRUPTED.clear()
+    if session is None:
+        try:
+            check_master(config.job.master)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     input_uri, output_uri = resolve_uri(input_arg), resolve_uri(output_arg)
     settings = StoreSettings.from_env(endpoint=config.job.s3_endpoint)
     input_uri, output_uri = settings.full_uri(input_uri), settings.full_uri(output_uri).rstrip("/")
     check_apart(input_uri, output_uri)
+    for uri in (input_uri, output_uri):
+        check_reachable(uri, settings)
     lease, mode = take_output(output_uri, config.job.mode, settings)
     own_session = session is None
     try:
@@ -144,6 +156,7 @@ def run_preprocess(
             warm_up([input_uri, output_uri], settings)
             conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
             session = build_session(config.job.master, conf=conf)
+            _note_interrupts()
         if not is_local_master(session.sparkContext.master):
             if session.sparkContext.uiWebUrl:  # on EMR also reachable through YARN's proxy
                 log.info("Spark UI: %s", session.sparkContext.uiWebUrl)
@@ -159,7 +172,31 @@ def run_preprocess(
     finally:
         lease.release()
         if own_session and session is not None:
-            stop_session(session)
+            try:
+                stop_session(session)
+            except Exception as exc:  # after Ctrl-C the gateway may be gone: the job's own
+                log.debug("stopping Spark failed: %s", exc)  # error is the one to report
+
+
+INTERRUPTED = threading.Event()  # set by Ctrl-C (SIGINT) during the job
+
+
+def _note_interrupts() -> None:
+    """Remember a SIGINT before PySpark's own handler (cancel the jobs, raise
+    KeyboardInterrupt) runs: what the py4j call in progress then raises is not always a
+    KeyboardInterrupt, and the CLI must still say "interrupted" and exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        INTERRUPTED.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
 
 
 def take_output(
@@ -222,6 +259,8 @@ def _run(  # noqa: PLR0917
         todo, duplicates, kept = _dedupe(sc, todo, kept, files=files, config=config, stores=stores)
         driver_lines += duplicates
 
+    check_space(output_uri, todo)
+
     # transform + load: every task writes its part and manifest shard into OUTPUT
     generation = lease.holder.run
     results: list[TaskResult] = []
@@ -267,6 +306,27 @@ def store_settings(sc: Any, config: Config) -> StoreSettings:
     default filesystem and NameNode HTTP address from the driver's Hadoop configuration."""
     hconf = sc._jsc.hadoopConfiguration()
     return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
+
+
+MP3_OUTPUT_RATIO = 0.5  # 8 kHz mu-law is 8 kB/s; a 128 kbit/s mp3 is 16 kB/s
+
+
+def check_space(output_uri: str, todo: list[InputFile]) -> None:
+    """A local OUTPUT's file system must have room for an estimate of the output (from the mp3
+    inputs' bytes; other formats are not estimated): a fault before the tasks, not after."""
+    if not is_local(output_uri):
+        return
+    need = MP3_OUTPUT_RATIO * sum(f.size for f in todo if f.source.lower().endswith(".mp3"))
+    path = local_path(output_uri)
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    st = os.statvfs(path or "/")
+    free = st.f_bavail * st.f_frsize
+    if need > free:
+        raise EnvironmentFaultError(
+            f"no space for OUTPUT {output_uri}: about {need / 1e6:,.0f} MB needed for "
+            f"{len(todo)} inputs, {free / 1e6:,.0f} MB free"
+        )
 
 
 def new_generation() -> str:

@@ -57,7 +57,8 @@ class _LocalWriter(Writer):
 
     def _abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush: the file goes anyway
+                self._file.close()
             self._file = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
