@@ -93,8 +93,12 @@ def configure_logging(verbose: int, quiet: bool, log_file: str | None = None) ->
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, datefmt="%H:%M:%S", stream=sys.stderr)
     if log_file is not None:
+        from fmaprep.job.interrupted import INTERRUPTED
+
         for handler in logging.getLogger().handlers:
             handler.setLevel(level)
+            # after Ctrl-C the console shows the one "interrupted" line; the file keeps the rest
+            handler.addFilter(lambda _record: not INTERRUPTED.is_set())
         to_file = logging.FileHandler(log_file, encoding="utf-8")
         to_file.setFormatter(logging.Formatter(fmt))
         to_file.setLevel(min(level, logging.INFO))

@@ -130,7 +130,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.job.run import INTERRUPTED, run_preprocess
+    from fmaprep.job.interrupted import INTERRUPTED
+    from fmaprep.job.run import run_preprocess
     from fmaprep.job.summary import print_summary
     from fmaprep.storage.faults import EnvironmentFaultError, describe
 

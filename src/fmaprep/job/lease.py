@@ -240,8 +240,9 @@ class Lease:
                 self._lost = str(exc)
                 log.error("%s", exc)
                 return
-            except OSError as exc:  # the store is away: the run notices at its next check
-                log.warning("could not renew the lease on %s: %s", self.output, exc)
+            except Exception as exc:  # the store is away (any client's error): the run
+                log.warning("could not renew the lease on %s: %s", self.output, exc)  # notices
+                # at its next check, which needs a renewal less than half a ttl old
 
     def renew(self) -> None:
         self.check(fresh=False)

@@ -29,6 +29,7 @@ from fmaprep.job.commit import (
     publish,
     resumable,
 )
+from fmaprep.job.interrupted import INTERRUPTED
 from fmaprep.job.lease import Holder, Lease, refuse_if_held, yarn_attempt
 from fmaprep.job.ownership import CONTROL_DIR
 from fmaprep.job.progress import Progress
@@ -176,9 +177,6 @@ def run_preprocess(
                 stop_session(session)
             except Exception as exc:  # after Ctrl-C the gateway may be gone: the job's own
                 log.debug("stopping Spark failed: %s", exc)  # error is the one to report
-
-
-INTERRUPTED = threading.Event()  # set by Ctrl-C (SIGINT) during the job
 
 
 def _note_interrupts() -> None:
