@@ -15,6 +15,7 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fmaprep.config import Config, ConfigError, RerunMode
@@ -41,7 +42,7 @@ from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.clients import StoreSettings, open_store, warm_up
-from fmaprep.storage.faults import EnvironmentFaultError, check_reachable
+from fmaprep.storage.faults import EnvironmentFaultError, check_reachable, store_answers
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
 from fmaprep.storage.uris import StorageError, check_apart, is_local, local_path, resolve_uri
@@ -269,7 +270,9 @@ def _run(  # noqa: PLR0917
             output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
         )
         mark = time.monotonic()
-        results = run_tasks(sc, bins, plan, lambda poll: Progress(len(todo), poll))
+        results = run_tasks(sc, bins, plan, lambda poll: Progress(
+            len(todo), poll, stalled=_stall_probe([input_uri, output_uri], stores),
+            waiting=lambda: _active_tasks(sc)))  # fmt: skip
         timings["tasks_s"] = time.monotonic() - mark
     timings["plan_s"] = time.monotonic() - started - sum(timings.values())
     lines = kept.lines + driver_lines + [line for r in results for line in r.lines]
@@ -304,6 +307,21 @@ def store_settings(sc: Any, config: Config) -> StoreSettings:
     default filesystem and NameNode HTTP address from the driver's Hadoop configuration."""
     hconf = sc._jsc.hadoopConfiguration()
     return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
+
+
+def _stall_probe(uris: list[str], stores: StoreSettings) -> Callable[[], str | None]:
+    """What of INPUT's and OUTPUT's stores does not answer now (None: all do)."""
+
+    def probe() -> str | None:
+        return next((w for w in (store_answers(u, stores) for u in uris) if w), None)
+
+    return probe
+
+
+def _active_tasks(sc: Any) -> int:
+    tracker = sc.statusTracker()
+    stages = (tracker.getStageInfo(s) for s in tracker.getActiveStageIds())
+    return sum(stage.numActiveTasks for stage in stages if stage is not None)
 
 
 MP3_OUTPUT_RATIO = 0.5  # 8 kHz mu-law is 8 kB/s; a 128 kbit/s mp3 is 16 kB/s

@@ -118,3 +118,28 @@ def check_reachable(uri: str, settings: StoreSettings, timeout: float = 5.0) -> 
         raise EnvironmentFaultError(
             f"cannot reach {name} at {address} for {uri}: {reason}"
         ) from exc
+
+
+def store_answers(uri: str, settings: StoreSettings, timeout: float = 3.0) -> str | None:
+    """None when the server behind ``uri`` answers an HTTP request within ``timeout`` (any
+    answer, a refusal included); otherwise what is not answering, for the progress line and the
+    log (``S3 at http://...``). Local disk is not probed."""
+    import urllib.error
+    import urllib.request
+
+    kind = split_uri(uri).kind
+    if kind == "s3":
+        address = (settings.s3.endpoint if settings.s3 else None) or "https://s3.amazonaws.com"
+        url, name = address, f"S3 at {address}"
+    elif kind == "hdfs":
+        address = settings.webhdfs or webhdfs_base(uri)
+        url, name = f"{address}/webhdfs/v1/?op=GETFILESTATUS", f"HDFS (NameNode {address})"
+    else:
+        return None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (OSError, ValueError):
+        return name

@@ -42,7 +42,7 @@ def _during_tasks(run: Any) -> None:
     files, _, delay_ms = STEP.split(":", 1)[1].partition("+")
     real = run.Progress
 
-    def progress(total: int, poll: Any) -> Any:
+    def progress(total: int, poll: Any, **kwargs: Any) -> Any:
         def watch() -> None:
             while poll()[0] < int(files):
                 time.sleep(0.02)
@@ -50,7 +50,7 @@ def _during_tasks(run: Any) -> None:
             die(STEP)
 
         threading.Thread(target=watch, daemon=True).start()
-        return real(total, poll)
+        return real(total, poll, **kwargs)
 
     run.Progress = progress
 
