@@ -182,14 +182,13 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the one boundary: a line here, the traceback in the log file
         if INTERRUPTED.is_set():
             return _interrupted(args)
-        _keep_traceback(args.log_file)
+        kept = _keep_traceback(args.log_file)
         what = describe(exc) if not isinstance(exc, EnvironmentFaultError) else str(exc)
         if what is None:
             what = f"the job failed: {type(exc).__name__}: {_last_line(exc)}"
         print(
             f"fmaprep: {what}; nothing was committed (OUTPUT keeps its last commit and this "
-            f"run's finished tasks). Once that is fixed, {_resume(args)} continues "
-            f"(traceback: {args.log_file})",
+            f"run's finished tasks). Once that is fixed, {_resume(args)} continues{kept}",
             file=sys.stderr,
         )
         return 1
@@ -210,11 +209,17 @@ def _interrupted(args: argparse.Namespace) -> int:
     return 130
 
 
-def _keep_traceback(log_file: str | None) -> None:
+def _keep_traceback(log_file: str | None) -> str:
+    """Append the traceback being handled to the log file; `` (traceback: PATH)`` for the line,
+    or why there is none (the log may sit on the disk that is full)."""
     if log_file is None:
-        return
-    with open(log_file, "a", encoding="utf-8") as f:
-        traceback.print_exc(file=f)
+        return ""
+    try:
+        with open(log_file, "a", encoding="utf-8") as f:
+            traceback.print_exc(file=f)
+    except OSError as exc:
+        return f" (no traceback kept: {log_file}: {exc.strerror})"
+    return f" (traceback: {log_file})"
 
 
 def _last_line(exc: BaseException) -> str:

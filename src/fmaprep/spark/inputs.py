@@ -174,7 +174,9 @@ def _fetch(item: InputFile, target: str, settings: StoreSettings) -> str:
         raise TrackError("read_failed", "not found (deleted since it was listed?)") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # the scratch disk: the task's
-            raise
+            raise OSError(
+                exc.errno, f"{exc.strerror} (scratch copy of {item.source})", path
+            ) from exc
         raise TrackError("read_failed", f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # the store client's own errors, after its bounded retries
         raise TrackError("read_failed", f"{type(exc).__name__}: {exc}") from exc

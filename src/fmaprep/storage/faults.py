@@ -72,6 +72,9 @@ def describe(exc: BaseException, where: str = "") -> str | None:
         if code in S3_CODES:
             return f"S3 refused: {S3_CODES[code]} ({code}){': ' + where if where else ''}"
         name = type(cause).__name__
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            return "no S3 credentials found (environment, profile or instance role)" + (
+                f": {where}" if where else "")  # fmt: skip
         if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionError",
                     "NewConnectionError", "ConnectionRefusedError"):  # fmt: skip
             return f"cannot reach the store ({cause}){': ' + where if where else ''}"
