@@ -1,9 +1,9 @@
 """A frozen store shows (issue 25): the loopback S3 server, or the NameNode, is stopped (SIGSTOP)
 for 15 s while the tasks read their inputs from it. The progress line says which store is not
 answering, since when and how many tasks wait; the log has one line when the stall starts and
-one when it ends; the job then finishes with every input once. (15 s rather than a minute: the stall is reported
-after 5 s without a finished file and a probe that times out in 3 s, so a longer freeze shows
-nothing more and costs suite time.)"""
+one when it ends; the job then finishes with every input once. (15 s rather than a minute: the
+stall is reported after 5 s without a finished file and a probe that times out in 3 s, so a
+longer freeze shows nothing more and costs suite time.)"""
 
 from __future__ import annotations
 
