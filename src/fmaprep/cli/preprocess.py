@@ -214,9 +214,11 @@ def _keep_traceback(log_file: str | None) -> str:
     or why there is none (the log may sit on the disk that is full)."""
     if log_file is None:
         return ""
+    from fmaprep.redaction import redact_text
+
     try:
         with open(log_file, "a", encoding="utf-8") as f:
-            traceback.print_exc(file=f)
+            f.write(redact_text(traceback.format_exc()))  # signed URLs never reach a log
     except OSError as exc:
         return f" (no traceback kept: {log_file}: {exc.strerror})"
     return f" (traceback: {log_file})"
