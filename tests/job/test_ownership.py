@@ -211,3 +211,29 @@ def test_s3_output_at_a_bucket_root_beside_other_prefixes(
                    "--mode", "overwrite")  # fmt: skip
     assert proc.returncode == 2 and " contains INPUT " in _one_line(proc.stderr)
     assert set(_digest(f"s3a://{bucket}", settings)) == set(files)
+
+
+@pytest.mark.slow
+def test_an_output_from_before_the_lease_is_overwritten_and_cleaned(tmp_path: Path) -> None:
+    """An OUTPUT committed by a fmaprep without leases and run records (made here by removing
+    ``_fmaprep/``): an overwrite knows the old generation's runs from its commit and deletes
+    them after the new commit; a killed old run's part that no record names stays."""
+    import shutil
+
+    from fmaprep.formats.records import read_commit
+
+    corpus = make_corpus(tmp_path / "corpus", n=2, seed=320)
+    out = tmp_path / "out"
+    assert run_cli(str(corpus), str(out), dict(os.environ)).returncode == 0
+    shutil.rmtree(out / "_fmaprep")
+    old = read_commit(str(out), StoreSettings())
+    assert old is not None
+    stray = f"part-00009-{RUN}-a0e0c988"  # a killed old run's finished part: no record knows it
+    (out / stray).write_bytes(b"kept")
+    proc = run_cli(str(corpus), str(out), dict(os.environ), "--mode", "overwrite")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    new = read_commit(str(out), StoreSettings())
+    assert new is not None and not {p.name for p in old.parts} & {p.name for p in new.parts}
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not {p.name for p in old.parts} & names  # the old generation is gone
+    assert stray in names and (out / stray).read_bytes() == b"kept"
