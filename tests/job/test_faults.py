@@ -83,21 +83,61 @@ def test_output_that_is_a_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 @root_only
 def test_full_disk_under_output_then_resume(tmpfs: Path, tmp_path: Path) -> None:
-    """OUTPUT on a 64 kB tmpfs that the parts overflow: exit 1 in seconds with one line (no
-    space, where, the resume command), no commit; once the file system grows, the resume
-    completes with every input once."""
+    """OUTPUT on a 64 kB tmpfs, smaller than the output's estimate: exit 1 before the tasks
+    with one line (how much is needed and free, where, the resume command), no commit; once
+    the file system grows, the resume completes with every input once."""
     corpus = make_corpus(tmp_path / "corpus", n=8, seed=402)
     out = tmpfs / "out"
     env = dict(os.environ)
     proc = run_cli(str(corpus), str(out), env)
-    # refused by the free-space estimate before the tasks, or stopped by the first full write
-    line = fault_line(proc, "no space", str(out), "nothing was committed", "--mode resume")
+    line = fault_line(proc, "no space for OUTPUT", "kB needed for 8 inputs", "kB free", str(out),
+                      "nothing was committed", "--mode resume")  # fmt: skip
     assert proc.returncode == 1
     logged_traceback(line)
     assert not (out / "_SUCCESS").exists()
     assert not [p for p in out.rglob("*.fmaprep-tmp")]  # no temporary file left behind
     subprocess.run(["mount", "-o", "remount,size=16m", str(tmpfs)], check=True)
     done = run_cli(str(corpus), str(out), env, "--mode", "resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(codes(str(out), StoreSettings())) == 8
+
+
+@pytest.mark.slow
+@root_only
+def test_disk_filling_up_during_the_tasks_then_resume(tmpfs: Path, tmp_path: Path) -> None:
+    """The disk under OUTPUT fills up once the first part is written (a ballast file takes the
+    rest): the next task's write meets ENOSPC, returns the fault, and the job stops at it
+    without retrying (one line: no space left, the part it was writing); the ballast gone, a
+    resume keeps the finished parts and completes."""
+    subprocess.run(["mount", "-o", "remount,size=2m", str(tmpfs)], check=True)
+    corpus = make_corpus(tmp_path / "corpus", n=8, seed=405)
+    out = tmpfs / "out"
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(corpus), str(out), "--master",
+           "local[2]", "--partitions", "8"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    _wait_for(lambda: any(out.glob("part-*")) or proc.poll() is not None)
+    ballast = tmpfs / "ballast"
+    with open(ballast, "wb", buffering=0) as f:  # take every free block
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    filled = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=300)
+    line = fault_line(
+        subprocess.CompletedProcess([], proc.returncode, stdout, stderr),
+        "no space left on the device",
+        f"{out}/part-",
+        "nothing was committed",
+    )
+    assert proc.returncode == 1 and time.monotonic() - filled < 60
+    assert stderr.count("Lost task") <= 8  # cancelled, not retried four times each
+    logged_traceback(line)
+    assert not (out / "_SUCCESS").exists()
+    ballast.unlink()
+    done = run_cli(str(corpus), str(out), dict(os.environ), "--mode", "resume")
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(codes(str(out), StoreSettings())) == 8
 

@@ -42,7 +42,12 @@ from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.clients import StoreSettings, open_store, warm_up
-from fmaprep.storage.faults import EnvironmentFaultError, check_reachable, store_answers
+from fmaprep.storage.faults import (
+    EnvironmentFaultError,
+    check_reachable,
+    size_text,
+    store_answers,
+)
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
 from fmaprep.storage.uris import StorageError, check_apart, is_local, local_path, resolve_uri
@@ -340,8 +345,8 @@ def check_space(output_uri: str, todo: list[InputFile]) -> None:
     free = st.f_bavail * st.f_frsize
     if need > free:
         raise EnvironmentFaultError(
-            f"no space for OUTPUT {output_uri}: about {need / 1e6:,.0f} MB needed for "
-            f"{len(todo)} inputs, {free / 1e6:,.0f} MB free"
+            f"no space for OUTPUT {output_uri}: about {size_text(need)} needed for "
+            f"{len(todo)} inputs, {size_text(free)} free"
         )
 
 

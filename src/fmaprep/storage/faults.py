@@ -55,7 +55,15 @@ def _free(path: str) -> str:
         st = os.statvfs(probe or "/")
     except OSError:
         return ""
-    return f" ({st.f_bavail * st.f_frsize / 1e6:,.0f} MB free)"
+    return f" ({size_text(st.f_bavail * st.f_frsize)} free)"
+
+
+def size_text(n: float) -> str:
+    """``1.2 GB``, ``340 MB``, ``48 kB``: a size as a line shows it."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}" if n < 10 * scale else f"{n / scale:,.0f} {unit}"
+    return f"{n / 1e3:,.0f} kB"
 
 
 def describe(exc: BaseException, where: str = "") -> str | None:
