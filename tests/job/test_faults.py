@@ -301,3 +301,56 @@ def test_bucket_deleted_mid_run_then_resume(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(codes(out, StoreSettings.from_env(environ=services_environ))) == 8
+
+
+@pytest.mark.slow
+def test_permission_revoked_mid_run_then_resume(
+    services_environ: dict[str, str],  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """The run writes to HDFS as user ``alice``; once its first part is there, the NameNode's
+    superuser takes alice's write permission on OUTPUT away (WebHDFS SETPERMISSION 555): the next
+    task's write is refused (403 AccessControlException) and the job stops with one line
+    (permission denied, where); permission back, a resume completes."""
+    import requests
+
+    env = {**services_environ, "HADOOP_USER_NAME": "alice"}
+    base = services_environ["FMAPREP_WEBHDFS_URL"].rstrip("/")
+    root = f"/perm-{uuid.uuid4().hex[:8]}"
+
+    import getpass
+
+    superuser = getpass.getuser()  # the user the NameNode runs as: HDFS's superuser
+    for op, params in (("MKDIRS", {}), ("SETOWNER", {"owner": "alice"})):
+        query = {"op": op, "user.name": superuser, **params}
+        response = requests.put(f"{base}/webhdfs/v1{root}", params=query, timeout=30)
+        assert response.status_code == 200, response.text
+    out = f"{services_environ['FMAPREP_HDFS_URI']}{root}/out"
+    corpus = make_corpus(tmp_path / "corpus", n=8, seed=406)
+    cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(corpus), out, "--master",
+           "local[2]", "--partitions", "8"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)  # fmt: skip
+    settings = StoreSettings.from_env(environ=env)
+    store = open_store(out, settings)
+
+    def first_part() -> bool:
+        try:
+            return any("/part-" in e.uri for e in store.list_files(out)) or proc.poll() is not None
+        except OSError:
+            return False
+
+    _wait_for(first_part)
+    query = {"op": "SETPERMISSION", "user.name": superuser, "permission": "555"}
+    response = requests.put(f"{base}/webhdfs/v1{root}/out", params=query, timeout=30)
+    assert response.status_code == 200, response.text
+    revoked = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=300)
+    fault_line(subprocess.CompletedProcess([], proc.returncode, stdout, stderr),
+               "permission denied", "nothing was committed")  # fmt: skip
+    assert proc.returncode == 1 and time.monotonic() - revoked < 60
+    query = {"op": "SETPERMISSION", "user.name": superuser, "permission": "755"}
+    assert requests.put(f"{base}/webhdfs/v1{root}/out", params=query, timeout=30).ok
+    done = run_cli(str(corpus), out, env, "--mode", "resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(codes(out, settings)) == 8
