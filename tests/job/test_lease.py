@@ -208,3 +208,34 @@ def test_renewal_keeps_it_and_a_run_that_cannot_renew_stops(tmp_path: Path) -> N
     with pytest.raises(LeaseLostError, match="could not renew"):
         lease.check()
     lease.release()
+
+
+def test_a_later_attempt_continues_as_a_resume_whatever_its_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 30's rule, as the job applies it: attempt 2 of the application that holds OUTPUT
+    (its lease alive, on another host, with a killed run's work beside it) runs as --mode
+    resume even when given --mode error or overwrite; another application is refused."""
+    from fmaprep.job.run import take_output
+
+    out = str(tmp_path / "out")
+    store = open_store(out)
+    app = "application_1410901177871_0001"
+    first = _holder("20261207T090000Z000001", host="core-1.example", pid=1, app=app, attempt=1)
+    store.create_new(f"{out}/_fmaprep/lease-000001.json",
+                     LeaseFile(1, first, time.time(), 60.0, False).to_bytes())  # fmt: skip
+    store.write_bytes(f"{out}/part-00000-{first.run}-a0abcdef", b"a killed task's part")
+    settings = StoreSettings()
+    monkeypatch.setenv("CONTAINER_ID", "container_1410901177871_0002_01_000001")  # another app
+    with pytest.raises(LeaseHeldError, match=r"core-1\.example"):
+        take_output(out, "overwrite", settings)
+    monkeypatch.setenv("CONTAINER_ID", "container_e3_1410901177871_0001_02_000001")  # attempt 2
+    for given in ("error", "overwrite"):
+        lease, mode = take_output(out, given, settings)  # type: ignore[arg-type]
+        assert mode == "resume" and lease.holder.app == app and lease.holder.attempt == 2
+        lease.release()
+        # the next try sees attempt 2's released lease, not attempt 1's: put attempt 1 back
+        store.write_bytes(
+            f"{out}/_fmaprep/lease-{lease.epoch + 1:06d}.json",
+            LeaseFile(lease.epoch + 1, first, time.time(), 60.0, False).to_bytes(),
+        )
