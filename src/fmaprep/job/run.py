@@ -216,9 +216,11 @@ def take_output(
     state = load_state(out, output_uri)
     check_owned(state)  # before anything is written into a folder that is not fmaprep's
     previous = refuse_if_held(out, output_uri, holder)
-    if previous and app and previous.holder.app == app and not previous.released:
+    earlier = previous.holder if previous else None
+    if earlier and app and earlier.app == app and (attempt or 0) > (earlier.attempt or 0):
+        # an earlier attempt of this application, ended (released: it failed) or killed
         log.warning("attempt %s of %s continues attempt %s's work (--mode resume)",
-                    attempt, app, previous.holder.attempt)  # fmt: skip
+                    attempt, app, earlier.attempt)  # fmt: skip
         mode = "resume"
     check_mode(state, mode)
     lease = Lease.take(out, output_uri, holder)
