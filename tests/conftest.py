@@ -234,3 +234,16 @@ def local_reference(corpus: Path, out: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+CRASHPOINTS = Path(__file__).resolve().parent / "job" / "crashpoints"
+
+
+def crash_env(env: dict[str, str], step: str | None) -> dict[str, str]:
+    """``env`` for a driver that dies at ``step`` (tests/job/crashpoints/sitecustomize.py on its
+    PYTHONPATH), or, with None, one that runs through."""
+    env = {k: v for k, v in env.items() if k != "FMAPREP_TEST_CRASH_AT"}
+    if step is None:
+        return env
+    path = os.pathsep.join(p for p in (str(CRASHPOINTS), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path, "FMAPREP_TEST_CRASH_AT": step}

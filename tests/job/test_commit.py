@@ -22,7 +22,7 @@ from fmaprep.formats.records import read_commit, read_records
 from fmaprep.storage.clients import StoreSettings, open_store
 from local_services_fixture import local_services, services_environ  # noqa: F401 (fixtures)
 
-from conftest import write_audio
+from conftest import crash_env, write_audio
 
 N_FILES = 8
 STEPS = ("before-driver-shard", "before-commit", "before-conveniences", "before-cleanup",
@@ -39,8 +39,7 @@ def make_corpus(root: Path, n: int = N_FILES, seed: int = 0) -> Path:
 def run_cli(
     inp: str, out: str, env: dict[str, str], *args: str, crash: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**env, "FMAPREP_TEST_CRASH_AT": crash} if crash else dict(env)
-    env.pop("FMAPREP_TEST_CRASH_AT", None) if not crash else None
+    env = crash_env(env, crash)
     cmd = [sys.executable, "-m", "fmaprep", "preprocess", inp, out, "--master", "local[2]",
            "--partitions", "4", *args]  # fmt: skip
     return subprocess.run(
@@ -112,6 +111,7 @@ def test_killed_first_run_then_resume(
         # resume completes: every input exactly once, clean codes
         done = run_cli(corpus, out, env, "--mode", "resume")
         assert done.returncode == 0, done.stderr[-2000:]
+        assert "took over" in done.stderr and "its process is gone" in done.stderr, step
         assert codes(out, settings) == want, step
         sources = manifest_sources(out, settings)
         assert len(sources) == len(set(sources)) == N_FILES, step
@@ -201,7 +201,15 @@ def _only_committed_files(out: str, settings: StoreSettings) -> None:
     store = open_store(out, settings)
     prefix = out.rstrip("/") + "/"
     names = {e.uri[len(prefix) :] for e in store.list_files(out)}
-    assert names == commit.names() | {"_SUCCESS", "_manifest.jsonl", "_stats.json"}
+    control = {n for n in names if n.startswith("_fmaprep/")}
+    assert names - control == commit.names() | {"_SUCCESS", "_manifest.jsonl", "_stats.json"}
+    # the control files: the last lease (released), and the records of the runs the commit names
+    runs = {p.name.split("-")[2] for p in commit.parts} | {commit.generation}
+    leases = {n for n in control if n.startswith("_fmaprep/lease-")}
+    assert len(leases) == 1 and json.loads(store.read_bytes(prefix + leases.pop()))["released"]
+    assert control - {n for n in control if n.startswith("_fmaprep/lease-")} == {
+        f"_fmaprep/run-{run}.json" for run in runs
+    }
 
 
 @pytest.mark.slow
@@ -359,6 +367,10 @@ def test_a_commit_aborts_the_unfinished_uploads_under_output(
     client, bucket = s3(services_environ), services_environ["FMAPREP_S3_BUCKET"]
     base = f"uploads-{uuid.uuid4().hex[:8]}"
     leftovers = {}
+    # the killed run's record (written when it took the lease) makes its names known
+    record = {"run": "20260101T000000Z000000", "epoch": 1}
+    client.put_object(Bucket=bucket, Key=f"{base}/out/_fmaprep/run-20260101T000000Z000000.json",
+                      Body=json.dumps(record).encode())  # fmt: skip
     for key in (f"{base}/out/part-00001-20260101T000000Z000000-a0", f"{base}/out2/part-0"):
         upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
         client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 999)

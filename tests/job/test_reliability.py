@@ -23,7 +23,7 @@ from fmaprep.formats.records import OutputChangedError, read_records
 from fmaprep.job.run import run_preprocess
 from support.processes import pyspark_processes
 
-from conftest import reference_codes, tone, write_audio, write_mp3_lame
+from conftest import crash_env, reference_codes, tone, write_audio, write_mp3_lame
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def test_resume_dedupe_after_a_killed_run_without_dedupe(spark: Any, tmp_path: P
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "fmaprep", "preprocess", str(root), str(out),
            "--master", "local[2]", "--partitions", "2"]  # fmt: skip
-    env = {**os.environ, "FMAPREP_TEST_CRASH_AT": "before-commit"}
+    env = crash_env(dict(os.environ), "before-commit")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode != 0, "the first run was not killed"
     dedupe = {"dedupe": True}
@@ -209,7 +209,7 @@ def test_killed_worker_then_killed_driver_then_resume(tmp_path: Path) -> None:
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**env, "FMAPREP_TEST_CRASH_AT": "tasks:4"},
+        env=crash_env(env, "tasks:4"),
     )  # fmt: skip
     killed = None
     deadline = time.monotonic() + 120

@@ -93,6 +93,7 @@ def test_every_input_has_one_manifest_line(
     assert {n for n in names if not n.startswith("part-")} == {
         "_SUCCESS",
         "_manifest",  # the manifest shards that the commit names
+        "_fmaprep",  # the lease and the run records
         "_manifest.jsonl",
         "_stats.json",
     }  # the workers' _temporary scratch is gone too

@@ -168,3 +168,34 @@ def test_cli_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.startswith("fmaprep export: ") and "Traceback" not in err
     assert not (tmp_path / "mm").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_export_overwrite_deletes_only_an_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``export nest/out nest --overwrite`` once deleted the inputs and two outputs: DEST equal
+    to, inside or containing OUTPUT is refused, and --overwrite replaces only a folder holding
+    nothing but an export's two files (hidden files count); each refusal is one line."""
+    nest = tmp_path / "nest"
+    out = write_parquet_output(nest / "out", [small_records([4, 4])])
+    (nest / "in").mkdir()
+    (nest / "in" / "000002.mp3").write_bytes(b"an input")
+    (nest / "mine").mkdir()
+    (nest / "mine" / ".hidden").write_bytes(b"hidden")
+    (nest / "mine" / CODES_FILE).write_bytes(b"not an export's")
+    before = _tree(nest)
+    for dest, words in (
+        (nest, "contains OUTPUT"),
+        (nest / "out", "is OUTPUT"),
+        (nest / "out" / "mm", "lies inside OUTPUT"),
+        (nest / "mine", "did not write (.hidden)"),
+        (nest / "in" / "000002.mp3", "not an export directory"),
+    ):
+        assert main(["export", str(out), str(dest), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("fmaprep export: ") and words in err, err
+    assert _tree(nest) == before

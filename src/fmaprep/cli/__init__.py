@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -90,15 +93,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbose: int, quiet: bool) -> None:
-    """The one place logging is set up (modules only call logging.getLogger(__name__))."""
+def job_log_path(command: str) -> str:
+    """Where a long command's log (with the traceback of a failure) goes:
+    ``$TMPDIR/fmaprep-logs/<command>-<UTC time>-<pid>.log``."""
+    directory = os.path.join(tempfile.gettempdir(), "fmaprep-logs")
+    os.makedirs(directory, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return os.path.join(directory, f"{command}-{stamp}-{os.getpid()}.log")
+
+
+def configure_logging(verbose: int, quiet: bool, log_file: str | None = None) -> None:
+    """The one place logging is set up (modules only call logging.getLogger(__name__)).
+    ``log_file`` also gets every INFO line (whatever ``quiet`` says), for the traceback the
+    CLI adds when a job fails."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, datefmt="%H:%M:%S", stream=sys.stderr)
+    if log_file is not None:
+        from fmaprep.job.interrupted import INTERRUPTED
+
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(level)
+            # after Ctrl-C the console shows the one "interrupted" line; the file keeps the rest
+            handler.addFilter(lambda _record: not INTERRUPTED.is_set())
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter(fmt))
+        to_file.setLevel(min(level, logging.INFO))
+        logging.getLogger().addHandler(to_file)
+        logging.getLogger().setLevel(min(level, logging.INFO))
     for handler in logging.getLogger().handlers:  # signed URLs never reach a log
         handler.addFilter(RedactingFilter())
     if verbose < 2:
@@ -119,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    configure_logging(args.verbose, args.quiet)
+    args.log_file = job_log_path(args.command) if args.command == "preprocess" else None
+    configure_logging(args.verbose, args.quiet, args.log_file)
     code: int = args._run(args)
     return code
 

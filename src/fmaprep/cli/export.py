@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fmaprep.storage.uris import StorageError
     from fmaprep.train.export import export_memmap
 
     if args.to == "webdataset":
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             genres=args.genre,
             splits=args.split,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StorageError) as exc:
         print(f"fmaprep export: {exc}", file=sys.stderr)
         return 2
     print(f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes -> {result.dest}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
+import traceback
 from typing import get_args
 
 from fmaprep.config import (
@@ -30,6 +32,12 @@ EXAMPLES = """\
   fmaprep preprocess data/ out/ --config conf/pipeline.toml --decoder ffmpeg
   fmaprep preprocess data/ out-pq/ --format parquet
   python -c "import fmaprep; print(sum(1 for _ in fmaprep.read_records('out')))"
+
+exit status: 0 the output is committed and whole; 1 the run failed (a fault of the
+environment: a full disk, a refused or unreachable store; or more failed inputs than
+--max-error-rate); 2 refused before any work (bad arguments or config, an OUTPUT that is not
+fmaprep's, overlaps INPUT or is being written by another run); 130 interrupted (Ctrl-C). A
+failure's traceback goes to a log file under $TMPDIR/fmaprep-logs/, named in its line.
 """
 
 log = logging.getLogger(__name__)
@@ -122,8 +130,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fmaprep.job.interrupted import INTERRUPTED
     from fmaprep.job.run import run_preprocess
     from fmaprep.job.summary import print_summary
+    from fmaprep.storage.faults import EnvironmentFaultError, describe
 
     try:
         spark_conf = dict(kv.split("=", 1) for kv in args.spark_conf)
@@ -161,8 +171,60 @@ def run(args: argparse.Namespace) -> int:
         )
         result = run_preprocess(args.input, args.output, config)
     except (ConfigError, StorageError, StorageConfError, WorkerEnvironmentError) as exc:
+        if INTERRUPTED.is_set():
+            return _interrupted(args)
+        _keep_traceback(args.log_file)
         for line in str(exc).splitlines():  # a config names each of its problems on a line
             print(f"fmaprep: {line}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as exc:  # the one boundary: a line here, the traceback in the log file
+        if INTERRUPTED.is_set():
+            return _interrupted(args)
+        kept = _keep_traceback(args.log_file)
+        what = describe(exc) if not isinstance(exc, EnvironmentFaultError) else str(exc)
+        if what is None:
+            what = f"the job failed: {type(exc).__name__}: {_last_line(exc)}"
+        print(
+            f"fmaprep: {what}; nothing was committed (OUTPUT keeps its last commit and this "
+            f"run's finished tasks). Once that is fixed, {_resume(args)} continues{kept}",
+            file=sys.stderr,
+        )
+        return 1
     print_summary(result, sys.stdout)
     return 1 if result.error_rate_exceeded else 0
+
+
+def _resume(args: argparse.Namespace) -> str:
+    return f"`fmaprep preprocess {shlex.quote(args.input)} {shlex.quote(args.output)} " \
+        "--mode resume`"  # fmt: skip
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: one line, and the conventional status of a SIGINT (128 + 2)."""
+    _keep_traceback(args.log_file)
+    print(f"fmaprep: interrupted; nothing was committed (finished tasks are kept): "
+          f"{_resume(args)} continues", file=sys.stderr)  # fmt: skip
+    return 130
+
+
+def _keep_traceback(log_file: str | None) -> str:
+    """Append the traceback being handled to the log file; `` (traceback: PATH)`` for the line,
+    or why there is none (the log may sit on the disk that is full)."""
+    if log_file is None:
+        return ""
+    from fmaprep.redaction import redact_text
+
+    try:
+        with open(log_file, "a", encoding="utf-8") as f:
+            f.write(redact_text(traceback.format_exc()))  # signed URLs never reach a log
+    except OSError as exc:
+        return f" (no traceback kept: {log_file}: {exc.strerror})"
+    return f" (traceback: {log_file})"
+
+
+def _last_line(exc: BaseException) -> str:
+    """An error's last non-empty line (Py4J's Java errors carry a whole stack trace)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""

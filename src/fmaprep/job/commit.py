@@ -13,50 +13,28 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fmaprep.config import Config
 from fmaprep.formats.commit import MANIFEST_DIR, SUCCESS_FILE, Commit, Part, parse_commit
 from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, library_versions, manifest_bytes
+from fmaprep.job.lease import Lease
+from fmaprep.job.ownership import (
+    CONTROL_DIR,
+    CONVENIENCE_FILES,
+    describe_names,
+    foreign_names,
+    owned,
+)
 from fmaprep.model import InputFile
 from fmaprep.spark.writers import TaskResult
 from fmaprep.storage.stores import Store
 from fmaprep.storage.uris import StorageError
 
 log = logging.getLogger(__name__)
-
-CONVENIENCE_FILES = (MANIFEST_FILE, STATS_FILE)
-# Fault injection for the crash tests: the driver dies (os._exit, as a kill would) on reaching
-# the named step. Unset in every real run.
-CRASH_ENV = "FMAPREP_TEST_CRASH_AT"
-
-
-def crash_point(step: str) -> None:
-    if os.environ.get(CRASH_ENV) == step:
-        log.warning("%s=%s: the driver exits here, as if killed", CRASH_ENV, step)
-        os._exit(137)
-
-
-def crash_during_tasks(poll: Callable[[], tuple[int, int]]) -> None:
-    """``FMAPREP_TEST_CRASH_AT=tasks:N`` (or ``tasks:N+MS``): the driver dies once N files are
-    done (and MS milliseconds more: a moment inside the tasks still running)."""
-    step = os.environ.get(CRASH_ENV, "")
-    if not step.startswith("tasks:"):
-        return
-    files, _, delay_ms = step.split(":", 1)[1].partition("+")
-
-    def watch() -> None:
-        while poll()[0] < int(files):
-            time.sleep(0.02)
-        time.sleep(int(delay_ms or 0) / 1000)
-        crash_point(step)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def config_key(config: Config) -> str:
@@ -68,50 +46,97 @@ def config_key(config: Config) -> str:
 
 @dataclass
 class OutputState:
-    """What OUTPUT holds now: the committed generation (if any) and every file's size."""
+    """What OUTPUT holds now: the committed generation (if any), every file's size, and the runs
+    its records know (run id -> lease epoch; 0 for the runs a commit names without a record)."""
 
     output: str
     commit: Commit | None
     legacy: bool  # a _SUCCESS that is not a fmaprep commit (Spark's, or an older fmaprep's)
     sizes: dict[str, int] = field(default_factory=dict)  # name relative to OUTPUT -> bytes
+    runs: dict[str, int] = field(default_factory=dict)
+    mtimes: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
-        return bool(self.sizes)
+        """OUTPUT holds work: anything but fmaprep's control files (the lease, run records)."""
+        return any(not name.startswith(f"{CONTROL_DIR}/") for name in self.sizes)
+
+    @property
+    def foreign(self) -> list[str]:
+        return foreign_names(sorted(self.sizes))
+
+    @property
+    def has_work(self) -> bool:
+        """A commit, or parts or shards of fmaprep's shape (a killed run's finished tasks)."""
+        kinds = {w.kind for w in map(owned, self.sizes) if w is not None}
+        return self.commit is not None or bool(kinds & {"part", "shard", "driver"})
 
 
 def load_state(store: Store, output: str) -> OutputState:
-    """One listing of OUTPUT, and its ``_SUCCESS``."""
+    """One listing of OUTPUT, its ``_SUCCESS`` and its run records."""
     prefix = output.rstrip("/") + "/"
-    sizes = {
-        e.uri[len(prefix) :]: e.size for e in store.list_files(output) if e.uri.startswith(prefix)
-    }
+    entries = []
+    for entry in store.list_files(output):
+        if entry.uri.rstrip("/") == output.rstrip("/"):
+            raise StorageError(f"output {output} is a file, not a directory; nothing was done. "
+                               "Choose another OUTPUT")  # fmt: skip
+        if entry.uri.startswith(prefix):
+            entries.append(entry)
+    sizes = {e.uri[len(prefix) :]: e.size for e in entries}
+    mtimes = {e.uri[len(prefix) :]: e.mtime for e in entries}
     commit, legacy = None, False
     if SUCCESS_FILE in sizes:
-        commit = parse_commit(store.read_bytes(prefix + SUCCESS_FILE), f"{output}/{SUCCESS_FILE}")
+        data = store.read_bytes(prefix + SUCCESS_FILE)
+        try:
+            commit = parse_commit(data, f"{output}/{SUCCESS_FILE}")
+        except ValueError:
+            commit = None  # a file of that name that is not ours: foreign, never replaced
         legacy = commit is None
-    return OutputState(output, commit, legacy, sizes)
+    runs: dict[str, int] = {}
+    if commit is not None:
+        runs.update((what.run, 0) for what in map(owned, commit.names()) if what and what.run)
+    for name in sizes:
+        what = owned(name)
+        if what is not None and what.kind == "record" and what.run:
+            try:
+                record = json.loads(store.read_bytes(prefix + name))
+                runs[what.run] = int(record["epoch"])
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                continue  # torn or gone: that run's files stay
+    return OutputState(output, commit, legacy, sizes, runs, mtimes)
+
+
+def check_owned(state: OutputState) -> None:
+    """Refuse, in every mode, an OUTPUT that holds files but nothing fmaprep wrote: nothing of
+    it is ever replaced or deleted, and it is never called an interrupted run."""
+    foreign = state.foreign
+    if state.legacy or (foreign and not state.has_work):
+        what = describe_names(foreign or [SUCCESS_FILE])
+        raise StorageError(
+            f"output {state.output} holds files fmaprep did not write ({what}); nothing was "
+            "done. fmaprep never replaces or deletes them: choose an empty or new OUTPUT"
+        )
+    if foreign:
+        log.warning("%s: %d files fmaprep did not write stay untouched (%s)", state.output,
+                    len(foreign), describe_names(foreign))  # fmt: skip
 
 
 def check_mode(state: OutputState, mode: str) -> None:
-    """Refuse an existing OUTPUT unless the mode says what to do with it."""
+    """Refuse an existing OUTPUT unless the mode says what to do with it (after
+    :func:`check_owned`)."""
     if not state.exists or mode == "overwrite":
         return
     if mode == "error":
-        if state.commit is not None or state.legacy:
+        if state.commit is not None:
             raise StorageError(
                 f"output {state.output} exists (use --mode overwrite to replace it, "
                 "or --mode resume to add only what is missing)"
             )
-        raise StorageError(
-            f"output {state.output} holds an interrupted run's work but no commit "
-            "(--mode resume keeps its finished tasks, --mode overwrite starts again)"
-        )
-    if state.legacy:
-        raise StorageError(
-            f"{state.output} was written by Spark or an older fmaprep (its {SUCCESS_FILE} is "
-            "not a fmaprep commit); use --mode overwrite"
-        )
+        if state.has_work:
+            raise StorageError(
+                f"output {state.output} holds an interrupted fmaprep run's work but no commit "
+                "(--mode resume keeps its finished tasks, --mode overwrite starts again)"
+            )
 
 
 @dataclass
@@ -217,42 +242,67 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     results: list[TaskResult],
     driver_lines: list[dict[str, Any]],
     stats: dict[str, Any],
+    lease: Lease,
 ) -> Commit:
-    """Write the generation's own small shard (kept and driver lines), then ``_SUCCESS``."""
+    """Write the generation's own small shard (kept and driver lines), check that every file the
+    commit will name is there whole and that this run still holds the lease, then ``_SUCCESS``."""
     shard = f"{MANIFEST_DIR}/{generation}-driver.jsonl"
     rows = [{"_task": {"part": None}}, *kept.lines, *driver_lines]
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-    crash_point("before-driver-shard")
     store.write_bytes(f"{output}/{shard}", data)
     parts = [*kept.parts, *(Part(r.part, r.part_bytes, r.records) for r in results)]
     manifest = [(shard, len(data)), *((r.shard, r.shard_bytes) for r in results)]
     commit = Commit(generation, fmt, tuple(parts), tuple(manifest), stats)
-    crash_point("before-commit")
+    _check_named(store, output, commit)
+    lease.check()  # fencing: a run that lost OUTPUT never commits
     with store.open_write(f"{output}/{SUCCESS_FILE}") as writer:  # the commit
         writer.write(commit.to_bytes())
-        # local/HDFS: written under a temporary name, not yet renamed over the old _SUCCESS
-        writer.commit(staged=lambda: crash_point("commit-staged"))
+        writer.commit()
     return commit
 
 
-def finish(
-    store: Store, output: str, commit: Commit, lines: list[dict[str, Any]], commit_seconds: float
+def _check_named(store: Store, output: str, commit: Commit) -> None:
+    """Every part and shard the commit names is under OUTPUT with the size it names."""
+    prefix = output.rstrip("/") + "/"
+    sizes = {e.uri[len(prefix) :]: e.size for e in store.list_files(output)}
+    wrong = [
+        name for name, size in [*((p.name, p.bytes) for p in commit.parts), *commit.manifest]
+        if sizes.get(name) != size
+    ]  # fmt: skip
+    if wrong:
+        raise StorageError(
+            f"output {output}: {describe_names(wrong)} missing or changed before the commit "
+            "(another writer?); nothing was committed. Rerun with --mode resume"
+        )
+
+
+def finish(  # noqa: PLR0917
+    store: Store,
+    output: str,
+    commit: Commit,
+    lines: list[dict[str, Any]],
+    commit_seconds: float,
+    lease: Lease,
+    state: OutputState,
 ) -> int:
-    """After the commit: the convenience files, then delete what the commit does not name."""
+    """After the commit: the convenience files, then delete what the commit does not name of the
+    runs this output's records know (``state``, as listed when the run started)."""
     started = time.monotonic()
-    crash_point("before-conveniences")
-    store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
     stats = json.dumps({**commit.stats, "commit_s": round(commit_seconds, 3)}, indent=2,
                        sort_keys=True) + "\n"  # fmt: skip
-    store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
-    crash_point("before-cleanup")
+    try:
+        store.write_bytes(f"{output}/{MANIFEST_FILE}", manifest_bytes(lines))
+        store.write_bytes(f"{output}/{STATS_FILE}", stats.encode())
+    except OSError as exc:  # the commit stands: these are conveniences, rewritten next time
+        log.warning("could not write %s's %s and %s: %s", output, MANIFEST_FILE, STATS_FILE, exc)
     mark = time.monotonic()
     try:
-        cleaned = cleanup(store, output, commit)
-    except Exception as exc:  # the commit stands; the next commit cleans again
+        lease.check()  # fencing: a run that lost OUTPUT deletes nothing
+        cleaned = cleanup(store, output, commit, lease, state)
+    except (OSError, StorageError) as exc:  # the commit stands; the next commit cleans again
         log.warning("clean-up of %s failed, leftovers stay until the next commit: %s", output, exc)
         return 0
-    abort_uploads(store, output, commit)
+    abort_uploads(store, output, commit, lease, state)
     log.info(
         "commit timings: commit %.3f s, conveniences %.3f s, clean-up %.3f s (%d files, %d parts)",
         commit_seconds, mark - started, time.monotonic() - mark, cleaned, len(commit.parts),
@@ -260,27 +310,74 @@ def finish(
     return cleaned
 
 
-def cleanup(store: Store, output: str, commit: Commit) -> int:
-    """Delete every file under OUTPUT that ``commit`` does not keep; returns how many."""
+def _known_runs(lease: Lease, state: OutputState, commit: Commit) -> dict[str, int]:
+    """Run id -> epoch of every run whose files this run may delete: the runs this output's
+    records and commits name, up to this run's own epoch (never a later run's)."""
+    runs = dict(state.runs)
+    runs.update((w.run, runs.get(w.run, 0)) for w in map(owned, commit.names()) if w and w.run)
+    runs[lease.holder.run] = lease.epoch
+    return {run: epoch for run, epoch in runs.items() if epoch <= lease.epoch}
+
+
+def doomed(
+    names: dict[str, float | None], commit: Commit, lease: Lease, state: OutputState
+) -> list[str]:
+    """The names (relative to OUTPUT, with their mtimes) the clean-up deletes: names of
+    fmaprep's shape that belong to a known run and that the commit does not keep; earlier
+    lease files; the records of known runs none of whose files the commit keeps; temporary
+    names without a run id (commit and conveniences) older than this run's start."""
     keep = commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}
-    prefix = output.rstrip("/") + "/"
-    doomed = [e.uri for e in store.list_files(output) if e.uri[len(prefix) :] not in keep]
-    store.delete(doomed[: len(doomed) // 2])
-    crash_point("mid-cleanup")
-    store.delete(doomed[len(doomed) // 2 :])
-    if doomed:
-        log.info("cleaned %d files of earlier generations and interrupted attempts", len(doomed))
-    return len(doomed)
+    runs = _known_runs(lease, state, commit)
+    kept_runs = {w.run for w in map(owned, commit.names()) if w and w.run} | {lease.holder.run}
+    start = time.time() - (time.monotonic() - lease.started)
+    out = []
+    for name, mtime in names.items():
+        what = owned(name)
+        if what is None or name in keep:
+            continue
+        if what.kind == "lease":
+            gone = what.epoch is not None and what.epoch < lease.epoch
+        elif what.kind == "record":
+            gone = what.run in runs and what.run not in kept_runs
+        elif what.kind == "temp" and what.run is None:
+            gone = mtime is not None and mtime < start - 1
+        else:
+            gone = what.run is not None and what.run in runs
+        if gone:
+            out.append(name)
+    # records last: a clean-up that stops half-way still knows the runs whose files are left
+    return sorted(out, key=lambda n: n.startswith(f"{CONTROL_DIR}/run-"))
 
 
-def abort_uploads(store: Store, output: str, commit: Commit) -> int:
-    """Abort the multipart uploads that killed tasks left open under OUTPUT (S3 keeps their
-    parts, and bills them, until aborted); returns how many. Never fails the run: the commit
-    stands, and the next commit tries again."""
+def cleanup(store: Store, output: str, commit: Commit, lease: Lease, state: OutputState) -> int:
+    """Delete what :func:`doomed` names; returns how many."""
     prefix = output.rstrip("/") + "/"
-    keep = {prefix + name for name in commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}}
+    names = {e.uri[len(prefix) :]: e.mtime for e in store.list_files(output)
+             if e.uri.startswith(prefix)}  # fmt: skip
+    gone = doomed(names, commit, lease, state)
+    store.delete(prefix + name for name in gone)
+    if gone:
+        log.info("cleaned %d files of earlier generations and interrupted fmaprep runs", len(gone))
+    return len(gone)
+
+
+def abort_uploads(
+    store: Store, output: str, commit: Commit, lease: Lease, state: OutputState
+) -> int:
+    """Abort the multipart uploads that killed tasks of known runs left open under OUTPUT (S3
+    keeps their parts, and bills them, until aborted); returns how many. Never fails the run:
+    the commit stands, and the next commit tries again."""
+    prefix = output.rstrip("/") + "/"
+    runs = _known_runs(lease, state, commit)
+    keep = commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}
+
+    def ours(uri: str) -> bool:
+        name = uri[len(prefix) :] if uri.startswith(prefix) else ""
+        what = owned(name)
+        return bool(what and what.run in runs and name not in keep)
+
     try:
-        aborted = store.abort_uploads(output, keep)
+        aborted = store.abort_uploads(output, ours)
     except OSError as exc:  # StoreError: refused (no s3:ListBucketMultipartUploads?) or failed
         log.warning("unfinished uploads under %s stay until the next commit: %s", output, exc)
         return 0

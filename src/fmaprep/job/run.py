@@ -8,36 +8,49 @@ generation (:mod:`fmaprep.job.commit`), so a reader sees the previous or the new
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import secrets
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from fmaprep.config import Config
+from fmaprep.config import Config, ConfigError, RerunMode
 from fmaprep.formats.manifest import stats_dict, summarize
 from fmaprep.job.commit import (
     Kept,
     check_mode,
+    check_owned,
     config_key,
-    crash_during_tasks,
     finish,
     load_state,
     publish,
     resumable,
 )
+from fmaprep.job.interrupted import INTERRUPTED
+from fmaprep.job.lease import Holder, Lease, refuse_if_held, yarn_attempt
+from fmaprep.job.ownership import CONTROL_DIR
 from fmaprep.job.progress import Progress
 from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
 from fmaprep.model import InputFile, TrackError
 from fmaprep.pipeline import failed_line
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
-from fmaprep.spark.session import build_session, is_local_master, stop_session
+from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
 from fmaprep.storage.clients import StoreSettings, open_store, warm_up
+from fmaprep.storage.faults import (
+    EnvironmentFaultError,
+    check_reachable,
+    size_text,
+    store_answers,
+)
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.s3_settings import redact_config
-from fmaprep.storage.uris import StorageError, resolve_uri
+from fmaprep.storage.uris import StorageError, check_apart, is_local, local_path, resolve_uri
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +141,29 @@ def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
 def run_preprocess(
     input_arg: str, output_arg: str, config: Config, session: Any = None
 ) -> JobResult:
-    """The job: resolve locations, then extract, transform and load, and commit atomically."""
+    """The job: resolve locations, take OUTPUT's lease, then extract, transform and load, and
+    commit atomically. What can be refused is refused before Spark starts."""
     started = time.monotonic()
+    INTERRUPTED.clear()
+    if session is None:
+        try:
+            check_master(config.job.master)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     input_uri, output_uri = resolve_uri(input_arg), resolve_uri(output_arg)
+    settings = StoreSettings.from_env(endpoint=config.job.s3_endpoint)
+    input_uri, output_uri = settings.full_uri(input_uri), settings.full_uri(output_uri).rstrip("/")
+    check_apart(input_uri, output_uri)
+    for uri in (input_uri, output_uri):
+        check_reachable(uri, settings)
+    lease, mode = take_output(output_uri, config.job.mode, settings)
     own_session = session is None
-    if own_session:
-        warm_up([input_uri, output_uri], StoreSettings.from_env(endpoint=config.job.s3_endpoint))
-        conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
-        session = build_session(config.job.master, conf=conf)
     try:
+        if own_session:
+            warm_up([input_uri, output_uri], settings)
+            conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
+            session = build_session(config.job.master, conf=conf)
+            _note_interrupts()
         if not is_local_master(session.sparkContext.master):
             if session.sparkContext.uiWebUrl:  # on EMR also reachable through YARN's proxy
                 log.info("Spark UI: %s", session.sparkContext.uiWebUrl)
@@ -146,18 +173,74 @@ def run_preprocess(
 
             with local_marks(input_uri, output_uri) as marks:
                 check_workers(session.sparkContext, config.pipeline, marks)
-        return _run(session.sparkContext, input_uri, output_uri, config, started)
+        job = dataclasses.replace(config.job, mode=mode)
+        return _run(session.sparkContext, input_uri, output_uri,
+                    dataclasses.replace(config, job=job), started, lease)  # fmt: skip
     finally:
-        if own_session:
-            stop_session(session)
+        lease.release()
+        if own_session and session is not None:
+            try:
+                stop_session(session)
+            except Exception as exc:  # after Ctrl-C the gateway may be gone: the job's own
+                log.debug("stopping Spark failed: %s", exc)  # error is the one to report
 
 
-def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: float) -> JobResult:
+def _note_interrupts() -> None:
+    """Remember a SIGINT before PySpark's own handler (cancel the jobs, raise
+    KeyboardInterrupt) runs: what the py4j call in progress then raises is not always a
+    KeyboardInterrupt, and the CLI must still say "interrupted" and exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        INTERRUPTED.set()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
+def take_output(
+    output_uri: str, mode: RerunMode, settings: StoreSettings
+) -> tuple[Lease, RerunMode]:
+    """Refuse an OUTPUT that is not fmaprep's, or that a live run writes, or whose contents the
+    mode does not allow; else take its lease and write this run's record. Returns the held lease
+    (renewing) and the mode to run in: a later attempt of the YARN application that held OUTPUT
+    continues its work (resume), whatever mode it was given."""
+    out = open_store(output_uri, settings)
+    app, attempt = yarn_attempt()
+    holder = Holder.here(new_generation(), app, attempt)
+    state = load_state(out, output_uri)
+    check_owned(state)  # before anything is written into a folder that is not fmaprep's
+    previous = refuse_if_held(out, output_uri, holder)
+    earlier = previous.holder if previous else None
+    if earlier and app and earlier.app == app and (attempt or 0) > (earlier.attempt or 0):
+        # an earlier attempt of this application, ended (released: it failed) or killed
+        log.warning("attempt %s of %s continues attempt %s's work (--mode resume)",
+                    attempt, app, earlier.attempt)  # fmt: skip
+        mode = "resume"
+    check_mode(state, mode)
+    lease = Lease.take(out, output_uri, holder)
+    try:
+        record = json.dumps(lease.record(mode), sort_keys=True).encode()
+        out.create_new(f"{output_uri}/{CONTROL_DIR}/run-{holder.run}.json", record)
+    except BaseException:
+        lease.release()
+        raise
+    return lease.start(), mode
+
+
+def _run(  # noqa: PLR0917
+    sc: Any, input_uri: str, output_uri: str, config: Config, started: float, lease: Lease
+) -> JobResult:
     timings = {"start_s": time.monotonic() - started}  # where the time went, for _stats.json
     stores = store_settings(sc, config)
     input_uri, output_uri = stores.full_uri(input_uri), stores.full_uri(output_uri).rstrip("/")
     out = open_store(output_uri, stores)
-    state = load_state(out, output_uri)
+    state = load_state(out, output_uri)  # again, holding the lease: what a dead holder left
     check_mode(state, config.job.mode)
 
     # extract: what to process, what an earlier run already did, what is a duplicate
@@ -184,8 +267,10 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
         todo, duplicates, kept = _dedupe(sc, todo, kept, files=files, config=config, stores=stores)
         driver_lines += duplicates
 
+    check_space(output_uri, todo)
+
     # transform + load: every task writes its part and manifest shard into OUTPUT
-    generation = new_generation()
+    generation = lease.holder.run
     results: list[TaskResult] = []
     if todo:
         bins = pack_by_bytes(todo, _partition_count(sc, todo, config))
@@ -194,7 +279,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
             output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
         )
         mark = time.monotonic()
-        results = run_tasks(sc, bins, plan, lambda poll: _progress(len(todo), poll))
+        results = run_tasks(sc, bins, plan, lambda poll: Progress(
+            len(todo), poll, stalled=_stall_probe([input_uri, output_uri], stores),
+            waiting=lambda: _active_tasks(sc)))  # fmt: skip
         timings["tasks_s"] = time.monotonic() - mark
     timings["plan_s"] = time.monotonic() - started - sum(timings.values())
     lines = kept.lines + driver_lines + [line for r in results for line in r.lines]
@@ -216,9 +303,9 @@ def _run(sc: Any, input_uri: str, output_uri: str, config: Config, started: floa
     # commit: _SUCCESS names the new generation; then conveniences and clean-up
     mark = time.monotonic()
     commit = publish(
-        out, output_uri, generation, config.job.format, kept, results, driver_lines, stats
+        out, output_uri, generation, config.job.format, kept, results, driver_lines, stats, lease
     )
-    finish(out, output_uri, commit, lines, time.monotonic() - mark)
+    finish(out, output_uri, commit, lines, time.monotonic() - mark, lease, state)
     failures = [line for line in lines if line["status"] == "error"]
     rate = counts["failed"] / counts["inputs"] if counts["inputs"] else 0.0
     return JobResult(output_uri, counts, wall, failures, rate > config.job.max_error_rate)
@@ -231,9 +318,40 @@ def store_settings(sc: Any, config: Config) -> StoreSettings:
     return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
 
 
-def _progress(total: int, poll: Callable[[], tuple[int, int]]) -> Progress:
-    crash_during_tasks(poll)  # the crash tests' hook; nothing without FMAPREP_TEST_CRASH_AT
-    return Progress(total, poll)
+def _stall_probe(uris: list[str], stores: StoreSettings) -> Callable[[], str | None]:
+    """What of INPUT's and OUTPUT's stores does not answer now (None: all do)."""
+
+    def probe() -> str | None:
+        return next((w for w in (store_answers(u, stores) for u in uris) if w), None)
+
+    return probe
+
+
+def _active_tasks(sc: Any) -> int:
+    tracker = sc.statusTracker()
+    stages = (tracker.getStageInfo(s) for s in tracker.getActiveStageIds())
+    return sum(stage.numActiveTasks for stage in stages if stage is not None)
+
+
+MP3_OUTPUT_RATIO = 0.5  # 8 kHz mu-law is 8 kB/s; a 128 kbit/s mp3 is 16 kB/s
+
+
+def check_space(output_uri: str, todo: list[InputFile]) -> None:
+    """A local OUTPUT's file system must have room for an estimate of the output (from the mp3
+    inputs' bytes; other formats are not estimated): a fault before the tasks, not after."""
+    if not is_local(output_uri):
+        return
+    need = MP3_OUTPUT_RATIO * sum(f.size for f in todo if f.source.lower().endswith(".mp3"))
+    path = local_path(output_uri)
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    st = os.statvfs(path or "/")
+    free = st.f_bavail * st.f_frsize
+    if need > free:
+        raise EnvironmentFaultError(
+            f"no space for OUTPUT {output_uri}: about {size_text(need)} needed for "
+            f"{len(todo)} inputs, {size_text(free)} free"
+        )
 
 
 def new_generation() -> str:

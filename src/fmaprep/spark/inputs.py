@@ -9,6 +9,7 @@ a file that vanished since it was listed, becomes one ``read_failed`` manifest l
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import math
 import os
@@ -171,6 +172,12 @@ def _fetch(item: InputFile, target: str, settings: StoreSettings) -> str:
             shutil.copyfileobj(src, dst, COPY_BLOCK)
     except FileNotFoundError as exc:
         raise TrackError("read_failed", "not found (deleted since it was listed?)") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # the scratch disk: the task's
+            raise OSError(
+                exc.errno, f"{exc.strerror} (scratch copy of {item.source})", path
+            ) from exc
+        raise TrackError("read_failed", f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # the store client's own errors, after its bounded retries
         raise TrackError("read_failed", f"{type(exc).__name__}: {exc}") from exc
     return path

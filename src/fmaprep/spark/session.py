@@ -80,6 +80,25 @@ def executor_python(conf: dict[str, str]) -> str | None:
     return conf.get(EXECUTOR_PYTHON) or submitted_conf(EXECUTOR_PYTHON)
 
 
+_MASTERS = re.compile(
+    r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|"
+    r"(spark|k8s|mesos)://\S+"
+)
+
+
+def check_master(master: str) -> None:
+    """ValueError naming the problem when ``master`` is not a Spark master URL (checked before
+    a JVM starts: Spark's own refusal is a Java stack trace after seconds)."""
+    match = _MASTERS.fullmatch(master)
+    if not match:
+        raise ValueError(
+            f"--master {master!r} is not a Spark master (local, local[N], local[*], "
+            "spark://HOST:PORT, yarn, k8s://URL)"
+        )
+    if (master.startswith("local[") and match.group(2) == "0") or ",0]" in master:
+        raise ValueError(f"--master {master!r}: local needs at least one thread and attempt")
+
+
 def with_task_retries(master: str, attempts: int = 4) -> str:
     """``local[N]`` becomes ``local[N,attempts]``: in local mode Spark otherwise gives a task one
     attempt (spark.task.maxFailures applies to clusters only), so one crashed Python worker would

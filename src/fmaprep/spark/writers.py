@@ -10,7 +10,9 @@ line.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ from fmaprep.model import InputFile
 from fmaprep.pipeline import failed_line
 from fmaprep.spark.inputs import local_copies
 from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.faults import EnvironmentFaultError, describe
 
 ManifestLine = dict[str, Any]
 FORMATS = ("pickle", "parquet")
@@ -58,6 +61,7 @@ class TaskResult:
     shard: str
     shard_bytes: int
     lines: list[ManifestLine]
+    fault: str | None = None  # the environment failed this task (full disk, refused store)
 
 
 class _CountParam(AccumulatorParam[tuple[int, int]]):
@@ -83,8 +87,23 @@ def _attempt() -> str:
 def write_part(
     plan: TaskPlan, index: int, items: Iterable[InputFile], progress: Any = None
 ) -> TaskResult:
-    """Run the pipeline over one bin and publish its part, then its manifest shard."""
+    """Run the pipeline over one bin and publish its part, then its manifest shard. A fault of
+    the environment (:func:`fmaprep.storage.faults.describe`) is returned as the result's
+    ``fault``, not raised: Spark would retry the task on the same full disk or refused store,
+    and the driver stops the job at the first one instead."""
     name = plan.part_name(index, _attempt())
+    try:
+        return _write_part(plan, index, name, items, progress)
+    except Exception as exc:
+        fault = describe(exc, f"{plan.output}/{name}")
+        if fault is None:
+            raise  # not the environment's: Spark's retries and its report
+        return TaskResult(index, name, 0, 0, "", 0, [], fault=fault)
+
+
+def _write_part(
+    plan: TaskPlan, index: int, name: str, items: Iterable[InputFile], progress: Any
+) -> TaskResult:
     store = open_store(plan.output, plan.stores)
     lines: list[ManifestLine] = []
     records = 0
@@ -122,23 +141,61 @@ def write_part(
     return TaskResult(index, name, part_bytes, records, shard, len(data), lines)
 
 
+class _ListParam(AccumulatorParam[list[str]]):
+    def zero(self, value: list[str]) -> list[str]:
+        return []
+
+    def addInPlace(self, value1: list[str], value2: list[str]) -> list[str]:  # noqa: N802
+        return value1 + value2
+
+
 def run_tasks(
     spark_context: Any,
     bins: list[list[InputFile]],
     plan: TaskPlan,
     run_while_saving: Callable[[Callable[[], tuple[int, int]]], Any] | None = None,
 ) -> list[TaskResult]:
-    """One Spark task per bin; returns each partition's result (its successful attempt's)."""
+    """One Spark task per bin; returns each partition's result (its successful attempt's).
+    The first task that meets a fault of the environment cancels the job (EnvironmentFaultError)."""
     if plan.format not in FORMATS:
         raise ValueError(f"unknown output format {plan.format!r}")
     progress = spark_context.accumulator((0, 0), _CountParam())
+    faults = spark_context.accumulator([], _ListParam())
 
     def task(index: int, part: Iterable[list[InputFile]]) -> Iterator[TaskResult]:
         for items in part:  # exactly one bin per partition
-            yield write_part(plan, index, items, progress)
+            result = write_part(plan, index, items, progress)
+            if result.fault:
+                faults.add([result.fault])
+            yield result
 
     rdd = spark_context.parallelize(bins, len(bins)).mapPartitionsWithIndex(task)
-    if run_while_saving is None:
-        return list(rdd.collect())
-    with run_while_saving(lambda: tuple(progress.value)):
-        return list(rdd.collect())
+    stop = threading.Event()
+
+    def watch() -> None:  # tasks report faults as results: cancel the rest at the first
+        while not stop.wait(0.2):
+            if faults.value:
+                spark_context.cancelAllJobs()
+                return
+
+    watcher = threading.Thread(target=watch, name="fmaprep-faults", daemon=True)
+    watcher.start()
+    try:
+        with run_while_saving(lambda: tuple(progress.value)) if run_while_saving else _nothing():
+            results = list(rdd.collect())
+    except Exception as exc:
+        if faults.value:
+            raise EnvironmentFaultError(faults.value[0]) from exc
+        raise
+    finally:
+        stop.set()
+        watcher.join()
+    failed = [r.fault for r in results if r.fault]
+    if failed:
+        raise EnvironmentFaultError(failed[0])
+    return results
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -36,7 +36,6 @@ class _LocalWriter(Writer):
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
-        self._staged()
         if self._replace:
             os.replace(self._tmp, self._path)
         else:
@@ -46,7 +45,8 @@ class _LocalWriter(Writer):
 
     def _abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush: the file goes anyway
+                self._file.close()
             self._file = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)

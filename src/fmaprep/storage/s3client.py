@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -192,7 +192,6 @@ class _S3Writer(Writer):
     def _commit(self) -> None:
         client = self._store.client
         if self._upload_id is None:
-            self._staged()
             body = bytes(self._buffer)
             client.put_object(
                 Bucket=self._bucket, Key=self._key, Body=body, ContentMD5=_md5_b64(body)
@@ -201,7 +200,6 @@ class _S3Writer(Writer):
             return
         if self._buffer:
             self._upload_part()
-        self._staged()
         client.complete_multipart_upload(
             Bucket=self._bucket,
             Key=self._key,
@@ -413,23 +411,23 @@ class S3Store(Store):
                 f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
             )
 
-    def abort_uploads(self, uri: str, keep: Collection[str] = ()) -> int:
+    def abort_uploads(self, uri: str, doomed: Callable[[str], bool]) -> int:
         """ListMultipartUploads under ``uri``'s prefix, then AbortMultipartUpload for each one
-        not to a URI in ``keep``; a refused or failed request is a StoreError."""
+        to a URI ``doomed`` accepts; a refused or failed request is a StoreError."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         parsed = self._split(uri)
         try:
-            doomed = [
+            uploads = [
                 (key, upload_id)
                 for key, upload_id in self._uploads(parsed.authority, _dir_prefix(parsed.path))
-                if parsed.with_path(key) not in keep
+                if doomed(parsed.with_path(key))
             ]
-            for key, upload_id in doomed:
+            for key, upload_id in uploads:
                 self._abort_upload(parsed.authority, key, upload_id)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"{uri}: aborting unfinished uploads: {exc}") from exc
-        return len(doomed)
+        return len(uploads)
 
     def _uploads(self, bucket: str, prefix: str) -> Iterator[tuple[str, str]]:
         """(key, upload id) of every unfinished multipart upload under ``prefix``, page by page."""

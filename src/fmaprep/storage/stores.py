@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
@@ -169,7 +169,6 @@ class Writer(ABC):
         self.uri = uri
         self.size = 0
         self._done = False
-        self._staged: Callable[[], None] = lambda: None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._done:
@@ -179,14 +178,10 @@ class Writer(ABC):
         self.size += len(view)
         return len(view)
 
-    def commit(self, staged: Callable[[], None] | None = None) -> None:
-        """Publish the file. ``staged`` runs once the bytes are stored under the temporary name
-        and before the rename that publishes them (S3: before the one request that does both),
-        so the crash tests can stop a run at that moment."""
+    def commit(self) -> None:
+        """Publish the file."""
         if self._done:
             raise ValueError(f"{self.uri}: already committed or aborted")
-        if staged is not None:
-            self._staged = staged
         try:
             self._commit()
         except BaseException:
@@ -269,9 +264,10 @@ class Store(ABC):
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are fine."""
 
-    def abort_uploads(self, uri: str, keep: Collection[str] = ()) -> int:
-        """Abort the unfinished uploads under ``uri`` except those to a URI in ``keep``, and say
-        how many. Only S3 has them (a killed writer's multipart upload: invisible to listings,
-        but its parts are stored, and billed, until aborted); a killed writer elsewhere leaves
-        a hidden temporary file, which ``list_files`` sees like any other."""
+    def abort_uploads(self, uri: str, doomed: Callable[[str], bool]) -> int:
+        """Abort the unfinished uploads under ``uri`` to the URIs ``doomed`` accepts (only what
+        the caller knows it wrote), and say how many. Only S3 has them (a killed writer's
+        multipart upload: invisible to listings, but its parts are stored, and billed, until
+        aborted); a killed writer elsewhere leaves a hidden temporary file, which
+        ``list_files`` sees like any other."""
         return 0

@@ -12,6 +12,8 @@ import logging
 import os
 import uuid
 
+from fmaprep.storage.stores import split_uri
+
 log = logging.getLogger(__name__)
 
 
@@ -58,3 +60,53 @@ def sibling(uri: str, tag: str) -> str:
     metadata operation): ``<parent>/.<name>.fmaprep-<tag>-<random>``."""
     parent, _, name = uri.rstrip("/").rpartition("/")
     return f"{parent}/.{name}.fmaprep-{tag}-{uuid.uuid4().hex[:8]}"
+
+
+_GLOB_CHARS = set("*?[")
+
+
+def _place(uri: str) -> tuple[str, str, str]:
+    """(kind, authority, path without a trailing slash) of a location, for comparisons: local
+    paths real (symlinks resolved), a glob cut to the directory it starts from, S3's ``s3a``
+    and ``s3`` alike, a bucket's root the empty key."""
+    parsed = split_uri(uri)
+    path = parsed.path
+    if parsed.kind == "file":
+        path = local_path(uri)
+        if not os.path.exists(path) and _GLOB_CHARS & set(path):
+            path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)]
+            path = path.rsplit("/", 1)[0] or "/"
+        return "file", "", os.path.realpath(path)
+    if _GLOB_CHARS & set(path):
+        path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
+    path = path.rstrip("/")
+    if parsed.kind == "hdfs":
+        path = os.path.normpath(path or "/")
+    return parsed.kind, parsed.authority, path
+
+
+def _inside(inner: str, outer: str) -> bool:
+    if outer in ("", "/"):
+        return True
+    return inner == outer or inner.startswith(outer + "/")
+
+
+def check_apart(
+    input_uri: str, output_uri: str, what: str = "OUTPUT", source: str = "INPUT"
+) -> None:
+    """Refuse a place written to (``what``) that is the place read from (``source``), lies
+    inside it or contains it, in every spelling: plain paths, ``file:``, symlinks,
+    ``s3://``/``s3a://``, a glob's directory, a bucket's root."""
+    (ikind, iauth, ipath), (okind, oauth, opath) = _place(input_uri), _place(output_uri)
+    if ikind != okind:
+        return
+    if iauth and oauth and iauth.lower() != oauth.lower():  # hdfs:///x may be any NameNode's
+        return
+    if _inside(opath, ipath) or _inside(ipath, opath):
+        relation = (
+            "is" if opath == ipath else "lies inside" if _inside(opath, ipath) else "contains"
+        )
+        raise StorageError(
+            f"{what} {output_uri} {relation} {source} {input_uri}: fmaprep writes and deletes "
+            f"under {what}, so it must be apart from {source}; nothing was done"
+        )

@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import getpass
 import http.client
+import json
 import logging
 import os
 import threading
@@ -109,14 +110,21 @@ def _remote_exception(response: requests.Response) -> tuple[str, str]:
 
 def _hdfs_error(op: str, uri: str, response: requests.Response) -> OSError:
     exception, message = _remote_exception(response)
-    text = f"WebHDFS {op} {uri}: HTTP {response.status_code} {exception} {message}".strip()
-    if response.status_code == 404 or exception == "FileNotFoundException":
+    return _status_error(op, uri, response.status_code, exception, message)
+
+
+def _status_error(op: str, uri: str, status: int, exception: str, message: str) -> OSError:
+    """The OSError a WebHDFS answer means (NameNode or DataNode alike)."""
+    text = f"WebHDFS {op} {uri}: HTTP {status} {exception} {message}".strip()
+    if status == 404 or exception == "FileNotFoundException":
         return FileNotFoundError(errno.ENOENT, text, uri)
     if exception in ("FileAlreadyExistsException",):
         return FileExistsError(errno.EEXIST, text, uri)
-    if response.status_code in (401, 403) and exception in ("AccessControlException", ""):
+    if status in (401, 403) and exception in ("AccessControlException", ""):
         return PermissionError(errno.EACCES, text, uri)
-    if response.status_code >= 500 or response.status_code == 429:
+    if exception in ("DSQuotaExceededException", "NSQuotaExceededException"):
+        return OSError(errno.EDQUOT, text, uri)
+    if status >= 500 or status == 429:
         return TransientError(text)
     return StoreError(text)
 
@@ -188,8 +196,13 @@ class _HDFSWriter(Writer):
         status, body = put.finish()
         self._put = None
         if status != 201:
-            raise StoreError(f"WebHDFS CREATE {self.uri}: HTTP {status} {body[:300]}")
-        self._staged()
+            try:
+                remote = json.loads(body).get("RemoteException", {})
+            except ValueError:
+                remote = {}
+            exception = str(remote.get("exception", "")) if isinstance(remote, dict) else ""
+            message = str(remote.get("message", body[:300])) if isinstance(remote, dict) else ""
+            raise _status_error("CREATE", self.uri, status, exception, message.split("\n")[0])
         self._store._rename2(self.uri, self._tmp, self._path, overwrite=self._replace)
         self._created = False
 

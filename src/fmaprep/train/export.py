@@ -10,6 +10,7 @@ hidden sibling of DEST, which is renamed into place at the end (an existing DEST
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from fmaprep.storage.uris import sibling
+from fmaprep.storage.uris import check_apart, resolve_uri, sibling
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,29 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def check_dest(output: str, dest: str, *, overwrite: bool) -> None:
+    """Refuse a DEST that is OUTPUT, lies inside it or contains it, a DEST that is a file, and a
+    DEST holding anything but an export's two files (even with ``overwrite``: an overwrite
+    deletes only what an export wrote)."""
+    if "://" not in output or output.startswith("file:"):
+        check_apart(resolve_uri(output), resolve_uri(dest), what="DEST", source="OUTPUT")
+    if not os.path.lexists(dest):
+        return
+    if not os.path.isdir(dest) or os.path.islink(dest):
+        raise FileExistsError(f"{dest} exists and is not an export directory; nothing was done")
+    foreign = sorted(set(os.listdir(dest)) - {CODES_FILE, INDEX_FILE})
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise FileExistsError(
+            f"{dest} holds files an export did not write ({shown}); nothing was done, and "
+            "--overwrite never deletes them: choose an empty or new DEST"
+        )
+    if not overwrite:
+        raise FileExistsError(f"{dest} exists (use --overwrite to replace it)")
+
+
 def export_memmap(
     output: str,
     dest: str,
@@ -53,8 +77,7 @@ def export_memmap(
     from fmaprep.formats.records import read_records
 
     dest = os.path.abspath(dest)
-    if os.path.exists(dest) and not overwrite:
-        raise FileExistsError(f"{dest} exists (use --overwrite to replace it)")
+    check_dest(output, dest, overwrite=overwrite)
     records = read_records(output, track_ids=track_ids, genres=genres, splits=splits)
     staging = sibling(os.path.abspath(dest), "export")
     os.makedirs(staging)
@@ -80,7 +103,10 @@ def export_memmap(
             old = sibling(os.path.abspath(dest), "old")
             os.rename(dest, old)
             os.rename(staging, dest)
-            shutil.rmtree(old)
+            for name in (CODES_FILE, INDEX_FILE):  # only what an export wrote, then the folder
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(old, name))
+            os.rmdir(old)
         else:
             os.rename(staging, dest)
     except BaseException:
