@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -332,11 +333,12 @@ def _settle(
     progress: Progress,
     timeout: float | None = None,
 ) -> None:
-    """Wait for at least one pending download (or ``timeout``) and record what finished."""
+    """Wait for at least one pending download (or ``timeout``) and record what finished.
+    (Recorded, then dropped from ``pending``: a Ctrl-C in between leaves it for :func:`_stop`.)"""
     done, _ = wait(list(pending), timeout=timeout, return_when=FIRST_COMPLETED)
     for future in done:
-        pending.pop(future)
         _record(run, future.result(), summary, progress)
+        pending.pop(future)
 
 
 def _must_wait(config: ScrapeConfig, in_flight: int, summary: ScrapeSummary) -> bool:
@@ -358,9 +360,28 @@ def _over_budget(config: ScrapeConfig, summary: ScrapeSummary) -> str | None:
     return None
 
 
+def _start(
+    fetch: Callable[[TrackInfo], dict[str, Any]], track: TrackInfo
+) -> Future[dict[str, Any]]:
+    """Download ``track`` on a thread of its own (``_drive`` keeps at most ``concurrency`` in
+    flight). A daemon thread, unlike a ThreadPoolExecutor's: after a Ctrl-C the process exits
+    without joining a download that has not noticed the cancel yet (a DNS lookup, a TLS
+    handshake, a slow storage write)."""
+    future: Future[dict[str, Any]] = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fetch(track))
+        except BaseException as exc:  # (fetch makes every failure a line; this is a bug)
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"fmaprep-scrape-{track.id6}", daemon=True).start()
+    return future
+
+
 def _drive(
     run: _Run,
-    pool: ThreadPoolExecutor,
     pending: dict[Future[dict[str, Any]], TrackInfo],
     summary: ScrapeSummary,
     progress: Progress,
@@ -373,7 +394,7 @@ def _drive(
             summary.known_bad += 1
             log.info("track %s failed for good in an earlier run; skipped", track.id6)
         else:
-            pending[pool.submit(run.fetch, track)] = track
+            pending[_start(run.fetch, track)] = track
         while pending and _must_wait(run.config, len(pending), summary):
             _settle(run, pending, summary, progress)
         if summary.present >= run.config.limit:
@@ -422,20 +443,19 @@ def scrape(
         client.credentials = (policy.origin, *credentials)
     summary = ScrapeSummary(wanted=config.limit)
     pending: dict[Future[dict[str, Any]], TrackInfo] = {}
-    pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="fmaprep-scrape")
     run: _Run | None = None
     try:
         dest = _writable(dest or config.dest)
         run = _Run(config, client, dest, policy)
-        _drive(run, pool, pending, summary, progress)
+        _drive(run, pending, summary, progress)
     except KeyboardInterrupt:
         summary.interrupted = True
         _stop(run, client, pending, summary, progress)
     except BaseException:
         client.cancel()
+        wait(list(pending), timeout=5.0)  # (cut: they end at once, unless stuck elsewhere)
         raise
     finally:
-        pool.shutdown(wait=not summary.interrupted, cancel_futures=True)
         if run is not None:
             run.tracks.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
         progress.close()
