@@ -24,6 +24,7 @@ from typing import Any
 
 from fmaprep.acquire.destination import Destination, DestinationError
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
+from fmaprep.acquire.interrupt import CtrlC
 from fmaprep.acquire.policy import SitePolicy, split_credentials
 from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://freemusicarchive.org"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 SHOWN = 20  # failed tracks and rejected items the summary names (the rest are counted)
+POLL = 0.2  # seconds between the main thread's looks for a Ctrl-C while downloads run
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
 
 
@@ -211,6 +213,8 @@ class _Run:
                 page = self.client.get_page(url)
                 listing = parse_listing(page.text, page.url, self.config.genre)
             except FetchError as exc:
+                if exc.reason == "cancelled":  # (a Ctrl-C: see fmaprep.acquire.interrupt)
+                    raise KeyboardInterrupt from exc
                 log.error("listing page %s failed: %s", url, exc)
                 summary.listing_error = str(exc)
                 return
@@ -387,6 +391,7 @@ def _drive(
     progress: Progress,
 ) -> None:
     for track in run.listings(summary):
+        _check_interrupt(run)
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
             progress.add(skipped=1)
@@ -396,7 +401,8 @@ def _drive(
         else:
             pending[_start(run.fetch, track)] = track
         while pending and _must_wait(run.config, len(pending), summary):
-            _settle(run, pending, summary, progress)
+            _settle(run, pending, summary, progress, timeout=POLL)
+            _check_interrupt(run)
         if summary.present >= run.config.limit:
             break
         stop = _over_budget(run.config, summary)
@@ -404,7 +410,15 @@ def _drive(
             summary.listing_error = stop
             break
     while pending:
-        _settle(run, pending, summary, progress)
+        _settle(run, pending, summary, progress, timeout=POLL)
+        _check_interrupt(run)
+    _check_interrupt(run)
+
+
+def _check_interrupt(run: _Run) -> None:
+    """Stop here when a Ctrl-C cancelled the run (the main thread's own point to stop at)."""
+    if run.client.throttle.cancelled:
+        raise KeyboardInterrupt
 
 
 def _stop(
@@ -445,9 +459,10 @@ def scrape(
     pending: dict[Future[dict[str, Any]], TrackInfo] = {}
     run: _Run | None = None
     try:
-        dest = _writable(dest or config.dest)
-        run = _Run(config, client, dest, policy)
-        _drive(run, pending, summary, progress)
+        with CtrlC(client.cancel):
+            dest = _writable(dest or config.dest)
+            run = _Run(config, client, dest, policy)
+            _drive(run, pending, summary, progress)
     except KeyboardInterrupt:
         summary.interrupted = True
         _stop(run, client, pending, summary, progress)
