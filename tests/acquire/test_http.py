@@ -188,3 +188,24 @@ def test_real_throttle_spaces_requests_on_the_wire(serve: Any, tones: list[bytes
     hits = [h.at for h in site.hits]
     assert hits[1] - hits[0] >= 0.08 and hits[2] - hits[1] >= 0.28 and hits[3] - hits[2] >= 0.08
     assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("retries", [1, 3])
+def test_a_transfer_that_breaks_while_the_run_is_cancelled_is_cancelled_not_retried(
+    serve: Any, tones: list[bytes], retries: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """cancel() sets the flag, then cuts one request after another: a request whose connection
+    breaks in between (a socket it shared with a cut one, or the server's own close) must end as
+    "cancelled" (no verdict on the track), neither retried nor "retries_exhausted"."""
+    site = serve(FakeFMA([FakeTrack(1, tones[0], "long_length")]))  # the body stops short
+    http = client(FakeClock(), retries=retries)
+    caplog.set_level("WARNING")
+
+    def restart() -> None:  # the headers are in; the body is read next
+        http.throttle.cancel()  # (the flag only: this request is not cut yet)
+
+    with pytest.raises(FetchError) as err:
+        http.download(f"{site.base_url}/files/1.mp3", lambda _: None, restart=restart)
+    assert err.value.reason == "cancelled"
+    assert site.count("/files/1.mp3") == 1
+    assert "retrying" not in caplog.text

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -224,9 +225,13 @@ def test_interrupted_in_process_resumes(serve: Any, tones: list[bytes], tmp_path
     assert site.count("/files/1.mp3") == 1
 
 
+# (the child gets Python's own SIGINT handler even when this test runs with SIGINT ignored, as
+# a background job of a non-interactive shell does: it would inherit SIG_IGN, and a Ctrl-C test
+# would then wait for a download the signal never reached)
 RUNNER = textwrap.dedent(
     """
-    import argparse, sys
+    import argparse, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from fmaprep.cli import scrape
     parser = argparse.ArgumentParser()
     scrape.add_arguments(parser)
@@ -411,6 +416,109 @@ def test_ctrl_c_mid_download_ends_fast_and_the_rerun_fetches_only_the_rest(
     assert [site.count(f"/files/{i}.mp3") for i in (2, 3, 4, 5)] == [1, 1, 2, 1]
     for track in tracks:
         assert sha1(dest / "000" / f"{track.id6}.mp3") == track.sha1
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_always_exits_130_within_seconds(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    """Ctrl-C at seeded random moments of a run (robots.txt, listing, downloads starting,
+    finishing, cut mid-body, being recorded): each run exits 130 within seconds, retries
+    nothing, records no cancelled track as failed, and records every track it stored."""
+    rng = random.Random(26)
+    for moment in range(6):
+        tracks = [FakeTrack(tid, tones[i], "slow" if tid == 4 else "ok")
+                  for i, tid in enumerate(range(2, 9))]  # fmt: skip
+        site = serve(FakeFMA(tracks, page_size=10))
+        dest = tmp_path / f"dest{moment}"
+        args = cli_args(site, dest, "--concurrency", "2", "--limit", "7", "--min-delay", "0.1")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        delay = rng.uniform(0.0, 1.2)
+        try:
+            started = time.monotonic()
+            while not site.hits:  # Python is up, its handler installed: the run has begun
+                assert time.monotonic() - started < 60 and proc.poll() is None
+                time.sleep(0.01)
+            time.sleep(delay)
+            interrupted = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            took = time.monotonic() - interrupted
+        finally:
+            site.gate.set()  # (the slow body's handler thread ends)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        where = f"moment {moment} ({delay:.2f}s after the first request): {err.decode()}"
+        assert proc.returncode == 130, where
+        assert took < 10, (took, where)
+        assert b"Traceback" not in err and b"retrying" not in err, where
+        recorded = lines(dest) if (dest / "_tracks.jsonl").exists() else {}
+        assert all(line["status"] == "ok" for line in recorded.values()), where
+        stored = {p.stem for p in dest.glob("000/*.mp3")}
+        assert set(recorded) == stored, where  # every track stored is recorded, and no other
+        assert "000004" not in stored, where
+        for track in tracks:
+            if track.id6 in stored:
+                assert sha1(dest / "000" / f"{track.id6}.mp3") == track.sha1, where
+
+
+# RUNNER, with track 4's storage write never returning (a hung NFS or object store: a place
+# the cancel cannot reach); $STUCK_MARK is created when the write starts
+STUCK_RUNNER = (
+    textwrap.dedent(
+        """
+    import os, pathlib, threading
+    from fmaprep.acquire.destination import LocalDestination
+    real = LocalDestination.writer
+    def writer(self, key):
+        opened = real(self, key)
+        if key.endswith("000004.mp3"):
+            def write(data):
+                pathlib.Path(os.environ["STUCK_MARK"]).touch()
+                threading.Event().wait()
+            opened.write = write
+        return opened
+    LocalDestination.writer = writer
+    """
+    )
+    + RUNNER
+)
+
+
+def test_ctrl_c_ends_the_run_even_when_a_download_ignores_the_cancel(
+    serve: Any, tones: list[bytes], tmp_path: Path
+) -> None:
+    tracks = [FakeTrack(tid, tones[i]) for i, tid in enumerate(range(2, 7))]
+    site = serve(FakeFMA(tracks, page_size=10))
+    dest, mark = tmp_path / "dest", tmp_path / "stuck"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_RUNNER, *cli_args(site, dest, "--concurrency", "2")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"STUCK_MARK": str(mark)},
+    )
+    try:
+        started = time.monotonic()
+        while not mark.exists():
+            assert time.monotonic() - started < 60 and proc.poll() is None
+            time.sleep(0.05)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert took < 15, took  # (5 s of grace for downloads to end, then the process exits)
+    assert b"Traceback" not in err and b"interrupted" in err
+    assert "000004" not in lines(dest) and not (dest / "000" / "000004.mp3").exists()
 
 
 @pytest.mark.parametrize("kind", ["file", "under_a_file", "bad_base_url"])

@@ -7,7 +7,8 @@ to 6 digits, and ``<dest>/_tracks.jsonl`` with one metadata line per track (see
 
 ``destination`` (where tracks are stored: local, S3, HDFS via ``s3``/``webhdfs``, chosen by
 ``targets``), ``http`` (throttled, retrying client; each URL checked as it will be sent),
-``watch`` (per-request deadlines and cancel, the address each connection reached), ``policy``
+``watch`` (per-request deadlines and cancel, the address each connection reached),
+``interrupt`` (Ctrl-C as a cancel, not an exception at a random line), ``policy``
 (the origins and addresses the scraper may reach), ``robots`` (RFC 9309), ``site`` (FMA page
 parsing), ``scrape``, ``dataset``, ``tracklog`` (the destination's ``_tracks.jsonl``), ``demo``.
 May import

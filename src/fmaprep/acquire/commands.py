@@ -236,13 +236,13 @@ def run_scrape(args: argparse.Namespace) -> int:
     )
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))
+        print(summary.text(), file=sys.stderr)  # (a Ctrl-C while printing: 130 all the same)
     except (DestinationError, BadSiteError) as exc:
         print(f"fmaprep scrape: {printable(redact_text(str(exc)))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fmaprep scrape: interrupted", file=sys.stderr)
         return 130
-    print(summary.text(), file=sys.stderr)
     if summary.interrupted:
         return 130
     return 0 if summary.complete else 1

@@ -348,13 +348,16 @@ class HttpClient:
         try:
             result = attempt(watch)
         except Exception as exc:
+            if self.throttle.cancelled:  # (cancel() cuts one watch after another: whatever
+                # failed once it began, a cut of this socket or of one it shared, is the cancel)
+                watch.cut("cancelled")
             if watch.reason is not None:
                 raise _cut_error(watch, url) from exc
             if isinstance(exc, requests.RequestException) and not isinstance(exc, TRANSIENT):
                 raise FetchError("bad_response", f"{url}: {describe(exc)}") from exc
             raise
         finally:
-            watch.pause()
+            watch.finish()
             with self._active_lock:
                 self._active.discard(watch)
         if watch.reason is not None:  # cut after the last byte was read: not to be trusted
@@ -380,6 +383,8 @@ class HttpClient:
                 return what(attempt)
             except TRANSIENT as exc:
                 problem, retry_after = describe(exc), getattr(exc, "retry_after", None)
+                if self.throttle.cancelled:  # no retry after a Ctrl-C
+                    raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
             if attempt == self.retries:
                 raise FetchError("retries_exhausted", f"{url}: {problem}")
             log.warning(
@@ -555,6 +560,8 @@ class ResumeBudget:
 
     def failed(self, exc: BaseException, progressed: bool, where: str) -> None:
         """After a transient failure: raise once the budget is spent, else log and back off."""
+        if self.client.throttle.cancelled:  # no retry after a Ctrl-C
+            raise FetchError("cancelled", f"{self.url}: the run was interrupted") from exc
         self.idle = 0 if progressed else self.idle + 1
         if self.idle >= self.client.retries:
             raise FetchError("retries_exhausted", f"{self.url}: {describe(exc)}") from exc

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fmaprep.acquire.destination import Destination, DestinationError
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
+from fmaprep.acquire.interrupt import CtrlC
 from fmaprep.acquire.policy import SitePolicy, split_credentials
 from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://freemusicarchive.org"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 SHOWN = 20  # failed tracks and rejected items the summary names (the rest are counted)
+POLL = 0.2  # seconds between the main thread's looks for a Ctrl-C while downloads run
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml")
 
 
@@ -210,6 +213,8 @@ class _Run:
                 page = self.client.get_page(url)
                 listing = parse_listing(page.text, page.url, self.config.genre)
             except FetchError as exc:
+                if exc.reason == "cancelled":  # (a Ctrl-C: see fmaprep.acquire.interrupt)
+                    raise KeyboardInterrupt from exc
                 log.error("listing page %s failed: %s", url, exc)
                 summary.listing_error = str(exc)
                 return
@@ -332,11 +337,12 @@ def _settle(
     progress: Progress,
     timeout: float | None = None,
 ) -> None:
-    """Wait for at least one pending download (or ``timeout``) and record what finished."""
+    """Wait for at least one pending download (or ``timeout``) and record what finished.
+    (Recorded, then dropped from ``pending``: a Ctrl-C in between leaves it for :func:`_stop`.)"""
     done, _ = wait(list(pending), timeout=timeout, return_when=FIRST_COMPLETED)
     for future in done:
-        pending.pop(future)
         _record(run, future.result(), summary, progress)
+        pending.pop(future)
 
 
 def _must_wait(config: ScrapeConfig, in_flight: int, summary: ScrapeSummary) -> bool:
@@ -358,14 +364,34 @@ def _over_budget(config: ScrapeConfig, summary: ScrapeSummary) -> str | None:
     return None
 
 
+def _start(
+    fetch: Callable[[TrackInfo], dict[str, Any]], track: TrackInfo
+) -> Future[dict[str, Any]]:
+    """Download ``track`` on a thread of its own (``_drive`` keeps at most ``concurrency`` in
+    flight). A daemon thread, unlike a ThreadPoolExecutor's: after a Ctrl-C the process exits
+    without joining a download that has not noticed the cancel yet (a DNS lookup, a TLS
+    handshake, a slow storage write)."""
+    future: Future[dict[str, Any]] = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fetch(track))
+        except BaseException as exc:  # (fetch makes every failure a line; this is a bug)
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"fmaprep-scrape-{track.id6}", daemon=True).start()
+    return future
+
+
 def _drive(
     run: _Run,
-    pool: ThreadPoolExecutor,
     pending: dict[Future[dict[str, Any]], TrackInfo],
     summary: ScrapeSummary,
     progress: Progress,
 ) -> None:
     for track in run.listings(summary):
+        _check_interrupt(run)
         if run.tracks.is_complete(track.id):
             summary.skipped += 1
             progress.add(skipped=1)
@@ -373,9 +399,10 @@ def _drive(
             summary.known_bad += 1
             log.info("track %s failed for good in an earlier run; skipped", track.id6)
         else:
-            pending[pool.submit(run.fetch, track)] = track
+            pending[_start(run.fetch, track)] = track
         while pending and _must_wait(run.config, len(pending), summary):
-            _settle(run, pending, summary, progress)
+            _settle(run, pending, summary, progress, timeout=POLL)
+            _check_interrupt(run)
         if summary.present >= run.config.limit:
             break
         stop = _over_budget(run.config, summary)
@@ -383,7 +410,15 @@ def _drive(
             summary.listing_error = stop
             break
     while pending:
-        _settle(run, pending, summary, progress)
+        _settle(run, pending, summary, progress, timeout=POLL)
+        _check_interrupt(run)
+    _check_interrupt(run)
+
+
+def _check_interrupt(run: _Run) -> None:
+    """Stop here when a Ctrl-C cancelled the run (the main thread's own point to stop at)."""
+    if run.client.throttle.cancelled:
+        raise KeyboardInterrupt
 
 
 def _stop(
@@ -422,20 +457,20 @@ def scrape(
         client.credentials = (policy.origin, *credentials)
     summary = ScrapeSummary(wanted=config.limit)
     pending: dict[Future[dict[str, Any]], TrackInfo] = {}
-    pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="fmaprep-scrape")
     run: _Run | None = None
     try:
-        dest = _writable(dest or config.dest)
-        run = _Run(config, client, dest, policy)
-        _drive(run, pool, pending, summary, progress)
+        with CtrlC(client.cancel):
+            dest = _writable(dest or config.dest)
+            run = _Run(config, client, dest, policy)
+            _drive(run, pending, summary, progress)
     except KeyboardInterrupt:
         summary.interrupted = True
         _stop(run, client, pending, summary, progress)
     except BaseException:
         client.cancel()
+        wait(list(pending), timeout=5.0)  # (cut: they end at once, unless stuck elsewhere)
         raise
     finally:
-        pool.shutdown(wait=not summary.interrupted, cancel_futures=True)
         if run is not None:
             run.tracks.close()  # S3/HDFS: the batches of lines merged into _tracks.jsonl
         progress.close()

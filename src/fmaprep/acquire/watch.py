@@ -60,6 +60,9 @@ class Watch:
         self._sock: socket.socket | None = None
         self._timer: threading.Timer | None = None
         self._resumed_at = 0.0
+        # counts pauses: a timer that fires while being cancelled (Timer.cancel() cannot stop a
+        # callback already running) sees a newer generation and cuts nothing
+        self._generation = 0
 
     def resume(self) -> None:
         """Start (or continue) counting down the budget."""
@@ -67,7 +70,7 @@ class Watch:
             if self.budget is None or self._timer is not None:
                 return
             self._resumed_at = time.monotonic()
-            self._timer = threading.Timer(max(0.0, self.budget), self.cut, ("deadline",))
+            self._timer = threading.Timer(max(0.0, self.budget), self._expire, (self._generation,))
             self._timer.daemon = True
             self._timer.start()
 
@@ -77,14 +80,34 @@ class Watch:
                 return
             self._timer.cancel()
             self._timer = None
+            self._generation += 1
             self.budget -= time.monotonic() - self._resumed_at
+
+    def finish(self) -> None:
+        """The attempt is over: its deadline stops, and its connection (back in the pool, maybe
+        already another attempt's) is no longer this watch's to shut down."""
+        self.pause()
+        with self._lock:
+            self._generation += 1
+            self._sock = None
 
     def cut(self, reason: str) -> None:
         """End the attempt: its socket is shut down (a blocked read returns at once)."""
+        self._shutdown(self._mark(reason, None))
+
+    def _expire(self, generation: int) -> None:
+        self._shutdown(self._mark("deadline", generation))
+
+    def _mark(self, reason: str, generation: int | None) -> socket.socket | None:
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return None  # a deadline timer that lost the race with pause()
             if self.reason is None:
                 self.reason = reason
-            sock = self._sock
+            return self._sock
+
+    @staticmethod
+    def _shutdown(sock: socket.socket | None) -> None:
         if sock is not None:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
