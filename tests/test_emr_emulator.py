@@ -128,6 +128,7 @@ def test_submit_adds_the_step_the_job_needs(aws: dict[str, Any], cluster_id: str
         # the heap sized to the cluster's m5.xlarge core nodes; the cores as given
         "--executor-memory", "3584m", "--executor-cores", "4",
         "--conf", "spark.executor.pyspark.memory=4096m",
+        "--conf", "spark.yarn.maxAppAttempts=2",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir={code}/spark-events/",
         "--archives", f"{code}/env/fmaprep-env.tar.gz#environment",
