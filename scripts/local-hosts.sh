@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/local-hosts.sh up N | env | status | submit [OPTIONS] INPUT OUTPUT [preprocess options]
-#                              | kill-host I | slow-host I [PERCENT|off] | cut-host I SECONDS | down
+#                              | kill-host I | slow-host I [PERCENT|off] | cut-host I SECONDS
+#                              | heal-host I | down
 #   A cluster of separate hosts on this one machine (needs root): a head host (YARN
 #   ResourceManager, HDFS NameNode, the S3 server) and N worker hosts w1..wN (each a YARN
 #   NodeManager and an HDFS DataNode, replication 2). Each host is its own network namespace with
@@ -30,6 +31,7 @@
 #   cut-host I SECONDS  worker I loses its route to the head's storage address (S3, the HDFS
 #             NameNode; YARN stays reachable) for SECONDS: open connections stall, new ones fail
 #             after ~3 s (no route to host); the route comes back after.
+#   heal-host I   end worker I's slow-host and cut-host now
 #   down      kill every host, remove every namespace, link, cgroup and state this script made.
 #
 #   Env: FMAPREP_HOSTS_NET (10.231: the first two octets), FMAPREP_HOSTS_DIR (.services/hosts),
@@ -528,6 +530,17 @@ cmd_cut_host() {
   say "host $host: cut off from S3 and HDFS ($(storage_ip)) for ${seconds}s"
 }
 
+cmd_heal_host() {
+  load_net
+  local host cg
+  host=$(worker_name "${1:-}")
+  stop_timer "$host"
+  ip -n "$(ns_of "$host")" route del "$(storage_ip)/32" 2>/dev/null || true
+  cg=$(cgroup_of "$host")
+  if [[ -f $cg/cpu.cfs_quota_us ]]; then echo -1 >"$cg/cpu.cfs_quota_us"; fi
+  say "host $host: no CPU limit, route to S3 and HDFS restored"
+}
+
 cmd_down() {
   load_net
   if [[ -z $ID ]]; then say "not up"; return; fi
@@ -637,6 +650,7 @@ case ${1:-} in
   kill-host) shift; cmd_kill_host "$@" ;;
   slow-host) shift; cmd_slow_host "$@" ;;
   cut-host) shift; cmd_cut_host "$@" ;;
+  heal-host) shift; cmd_heal_host "$@" ;;
   down) cmd_down ;;
   _host) STATE=$3; host_main "$2" ;;  # internal: PID 1 of a host
   -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
