@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/local-hosts.sh up N | env | status | submit [OPTIONS] INPUT OUTPUT [preprocess options]
-#                              | kill-host I | slow-host I [PERCENT|off] | cut-host I SECONDS
+#                              | kill-host I | slow-host I [PERCENT|off] | cut-host I SECONDS [s3|hdfs|all]
 #                              | heal-host I | down
 #   A cluster of separate hosts on this one machine (needs root): a head host (YARN
 #   ResourceManager, HDFS NameNode, the S3 server) and N worker hosts w1..wN (each a YARN
 #   NodeManager and an HDFS DataNode, replication 2). Each host is its own network namespace with
-#   its own address on a bridge this script creates (10.231.ID.0/24: head .10 with its storage
-#   services (NameNode, S3) also at .9, wI .10+I), its own
+#   its own address on a bridge this script creates (10.231.ID.0/24: head .10, its NameNode also
+#   at .9 and S3 at .8, wI .10+I), its own
 #   hostname (a generated hosts file every host resolves), its own PID namespace, and its own
 #   mount namespace: a private /tmp, scratch under /opt/node, and this repository (its .venv and
 #   build/) and the home directory hidden. An executor has only what YARN localizes (the
@@ -28,9 +28,9 @@
 #             (another application file, its own arguments in place of INPUT OUTPUT).
 #   kill-host I   SIGKILL every process of worker I and take its link down (a reclaimed spot node)
 #   slow-host I [PERCENT|off]  limit worker I to PERCENT of one CPU (default 10; cgroup cpu quota)
-#   cut-host I SECONDS  worker I loses its route to the head's storage address (S3, the HDFS
-#             NameNode; YARN stays reachable) for SECONDS: open connections stall, new ones fail
-#             after ~3 s (no route to host); the route comes back after.
+#   cut-host I SECONDS [s3|hdfs|all]  worker I loses its route to the head's S3 address, its
+#             HDFS NameNode address, or both (default; YARN stays reachable) for SECONDS: open
+#             connections stall, new ones fail after ~3 s (no route to host); then it comes back.
 #   heal-host I   end worker I's slow-host and cut-host now
 #   down      kill every host, remove every namespace, link, cgroup and state this script made.
 #
@@ -74,6 +74,7 @@ head_ip() { ip_of head; }
 # the head's second address, where HDFS (NameNode) and S3 answer: cut-host drops the route to
 # it and keeps the one to YARN's ResourceManager (on EMR, S3 is not on the master node)
 storage_ip() { echo "$NET.$ID.9"; }
+s3_ip() { echo "$NET.$ID.8"; }  # and S3's own, so a cut can take S3 alone
 cgroup_of() { echo "/sys/fs/cgroup/cpu/fmaprep-hosts-$ID-$1"; }
 hosts_list() {
   local i
@@ -249,6 +250,7 @@ write_hosts_file() {
     echo "127.0.0.1 localhost"
     for host in $(hosts_list); do echo "$(ip_of "$host") $host"; done
     echo "$(storage_ip) storage"
+    echo "$(s3_ip) s3"
   } >"$STATE/hosts"
 }
 
@@ -332,7 +334,10 @@ start_host() {
   ip link set "${link}p" netns "$ns"
   ip -n "$ns" link set "${link}p" name eth0
   ip -n "$ns" addr add "$ip/24" dev eth0
-  [[ $host == head ]] && ip -n "$ns" addr add "$(storage_ip)/24" dev eth0
+  if [[ $host == head ]]; then
+    ip -n "$ns" addr add "$(storage_ip)/24" dev eth0
+    ip -n "$ns" addr add "$(s3_ip)/24" dev eth0
+  fi
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
   ip -n "$ns" route add default dev eth0  # replies to this machine's client go back the same way
@@ -406,7 +411,7 @@ active_nodemanagers() {
     sed -n 's/.*"activeNodes":\([0-9]*\).*/\1/p'
 }
 s3_answers() {
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$(storage_ip):$S3_PORT/") != 000 ]]
+  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$(s3_ip):$S3_PORT/") != 000 ]]
 }
 
 cmd_up() {
@@ -443,7 +448,7 @@ cmd_up() {
     curl -fsS -X PUT "http://$(storage_ip):$NN_HTTP/webhdfs/v1/$dir?op=MKDIRS&user.name=root" \
       >/dev/null || die "cannot create hdfs:///$dir"
   done
-  say "up: head $(head_ip) (HDFS hdfs://$(storage_ip):$NN_PORT, S3 http://$(storage_ip):$S3_PORT," \
+  say "up: head $(head_ip) (HDFS hdfs://$(storage_ip):$NN_PORT, S3 http://$(s3_ip):$S3_PORT," \
     "YARN http://$(head_ip):$RM_HTTP), $N workers"
   say "use it with:  eval \"\$(scripts/local-hosts.sh env)\""
 }
@@ -456,7 +461,7 @@ cmd_env() {
   cat <<EOF
 export FMAPREP_HDFS_URI=hdfs://$storage:$NN_PORT
 export FMAPREP_WEBHDFS_URL=http://$storage:$NN_HTTP
-export FMAPREP_S3_ENDPOINT=http://$storage:$S3_PORT
+export FMAPREP_S3_ENDPOINT=http://$(s3_ip):$S3_PORT
 export FMAPREP_S3_BUCKET=$BUCKET
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$SECRET_KEY
@@ -514,20 +519,27 @@ cmd_slow_host() {
 
 cmd_cut_host() {
   load_net
-  local host seconds=${2:-} ns route
+  local host seconds=${2:-} what=${3:-all} ns ip targets=()
   host=$(worker_name "${1:-}")
-  [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "cut-host I SECONDS"
+  [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "cut-host I SECONDS [s3|hdfs|all]"
+  case $what in
+    s3) targets=("$(s3_ip)") ;;
+    hdfs) targets=("$(storage_ip)") ;;
+    all) targets=("$(s3_ip)" "$(storage_ip)") ;;
+    *) die "cut-host I SECONDS [s3|hdfs|all]" ;;
+  esac
   ns=$(ns_of "$host")
-  # via an address nobody answers for: packets to the storage address are dropped, not refused
-  route="$(storage_ip)/32 via $NET.$ID.254 dev eth0 onlink"
   stop_timer "$host"
-  # shellcheck disable=SC2086 # the route is words
-  ip -n "$ns" route replace $route
-  # shellcheck disable=SC2086,SC2016
-  setsid bash -c 'sleep "$1"; ip -n "$2" route del $3 2>/dev/null; rm -f "$4"' _ \
-    "$seconds" "$ns" "$(storage_ip)/32" "$STATE/$host/cut.pid" </dev/null >/dev/null 2>&1 &
+  # via an address nobody answers for: packets are dropped, not refused
+  for ip in "${targets[@]}"; do
+    ip -n "$ns" route replace "$ip/32" via "$NET.$ID.254" dev eth0 onlink
+  done
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  setsid bash -c 'sleep "$1"; ns=$2 pidfile=$3; shift 3
+    for ip; do ip -n "$ns" route del "$ip/32"; done; rm -f "$pidfile"' _ \
+    "$seconds" "$ns" "$STATE/$host/cut.pid" "${targets[@]}" </dev/null >/dev/null 2>&1 &
   echo $! >"$STATE/$host/cut.pid"
-  say "host $host: cut off from S3 and HDFS ($(storage_ip)) for ${seconds}s"
+  say "host $host: cut off from ${targets[*]} ($what) for ${seconds}s"
 }
 
 cmd_heal_host() {
@@ -536,6 +548,7 @@ cmd_heal_host() {
   host=$(worker_name "${1:-}")
   stop_timer "$host"
   ip -n "$(ns_of "$host")" route del "$(storage_ip)/32" 2>/dev/null || true
+  ip -n "$(ns_of "$host")" route del "$(s3_ip)/32" 2>/dev/null || true
   cg=$(cgroup_of "$host")
   if [[ -f $cg/cpu.cfs_quota_us ]]; then echo -1 >"$cg/cpu.cfs_quota_us"; fi
   say "host $host: no CPU limit, route to S3 and HDFS restored"
@@ -577,6 +590,11 @@ driver_error() {
   [[ -n $logs ]] || return 0
   # shellcheck disable=SC2086
   line=$(grep -h '^fmaprep: ' $logs 2>/dev/null | tail -1 || true)
+  if [[ -z $line ]]; then  # the ApplicationMaster's reason, unless it is only an exit status
+    # shellcheck disable=SC2086
+    line=$(sed -n 's/.*Final app status: FAILED, exitCode: [0-9]*, (reason: \(.*\)/\1/p' $logs \
+      2>/dev/null | sed 's/)$//' | grep -v '^User application exited' | tail -1 || true)
+  fi
   if [[ -z $line ]]; then
     # shellcheck disable=SC2086
     line=$(grep -hE '^([A-Za-z_][A-Za-z0-9_.$]*(Error|Exception)): ' $logs 2>/dev/null | tail -1 || true)
@@ -606,6 +624,7 @@ cmd_submit() {
     mkdir -p "$(dirname "$archive")"
     "$ROOT/.venv/bin/fmaprep" package-env "$archive" --python-prefix /usr >&2
   fi
+  local local_archive=$archive
   [[ $archive == none || $archive == hdfs://* ]] || archive=$(hdfs_copy "$archive")
   local spark_home
   spark_home=$("$VENV_PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
@@ -619,14 +638,14 @@ cmd_submit() {
     --conf "spark.yarn.jars=local:/opt/spark/jars/*"
     --conf spark.yarn.submit.waitAppCompletion=true
     --conf spark.yarn.report.interval=2s
-    --conf "spark.yarn.appMasterEnv.FMAPREP_S3_ENDPOINT=http://$(storage_ip):$S3_PORT"
+    --conf "spark.yarn.appMasterEnv.FMAPREP_S3_ENDPOINT=http://$(s3_ip):$S3_PORT"
     # lost executors are noticed in seconds, not minutes (their hosts vanish without a word)
     --conf spark.network.timeout=30s --conf spark.executor.heartbeatInterval=3s
     --conf spark.network.timeoutInterval=5s
-    # start the tasks once every executor is there (their hosts start at different speeds), so
-    # the work spreads over the hosts
-    --conf spark.scheduler.minRegisteredResourcesRatio=1.0
-    --conf spark.scheduler.maxRegisteredResourcesWaitingTime=300s
+    # start the tasks once two thirds of the executors are there (their hosts start at different
+    # speeds), so the work spreads over the hosts, also when a host is gone
+    --conf spark.scheduler.minRegisteredResourcesRatio=0.6
+    --conf spark.scheduler.maxRegisteredResourcesWaitingTime=120s
     "${confs[@]}" "$job" "${args[@]}")
   local out rc=0 app
   out=$(mktemp)
@@ -637,11 +656,20 @@ cmd_submit() {
   if ((rc != 0)); then
     local line
     line=$(driver_error "$app")
+    if [[ $line == *environment/bin/python* && -f $local_archive ]]; then
+      local home
+      home=$(tar -xzOf "$local_archive" pyvenv.cfg 2>/dev/null | sed -n 's/^home *= *//p' | head -1)
+      [[ -z $home ]] || nsenter -t "$(init_pid w1)" -m test -x "$home/python3" ||
+        line+=" (the archive's Python is $home/python3, which the hosts do not have: build it with fmaprep package-env --python-prefix /usr)"
+    fi
     echo "local-hosts: ${app:-the application} failed${line:+: $line}" >&2
   fi
   return "$rc"
 }
 
+# the whole file is read before anything runs (bash reads scripts as it goes: an edit made while
+# a long `submit` runs would otherwise change what it does next)
+main() {
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
   env) cmd_env ;;
@@ -656,3 +684,7 @@ case ${1:-} in
   -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
+}
+
+main "$@"
+exit $?
