@@ -51,7 +51,7 @@ check_instance_profile() {
 # The environment archive must be for the nodes' Python (EMR 7: python3.11 from the bootstrap
 # action) and hold the fmaprep whose jobs/preprocess.py is submitted with it.
 check_archive() {
-  local archive=$1 want_python=$2 want_version=$3 cfg python fmaprep
+  local archive=$1 want_python=$2 want_version=$3 cfg python fmaprep home
   cfg=$(tar -xzOf "$archive" pyvenv.cfg 2>/dev/null) || {
     echo "$me: $archive is not an environment archive from 'fmaprep package-env' (no pyvenv.cfg)" >&2
     exit 2
@@ -59,6 +59,12 @@ check_archive() {
   python=$(sed -n 's/^version[_a-z]* *= *\([0-9]*\.[0-9]*\).*/\1/p' <<<"$cfg" | head -1)
   if [[ $python != "$want_python" ]]; then
     echo "$me: $archive is built for Python $python, the EMR nodes run Python $want_python: rebuild it with 'fmaprep package-env --python-prefix /usr' on Python $want_python" >&2
+    exit 2
+  fi
+  # bin/python is a link to the base interpreter pyvenv.cfg's home names: it must be the nodes'
+  home=$(sed -n 's/^home *= *//p' <<<"$cfg" | head -1)
+  if [[ $home != /usr/bin ]]; then
+    echo "$me: $archive links its Python to $home/python$want_python, the EMR nodes have /usr/bin/python$want_python: rebuild it with 'fmaprep package-env --python-prefix /usr'" >&2
     exit 2
   fi
   fmaprep=$(tar -tzf "$archive" | sed -n 's|.*site-packages/fmaprep-\([^/]*\)\.dist-info/.*|\1|p' | head -1)

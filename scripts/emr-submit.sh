@@ -139,18 +139,13 @@ case "$pyspark_memory" in
   *[mM]) per_core_mb=${pyspark_memory%[mM]} ;;
   *) echo "emr-submit: --pyspark-memory must look like 1g or 768m, got $pyspark_memory" >&2; exit 2 ;;
 esac
-submit=(spark-submit --deploy-mode cluster --master yarn --executor-memory "$executor_memory"
-  --executor-cores "$executor_cores"
-  --conf "spark.executor.pyspark.memory=$((per_core_mb * executor_cores))m")
 event_log_dir=${event_log_dir:-$code/spark-events/}
-if [[ $event_log_dir != none ]]; then
-  submit+=(--conf spark.eventLog.enabled=true --conf "spark.eventLog.dir=$event_log_dir")
-fi
-if ((archive)); then
-  submit+=(--archives "$env_archive#environment"
-    --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python
-    --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python)
-fi
+archive_uri=none
+((archive)) && archive_uri=$env_archive
+# shellcheck source=scripts/submit-args.sh
+source scripts/submit-args.sh
+preprocess_submit_args "$archive_uri" "$executor_cores" "$executor_memory" "$per_core_mb" \
+  "$event_log_dir"
 submit+=("$code/jobs/preprocess.py" "$input" "$output" "${extra[@]}")
 
 args_json=$(printf '%s\n' "${submit[@]}" | python3 -c \

@@ -17,6 +17,7 @@
 #            AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION, and PATH with scripts/bin (the `hdfs`
 #            launcher: hdfs dfs|dfsadmin|getconf ...) first.
 #   status   one line per service; exit 0 when all run, 3 otherwise.
+#   fetch    only fetch the jars (also used by scripts/local-hosts.sh).
 #
 #   Env (read by `up`; the chosen ports are remembered in .services/ports.env):
 #     FMAPREP_PORT_BASE (29100): NameNode RPC = base, NameNode HTTP = base+1, DataNode data,
@@ -433,6 +434,7 @@ cmd_status() {
 
 case ${1:-} in
   up) cmd_up ;;
+  fetch) load_settings; JAVA=$(find_java); fetch_jars ;;
   down) shift; cmd_down "$@" ;;
   env) cmd_env ;;
   status) cmd_status ;;

@@ -121,6 +121,7 @@ def test_submit_dry_run_ships_the_archive_in_cluster_deploy_mode(no_aws: dict[st
         "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
         "--executor-memory", "4g", "--executor-cores", "2",
         "--conf", "spark.executor.pyspark.memory=2048m",
+        "--conf", "spark.yarn.maxAppAttempts=2",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", "spark.eventLog.dir=s3://b/fmaprep/spark-events/",
         "--archives", "s3://b/fmaprep/env/fmaprep-env.tar.gz#environment",

@@ -128,6 +128,7 @@ def test_submit_adds_the_step_the_job_needs(aws: dict[str, Any], cluster_id: str
         # the heap sized to the cluster's m5.xlarge core nodes; the cores as given
         "--executor-memory", "3584m", "--executor-cores", "4",
         "--conf", "spark.executor.pyspark.memory=4096m",
+        "--conf", "spark.yarn.maxAppAttempts=2",
         "--conf", "spark.eventLog.enabled=true",
         "--conf", f"spark.eventLog.dir={code}/spark-events/",
         "--archives", f"{code}/env/fmaprep-env.tar.gz#environment",
@@ -204,12 +205,12 @@ def test_a_missing_role_is_refused(
     assert len(aws["emr"].list_clusters()["Clusters"]) == before
 
 
-def _fake_archive(path: Path, python: str, fmaprep: str) -> Path:
+def _fake_archive(path: Path, python: str, fmaprep: str, home: str = "/usr/bin") -> Path:
     import io
     import tarfile
 
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("pyvenv.cfg", f"home = /usr/bin\nversion = {python}\n"),
+        for name, data in (("pyvenv.cfg", f"home = {home}\nversion = {python}\n"),
                            (f"lib/python3.11/site-packages/fmaprep-{fmaprep}.dist-info/METADATA",
                             "Name: fmaprep\n")):  # fmt: skip
             info = tarfile.TarInfo(name)
@@ -221,7 +222,12 @@ def _fake_archive(path: Path, python: str, fmaprep: str) -> Path:
 @pytest.mark.parametrize(
     ("python", "fmaprep", "words"),
     [("3.12.4", "VERSION", ["built for Python 3.12", "nodes run Python 3.11"]),
-     ("3.11.7", "0.0.9", ["holds fmaprep 0.0.9", "jobs/preprocess.py is fmaprep VERSION"])],
+     ("3.11.7", "0.0.9", ["holds fmaprep 0.0.9", "jobs/preprocess.py is fmaprep VERSION"]),
+     # built without --python-prefix: linked to the builder's own Python (tests/spark/
+     # test_multi_host.py shows what that does on a cluster)
+     ("3.11.7@/root/.pyenv/versions/3.11.7/bin", "VERSION",
+      ["links its Python to /root/.pyenv/versions/3.11.7/bin/python3.11",
+       "the EMR nodes have /usr/bin/python3.11", "--python-prefix /usr"])],
 )  # fmt: skip
 def test_an_archive_that_does_not_fit_is_refused(
     aws: dict[str, Any],
@@ -233,7 +239,9 @@ def test_an_archive_that_does_not_fit_is_refused(
 ) -> None:
     version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text()
                    .splitlines() if line.startswith("version = "))  # fmt: skip
-    archive = _fake_archive(tmp_path / "env.tar.gz", python, fmaprep.replace("VERSION", version))
+    python, _, home = python.partition("@")
+    archive = _fake_archive(tmp_path / "env.tar.gz", python, fmaprep.replace("VERSION", version),
+                            home or "/usr/bin")  # fmt: skip
     steps = len(aws["emr"].list_steps(ClusterId=cluster_id)["Steps"])
     proc = _script(aws, "scripts/emr-submit.sh", "--cluster-id", cluster_id, "--bucket", BUCKET,
                    "--upload", "--archive", str(archive), f"s3://{BUCKET}/a/",

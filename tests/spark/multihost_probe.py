@@ -1,0 +1,48 @@
+"""A PySpark application that tests/spark/test_multi_host.py submits to the multi-host cluster
+(scripts/local-hosts.sh): which of the given files the driver and each executor can read, on
+which host and with which Python. Not a test module; run as
+``spark-submit multihost_probe.py OUT PATH...`` (OUT: where the JSON result goes, hdfs://...).
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+from pyspark.sql import SparkSession
+
+
+def look(paths: list[str]) -> dict[str, object]:
+    readable = {}
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+            readable[path] = True
+        except OSError:
+            readable[path] = False
+    return {
+        "host": socket.gethostname(),
+        "python": os.path.realpath(sys.executable),
+        "readable": readable,
+    }
+
+
+def main() -> None:
+    out, paths = sys.argv[1], sys.argv[2:]
+    spark = SparkSession.builder.appName("fmaprep-multihost-probe").getOrCreate()
+    sc = spark.sparkContext
+
+    def task(_: int) -> dict[str, object]:
+        time.sleep(0.5)  # long enough that every executor gets some of the tasks
+        return look(paths)
+
+    executors = sc.parallelize(range(12), 12).map(task).collect()
+    result = {"driver": look(paths), "executors": executors}
+    sc.parallelize([json.dumps(result)], 1).saveAsTextFile(out)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
