@@ -33,7 +33,16 @@ from fmaprep.storage.clients import StoreSettings, open_store
 
 from conftest import ROOT, local_reference, script_env, write_audio
 
-pytestmark = pytest.mark.slow
+# The module starts a cluster of separate hosts (docs/multi-host.md) and runs ten applications:
+# 15-20 minutes on a loaded 2-core machine. It is opt-in until it has run green inside a whole
+# suite run within CI's budget: FMAPREP_MULTIHOST_TESTS=1 runs it.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("FMAPREP_MULTIHOST_TESTS") != "1",
+        reason="the multi-host cluster tests are opt-in: FMAPREP_MULTIHOST_TESTS=1",
+    ),
+]
 
 HOSTS = ["bash", str(ROOT / "scripts" / "local-hosts.sh")]
 WORKERS = ("w1", "w2", "w3")
@@ -558,10 +567,9 @@ def test_a_straggler_with_speculation_commits_one_part_per_task(
 
 
 @pytest.mark.xfail(
-    reason="needs the output lease (job/commit.py, job/run.py, another branch): YARN's attempt 2 "
-    "runs preprocess again with --mode error and refuses the OUTPUT attempt 1 started; not run "
-    "until then (it costs minutes: attempt 2 starts once YARN has declared the host lost)",
-    run=False,
+    reason="the output lease (a later attempt of the application resumes) has landed, but this "
+    "test has not yet run against it on the multi-host cluster",
+    strict=False,
 )
 def test_the_driver_host_killed_attempt_two_resumes(
     hosts: dict[str, str],
