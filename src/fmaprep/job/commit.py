@@ -32,9 +32,11 @@ from fmaprep.job.ownership import (
 from fmaprep.model import InputFile
 from fmaprep.spark.writers import TaskResult
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import StorageError
+from fmaprep.storage.uris import StorageError, is_local_source
 
 log = logging.getLogger(__name__)
+
+TEMP_GRACE_S = 5.0  # a temporary name without a run id older than this is a dead run's (doomed())
 
 
 def config_key(config: Config) -> str:
@@ -329,7 +331,14 @@ def doomed(
     keep = commit.names() | {SUCCESS_FILE, *CONVENIENCE_FILES}
     runs = _known_runs(lease, state, commit)
     kept_runs = {w.run for w in map(owned, commit.names()) if w and w.run} | {lease.holder.run}
-    start = time.time() - (time.monotonic() - lease.started)
+    # A temporary name without a run id (a commit's or a convenience file's) is a dead run's
+    # when it is older than this run's lease (this run wrote its own before the clean-up; a
+    # run taking the lease meanwhile writes one for milliseconds), or older than TEMP_GRACE_S.
+    # A remote store's clock may differ from ours: 1 s of margin there, none on local disk,
+    # where a crashed run's temp can be well under 1 s older than the next run's lease.
+    margin = 0.0 if is_local_source(state.output) else 1.0
+    now = time.time()
+    horizon = max(now - (time.monotonic() - lease.started) - margin, now - TEMP_GRACE_S)
     out = []
     for name, mtime in names.items():
         what = owned(name)
@@ -340,7 +349,7 @@ def doomed(
         elif what.kind == "record":
             gone = what.run in runs and what.run not in kept_runs
         elif what.kind == "temp" and what.run is None:
-            gone = mtime is not None and mtime < start - 1
+            gone = mtime is not None and mtime < horizon
         else:
             gone = what.run is not None and what.run in runs
         if gone:
