@@ -7,6 +7,7 @@ generation (:mod:`fmaprep.job.commit`), so a reader sees the previous or the new
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -156,8 +157,11 @@ def run_preprocess(
     check_apart(input_uri, output_uri)
     for uri in (input_uri, output_uri):
         check_reachable(uri, settings)
+    fresh = not load_state(open_store(output_uri, settings), output_uri).exists
+    made = is_local(output_uri) and not os.path.isdir(local_path(output_uri))  # we create it
     lease, mode = take_output(output_uri, config.job.mode, settings)
     own_session = session is None
+    working = False  # once the job runs, its lease and record stay (a resume needs them)
     try:
         if own_session:
             warm_up([input_uri, output_uri], settings)
@@ -174,15 +178,37 @@ def run_preprocess(
             with local_marks(input_uri, output_uri) as marks:
                 check_workers(session.sparkContext, config.pipeline, marks)
         job = dataclasses.replace(config.job, mode=mode)
+        working = True
         return _run(session.sparkContext, input_uri, output_uri,
                     dataclasses.replace(config, job=job), started, lease)  # fmt: skip
     finally:
         lease.release()
+        if fresh and not working:
+            withdraw(output_uri, settings, lease, remove_folder=made)
         if own_session and session is not None:
             try:
                 stop_session(session)
             except Exception as exc:  # after Ctrl-C the gateway may be gone: the job's own
                 log.debug("stopping Spark failed: %s", exc)  # error is the one to report
+
+
+def withdraw(
+    output_uri: str, settings: StoreSettings, lease: Lease, *, remove_folder: bool
+) -> None:
+    """A run refused before its work (Spark or the workers not usable) on an OUTPUT it found
+    empty leaves it as it found it: its lease file and run record go, and on local disk the
+    folders it made, when they are empty. Never raises: what stays is fmaprep's own."""
+    out = open_store(output_uri, settings)
+    try:
+        out.delete([lease.uri, f"{output_uri}/{CONTROL_DIR}/run-{lease.holder.run}.json"])
+        if is_local(output_uri):
+            folders = [f"{local_path(output_uri)}/{CONTROL_DIR}"]
+            folders += [local_path(output_uri)] if remove_folder else []
+            for folder in folders:
+                with contextlib.suppress(OSError):  # not empty, or already gone
+                    os.rmdir(folder)
+    except OSError as exc:
+        log.debug("could not withdraw from %s: %s", output_uri, exc)
 
 
 def _note_interrupts() -> None:
