@@ -231,7 +231,7 @@ def test_a_later_attempt_continues_as_a_resume_whatever_its_mode(
         take_output(out, "overwrite", settings)
     monkeypatch.setenv("CONTAINER_ID", "container_e3_1410901177871_0001_02_000001")  # attempt 2
     for given in ("error", "overwrite"):
-        lease, mode = take_output(out, given, settings)  # type: ignore[arg-type]
+        lease, mode, _ = take_output(out, given, settings)  # type: ignore[arg-type]
         assert mode == "resume" and lease.holder.app == app and lease.holder.attempt == 2
         lease.release()
         # the next try sees attempt 2's released lease, not attempt 1's: put attempt 1 back

@@ -23,6 +23,7 @@ from fmaprep.config import Config, ConfigError, RerunMode
 from fmaprep.formats.manifest import stats_dict, summarize
 from fmaprep.job.commit import (
     Kept,
+    OutputState,
     check_mode,
     check_owned,
     config_key,
@@ -157,9 +158,9 @@ def run_preprocess(
     check_apart(input_uri, output_uri)
     for uri in (input_uri, output_uri):
         check_reachable(uri, settings)
-    fresh = not load_state(open_store(output_uri, settings), output_uri).exists
     made = is_local(output_uri) and not os.path.isdir(local_path(output_uri))  # we create it
-    lease, mode = take_output(output_uri, config.job.mode, settings)
+    lease, mode, found = take_output(output_uri, config.job.mode, settings)
+    fresh = not found.exists  # what OUTPUT held before this run wrote its lease
     own_session = session is None
     working = False  # once the job runs, its lease and record stay (a resume needs them)
     try:
@@ -231,11 +232,11 @@ def _note_interrupts() -> None:
 
 def take_output(
     output_uri: str, mode: RerunMode, settings: StoreSettings
-) -> tuple[Lease, RerunMode]:
+) -> tuple[Lease, RerunMode, OutputState]:
     """Refuse an OUTPUT that is not fmaprep's, or that a live run writes, or whose contents the
     mode does not allow; else take its lease and write this run's record. Returns the held lease
-    (renewing) and the mode to run in: a later attempt of the YARN application that held OUTPUT
-    continues its work (resume), whatever mode it was given."""
+    (renewing), the mode to run in (a later attempt of the YARN application that held OUTPUT
+    continues its work: resume, whatever mode it was given) and what OUTPUT held before."""
     out = open_store(output_uri, settings)
     app, attempt = yarn_attempt()
     holder = Holder.here(new_generation(), app, attempt)
@@ -256,7 +257,7 @@ def take_output(
     except BaseException:
         lease.release()
         raise
-    return lease.start(), mode
+    return lease.start(), mode, state
 
 
 def _run(  # noqa: PLR0917
