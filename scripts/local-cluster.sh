@@ -17,7 +17,8 @@
 #   Env: FMAPREP_SPARK_MASTER_PORT (7177), FMAPREP_SPARK_MASTER_UI_PORT (8177),
 #        WORKER_PYTHON (the base python3.11 for the workers' bare venv; default
 #        /usr/bin/python3.11 when present, else python3.11 on PATH).
-#   State, logs and executor work dirs: .services/spark-cluster/ (git-ignored).
+#   State, logs and executor work dirs: .services/spark-cluster/ (git-ignored); a finished
+#   application's work dir is deleted by its worker 10-20 s after it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,6 +49,10 @@ spark_env() {
   export SPARK_CONF_DIR="$state/conf"          # empty: nothing from a global spark-env.sh
   export SPARK_LOCAL_IP=127.0.0.1 SPARK_MASTER_HOST=127.0.0.1
   export SPARK_DAEMON_MEMORY=512m
+  # each application unpacks its environment archive (~800 MB) into every executor's work dir;
+  # a finished application's dir goes after 10-20 s, or a test suite's apps fill the disk
+  local cleanup="-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=10"
+  export SPARK_WORKER_OPTS="$cleanup -Dspark.worker.cleanup.appDataTtl=10"
   mkdir -p "$SPARK_PID_DIR" "$SPARK_LOG_DIR" "$SPARK_CONF_DIR" "$state/work"
 }
 

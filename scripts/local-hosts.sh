@@ -207,7 +207,9 @@ write_conf() {
     prop yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage 99.5
     prop yarn.nodemanager.local-dirs /opt/node/nm-local
     prop yarn.nodemanager.log-dirs /opt/node/nm-logs
-    prop yarn.nodemanager.delete.debug-delay-sec 600
+    prop yarn.nodemanager.delete.debug-delay-sec 0
+    prop yarn.nodemanager.localizer.cache.target-size-mb 1024
+    prop yarn.nodemanager.localizer.cache.cleanup.interval-ms 20000
     prop yarn.nodemanager.env-whitelist JAVA_HOME,PATH,LANG,TZ,HADOOP_CONF_DIR
     # containers' HOME: where the node's credentials are (boto3 reads ~/.aws)
     prop yarn.nodemanager.user-home-dir "$HOME"

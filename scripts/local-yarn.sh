@@ -95,7 +95,12 @@ write_conf() {
     prop yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage 99.5
     prop yarn.nodemanager.local-dirs "$state/nm-local"
     prop yarn.nodemanager.log-dirs "$state/nm-logs"
-    prop yarn.nodemanager.delete.debug-delay-sec 600
+    # a finished application's container dirs go at once, and the localized environment
+    # archives (~800 MB unpacked, one per application) are trimmed to 1 GB every 20 s:
+    # otherwise a test suite's applications fill the disk
+    prop yarn.nodemanager.delete.debug-delay-sec 0
+    prop yarn.nodemanager.localizer.cache.target-size-mb 1024
+    prop yarn.nodemanager.localizer.cache.cleanup.interval-ms 20000
     prop yarn.nodemanager.env-whitelist JAVA_HOME,PATH,LANG,TZ
     echo '</configuration>'
   } >"$conf/yarn-site.xml"
