@@ -187,7 +187,7 @@ def test_real_throttle_spaces_requests_on_the_wire(serve: Any, tones: list[bytes
     # 4 downloads, batch of 2 then a 0.3 s pause: >= 0.1 + 0.3 + 0.1 s on the wire
     hits = [h.at for h in site.hits]
     assert hits[1] - hits[0] >= 0.08 and hits[2] - hits[1] >= 0.28 and hits[3] - hits[2] >= 0.08
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # the pauses are not stretched (generous: a loaded host)
 
 
 @pytest.mark.parametrize("retries", [1, 3])

@@ -131,9 +131,14 @@ def test_ctrl_c_while_downloading_then_the_rerun_continues(
     url, digest, data, members = archive
     with pytest.raises(KeyboardInterrupt):
         _fetch(tmp_path / "d", url, digest, _Interrupt(nbytes=20_000_000))
+    first_run = len(zip_server.requests)
     summary = _fetch(tmp_path / "d", url, digest)
-    assert zip_server.requests[-1][0].startswith("bytes=") and zip_server.requests[-1][1] == 206
-    assert zip_server.sent <= 1.1 * len(data)
+    # the rerun asks only for the tail: every request it makes is a Range from past what the
+    # first run kept (bytes the server pushed into socket buffers before the Ctrl-C are not
+    # counted: how many that is depends on the kernel, not on fmaprep)
+    rerun = zip_server.requests[first_run:]
+    assert rerun and all(status == 206 for _, status in rerun), rerun
+    assert all(int(rng[6:].partition("-")[0]) >= 15_000_000 for rng, _ in rerun), rerun
     assert summary.downloaded_bytes < len(data) - 15_000_000
     assert len(_stored(tmp_path / "d")) == len(members)
 
