@@ -62,7 +62,8 @@ load_settings() {
   DN_HTTP_PORT=${SAVED_DN_HTTP_PORT:-$((base + 3))}
   DN_IPC_PORT=${SAVED_DN_IPC_PORT:-$((base + 4))}
   S3_PORT=${FMAPREP_S3_PORT:-${SAVED_S3_PORT:-$((base + 5))}}
-  if [[ -n ${FMAPREP_PORT_BASE:-} ]]; then
+  if [[ -n ${FMAPREP_PORT_BASE:-} ]]; then  # a base given now wins over every remembered port
+    NN_PORT=${FMAPREP_HDFS_PORT:-$base}; S3_PORT=${FMAPREP_S3_PORT:-$((base + 5))}
     NN_HTTP_PORT=$((base + 1)); DN_PORT=$((base + 2)); DN_HTTP_PORT=$((base + 3))
     DN_IPC_PORT=$((base + 4))
   fi

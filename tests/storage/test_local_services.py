@@ -133,3 +133,26 @@ def test_down_leaves_foreign_processes_alone(tmp_path: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_port_base_given_now_wins_over_every_remembered_port(tmp_path: Path) -> None:
+    """Two checkouts on one machine: a state dir remembering base 29100 must not keep its NameNode
+    and S3 ports when FMAPREP_PORT_BASE names another block (they would collide)."""
+    (tmp_path / "ports.env").write_text(
+        "SAVED_PORT_BASE=29100\nSAVED_NN_PORT=29100\nSAVED_NN_HTTP_PORT=29101\n"
+        "SAVED_DN_PORT=29102\nSAVED_S3_PORT=29105\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "FMAPREP_SERVICES_DIR": str(tmp_path)}
+    script = ["bash", str(ROOT / "scripts" / "local-services.sh"), "env"]
+    remembered = subprocess.run(script, env=env, capture_output=True, text=True, check=True)
+    moved = subprocess.run(
+        script,
+        env={**env, "FMAPREP_PORT_BASE": "29900"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "hdfs://127.0.0.1:29100" in remembered.stdout
+    assert "http://127.0.0.1:29105" in remembered.stdout
+    ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", moved.stdout)}
+    assert ports and all(29900 <= p < 29900 + 100 for p in ports), moved.stdout
