@@ -220,20 +220,21 @@ def test_cli_fails_when_error_rate_is_exceeded(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "_manifest.jsonl").exists()  # the output is still complete
 
 
-def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("nope", "does not exist"), ("nope/*.mp3", "no audio files"), ("empty", "no audio files")],
+)
+def test_cli_errors_are_one_line(tmp_path: Path, name: str, error: str) -> None:
+    (tmp_path / "empty").mkdir()
     proc = subprocess.run(
-        [
-            *FMAPREP,
-            "preprocess",
-            str(tmp_path / "nope"),
-            str(tmp_path / "o"),
-            "--master",
-            "local[1]",
-        ],
+        [*FMAPREP, "preprocess", str(tmp_path / name), str(tmp_path / "o"), "--master", "local[1]"],
         capture_output=True,
         text=True,
         check=False,
     )
     assert proc.returncode == 2
-    assert "fmaprep: input" in proc.stderr and "does not exist" in proc.stderr
+    assert error in proc.stderr and proc.stderr.rstrip().count("\n") == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+    # refused before Spark starts, and OUTPUT left as it was (it did not exist)
+    assert "starting Spark" not in proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -156,6 +156,9 @@ def run_preprocess(
     settings = StoreSettings.from_env(endpoint=config.job.s3_endpoint)
     input_uri, output_uri = settings.full_uri(input_uri), settings.full_uri(output_uri).rstrip("/")
     check_apart(input_uri, output_uri)
+    listed = None  # a local INPUT is listed now: a wrong path is refused before Spark starts
+    if is_local(input_uri):
+        listed = _list(input_uri, config, settings)
     for uri in (input_uri, output_uri):
         check_reachable(uri, settings)
     made = is_local(output_uri) and not os.path.isdir(local_path(output_uri))  # we create it
@@ -181,7 +184,7 @@ def run_preprocess(
         job = dataclasses.replace(config.job, mode=mode)
         working = True
         return _run(session.sparkContext, input_uri, output_uri,
-                    dataclasses.replace(config, job=job), started, lease)  # fmt: skip
+                    dataclasses.replace(config, job=job), started, lease, listed)  # fmt: skip
     finally:
         lease.release()
         if fresh and not working:
@@ -260,8 +263,21 @@ def take_output(
     return lease.start(), mode, state
 
 
+def _list(input_uri: str, config: Config, stores: StoreSettings) -> list[InputFile]:
+    files = list_inputs(input_uri, config.job.extensions, stores)
+    if not files:
+        raise StorageError(f"no audio files ({', '.join(config.job.extensions)}) under {input_uri}")
+    return files
+
+
 def _run(  # noqa: PLR0917
-    sc: Any, input_uri: str, output_uri: str, config: Config, started: float, lease: Lease
+    sc: Any,
+    input_uri: str,
+    output_uri: str,
+    config: Config,
+    started: float,
+    lease: Lease,
+    listed: list[InputFile] | None,
 ) -> JobResult:
     timings = {"start_s": time.monotonic() - started}  # where the time went, for _stats.json
     stores = store_settings(sc, config)
@@ -272,10 +288,8 @@ def _run(  # noqa: PLR0917
 
     # extract: what to process, what an earlier run already did, what is a duplicate
     mark = time.monotonic()
-    files = list_inputs(input_uri, config.job.extensions, stores)
+    files = listed if listed is not None else _list(input_uri, config, stores)
     timings["list_s"] = time.monotonic() - mark
-    if not files:
-        raise StorageError(f"no audio files ({', '.join(config.job.extensions)}) under {input_uri}")
     files, driver_lines = _one_per_track_id(files)
     files, over = _over_limits(files, config)
     driver_lines += over
