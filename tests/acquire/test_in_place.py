@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from fmaprep.acquire.dataset import fetch_dataset
+from fmaprep.acquire.dest import open_destination
 from fmaprep.acquire.http import HttpClient, Throttle
-from fmaprep.acquire.targets import open_destination
 from fmaprep.tracks import parse_lines
 from local_services_fixture import local_services
 from support.zipserver import ZipServer, fma_shaped_zip

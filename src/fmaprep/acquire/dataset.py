@@ -41,7 +41,7 @@ from fmaprep.acquire.archive import (
     unpack_in_place,
     unpack_then_tidy,
 )
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination, open_destination
 from fmaprep.acquire.fetchrecord import FetchRecord, Member, read_record, record_key, write_record
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.members import (
@@ -56,9 +56,9 @@ from fmaprep.acquire.members import (
 )
 from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.rangezip import Remote, Spans
-from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
+from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ def fetch_dataset(
     keep_archive: bool = False,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    s3_endpoint: str | None = None,
 ) -> DatasetSummary:
     """Fetch, verify and extract one FMA archive into ``dest_uri``; see the module docstring."""
     known = ARCHIVES.get(name)
@@ -152,7 +153,7 @@ def fetch_dataset(
     if tracks_csv is not None:
         check_tracks_csv(str(tracks_csv))
     url = url or (known.url if known else "")
-    dest = open_destination(dest_uri)
+    dest = open_destination(dest_uri, StoreSettings.from_env(endpoint=s3_endpoint))
     dest.cleanup()
     _drop_staged(dest)
     client = client or HttpClient(Throttle(0.0, 1 << 30, 0.0), retries=5)

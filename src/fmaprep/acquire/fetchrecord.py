@@ -19,7 +19,7 @@ import logging
 import re
 from dataclasses import astuple, dataclass
 
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination
 from fmaprep.model import track_path
 from fmaprep.tracks import PERMANENT_ERRORS, TRACKS_FILE, dumps_line, parse_lines
 

@@ -358,6 +358,11 @@ class HDFSStore(Store):
         for uri in uris:
             self._delete_path(uri, self._split(uri).path)
 
+    def replace(self, src: str, dst: str) -> None:
+        path = self._split(dst).path
+        self._call("PUT", dst, path.rsplit("/", 1)[0] or "/", "MKDIRS")  # rename2 needs it
+        self._rename2(dst, self._split(src).path, path, overwrite=True)
+
     # -- the WebHDFS calls behind the writers
     def _create_location(self, uri: str, path: str) -> str:
         response = self.http.put(
