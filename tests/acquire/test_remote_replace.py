@@ -1,0 +1,120 @@
+"""Replacing a track on HDFS is atomic, and acquisition takes its settings where every command
+does. ``scrape`` and ``fetch-dataset`` (archive read in place) run as real commands against the
+loopback HDFS; the process is killed (tests/acquire/replacecrash/sitecustomize.py) at each step
+of replacing a track that is already there: the track is the old file or the new one, whole,
+never missing, and the rerun completes with no leftover. Then both commands write into S3 and
+HDFS with no FMAPREP_S3_ENDPOINT nor FMAPREP_WEBHDFS_URL: the S3 endpoint comes from the
+storage TOML, the NameNode from Hadoop's configuration files. (slow)"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fmaprep.acquire.dest import Destination, open_destination
+from fmaprep.storage.clients import StoreSettings
+from fmaprep.tracks import parse_lines
+from local_services_fixture import local_services
+from support.zipserver import ZipServer, fma_shaped_zip
+
+from .conftest import FakeFMA, FakeTrack, make_mp3
+
+__all__ = ["local_services"]
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+CRASH_DIR = Path(__file__).resolve().parent / "replacecrash"
+KEY = "000/000002.mp3"
+STEPS = ("created", "before-rename", "after-rename")
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+def _run(
+    args: list[str], env: dict[str, str], crash_at: str = ""
+) -> subprocess.CompletedProcess[str]:
+    run_env = dict(env)
+    if crash_at:
+        run_env["FMAPREP_REPLACE_CRASH_AT"] = crash_at
+        run_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(CRASH_DIR), env.get("PYTHONPATH", "")) if p
+        )
+    return subprocess.run(
+        [sys.executable, "-m", "fmaprep", *args, "--no-progress"],
+        env=run_env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def _lines(dest: Destination) -> dict[str, dict[str, Any]]:
+    return {x["id"]: x for x in parse_lines(dest.read_text("_tracks.jsonl") or "")}
+
+
+def _replace_at_every_step(
+    dest: Destination, args: list[str], env: dict[str, str], new: bytes,
+    forget: Callable[[], None],
+) -> None:  # fmt: skip
+    """For each step: an old track 2 is there (and nothing records it), the command dies while
+    replacing it, the track is whole (old before the rename, new after), the rerun completes."""
+    old = make_mp3(1000.0, seconds=0.3)
+    assert old != new
+    for step in STEPS:
+        forget()
+        dest.store.write_bytes(dest.key_uri(KEY), old)
+        crashed = _run(args, env, crash_at=step)
+        assert crashed.returncode == 137, (step, crashed.stderr[-2000:])
+        with dest.open_read(KEY) as stream:
+            there = stream.read()
+        assert there == (new if step == "after-rename" else old), step
+        rerun = _run(args, env)
+        assert rerun.returncode == 0, (step, rerun.stderr[-2000:])
+        with dest.open_read(KEY) as stream:
+            assert _sha1(stream.read()) == _sha1(new), step
+        assert _lines(dest)["000002"]["sha1"] == _sha1(new), step
+        assert list(dest.leftovers()) == [], step  # the killed writer's temporary file went
+        assert dest.list_keys("_fetch_staging/") == [], step
+
+
+def _hdfs(env: dict[str, str]) -> tuple[str, Destination]:
+    uri = f"{env['FMAPREP_HDFS_URI']}/fmaprep-test/replace-{uuid.uuid4().hex[:8]}"
+    return uri, open_destination(uri, StoreSettings(webhdfs=env["FMAPREP_WEBHDFS_URL"]))
+
+
+def test_scrape_replaces_a_track_on_hdfs_atomically(
+    local_services: dict[str, str], serve: Any
+) -> None:
+    new = make_mp3(440.0, seconds=0.3)
+    site = serve(FakeFMA([FakeTrack(2, new), FakeTrack(5, make_mp3(550.0))], page_size=5))
+    uri, dest = _hdfs(local_services)
+    args = ["scrape", "--dest", uri, "--base-url", site.base_url, "--genre", "Test",
+            "--limit", "2", "--pause", "0", "--min-delay", "0", "--retries", "1",
+            "--concurrency", "1"]  # fmt: skip
+
+    def forget() -> None:
+        dest.delete("_tracks.jsonl")
+
+    _replace_at_every_step(dest, args, dict(os.environ) | local_services, new, forget)
+
+
+def test_fetch_dataset_replaces_a_track_on_hdfs_atomically(
+    local_services: dict[str, str], zip_server: ZipServer
+) -> None:
+    data, members = fma_shaped_zip(3, 200_000)
+    zip_server.files["/fma_x.zip"] = data
+    uri, dest = _hdfs(local_services)
+    args = ["fetch-dataset", "fma_x", "--dest", uri, "--url", zip_server.base + "/fma_x.zip",
+            "--sha1", _sha1(data)]  # fmt: skip
+
+    def forget() -> None:
+        dest.delete("_tracks.jsonl")
+        dest.delete("_fetched/fma_x.json")
+
+    _replace_at_every_step(dest, args, dict(os.environ) | local_services, members[2], forget)
