@@ -22,12 +22,12 @@ import pytest
 from fmaprep.acquire.dest import Destination, open_destination
 from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import parse_lines
-from local_services_fixture import local_services
+from local_services_fixture import local_services, services_environ
 from support.zipserver import ZipServer, fma_shaped_zip
 
 from .conftest import FakeFMA, FakeTrack, make_mp3
 
-__all__ = ["local_services"]
+__all__ = ["local_services", "services_environ"]
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 CRASH_DIR = Path(__file__).resolve().parent / "replacecrash"
@@ -118,3 +118,53 @@ def test_fetch_dataset_replaces_a_track_on_hdfs_atomically(
         dest.delete("_fetched/fma_x.json")
 
     _replace_at_every_step(dest, args, dict(os.environ) | local_services, members[2], forget)
+
+
+OVERRIDES = ("FMAPREP_S3_ENDPOINT", "FMAPREP_WEBHDFS_URL", "FMAPREP_HDFS_URI",
+             "FMAPREP_STORAGE_CONF", "HADOOP_CONF_DIR")  # fmt: skip
+
+
+@pytest.mark.parametrize("store", ["s3", "hdfs"])
+def test_both_commands_take_their_settings_from_the_storage_conf(
+    services_environ: dict[str, str], serve: Any, zip_server: ZipServer, tmp_path: Path, store: str
+) -> None:
+    """No FMAPREP_S3_ENDPOINT, FMAPREP_WEBHDFS_URL nor FMAPREP_HDFS_URI: S3's endpoint comes from
+    the storage TOML (then --s3-endpoint over a TOML that names a dead one), HDFS's NameNode
+    (for hdfs:///) from Hadoop's configuration files, as the job's driver finds them."""
+    services = services_environ  # (in this process's environment too: the reads below)
+    env = {k: v for k, v in (dict(os.environ) | services).items() if k not in OVERRIDES}
+    conf = tmp_path / "storage.toml"
+    conf.write_text(f'[s3]\nendpoint = "{services["FMAPREP_S3_ENDPOINT"]}"\n')
+    env["FMAPREP_STORAGE_CONF"] = str(conf)
+    env["HADOOP_CONF_DIR"] = str(ROOT / ".services" / "hadoop-conf")
+    tag = uuid.uuid4().hex[:8]
+    if store == "s3":
+        base = f"s3a://{services['FMAPREP_S3_BUCKET']}/conf-{tag}"
+        settings = StoreSettings.from_env(environ=services)
+    else:
+        base = f"hdfs:///fmaprep-test/conf-{tag}"
+        settings = StoreSettings(webhdfs=services["FMAPREP_WEBHDFS_URL"])
+    audio = make_mp3(660.0, seconds=0.2)
+    site = serve(FakeFMA([FakeTrack(7, audio)], page_size=5))
+    scraped = _run(["scrape", "--dest", f"{base}/scraped", "--base-url", site.base_url,
+                    "--genre", "Test", "--limit", "1", "--pause", "0", "--min-delay", "0"],
+                   env)  # fmt: skip
+    assert scraped.returncode == 0, scraped.stderr[-2000:]
+    data, members = fma_shaped_zip(2, 50_000)
+    zip_server.files["/fma_x.zip"] = data
+    fetch = ["fetch-dataset", "fma_x", "--dest", f"{base}/fetched",
+             "--url", zip_server.base + "/fma_x.zip", "--sha1", _sha1(data)]  # fmt: skip
+    if store == "s3":  # the flag wins over the file
+        conf.write_text('[s3]\nendpoint = "http://127.0.0.1:1"\n')
+        fetch += ["--s3-endpoint", services["FMAPREP_S3_ENDPOINT"]]
+    fetched = _run(fetch, env)
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+
+    scraped_dest = open_destination(f"{base}/scraped", settings)
+    with scraped_dest.open_read("000/000007.mp3") as stream:
+        assert stream.read() == audio
+    fetched_dest = open_destination(f"{base}/fetched", settings)
+    assert sorted(_lines(fetched_dest)) == sorted(f"{t:06d}" for t in members)
+    for tid, member in members.items():
+        with fetched_dest.open_read(f"{tid:06d}"[:3] + f"/{tid:06d}.mp3") as stream:
+            assert _sha1(stream.read()) == _sha1(member)
