@@ -38,7 +38,7 @@ def test_writer_publishes_only_on_commit(tmp_path: Path) -> None:
         writer.write(b"hello")
         writer.commit()
     assert (tmp_path / "000/000002.mp3").read_bytes() == b"hello"
-    assert writer.sha1 == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" and writer.nbytes == 5
+    assert writer.sha1 == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" and writer.size == 5
     with dest.writer("000/000003.mp3") as other:
         other.write(b"partial")
     assert dest.size("000/000003.mp3") is None and not list(dest.leftovers())
@@ -75,7 +75,7 @@ def test_track_log_completeness_and_torn_line(tmp_path: Path) -> None:
         writer.write(b"mp3 bytes")
         writer.commit()
     log = TrackLog(dest)
-    log.append(make_line(2, bytes=writer.nbytes, sha1=writer.sha1, status="ok"))
+    log.append(make_line(2, bytes=writer.size, sha1=writer.sha1, status="ok"))
     log.append(make_line(3, status="error", error="not_audio: HTML"))
     with open(tmp_path / TRACKS_FILE, "a") as stream:
         stream.write('{"id": "000004", "sta')  # a run killed mid-line

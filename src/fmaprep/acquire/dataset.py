@@ -338,12 +338,12 @@ def _extract(
     with dest.writer(key) as writer, archive.open(info) as member:
         for block in iter(lambda: member.read(1 << 20), b""):
             writer.write(block)
-            if writer.nbytes > limit:
+            if writer.size > limit:
                 raise ValueError(f"member is more than {limit} bytes")
         if expected is not None and writer.sha1 != expected:
             raise ValueError(f"checksum_mismatch: expected sha1 {expected}, got {writer.sha1}")
         writer.commit()
-        return writer.nbytes, writer.sha1
+        return writer.size, writer.sha1
 
 
 def _copy_metadata_files(
@@ -478,11 +478,11 @@ def _refetch(run: _Run, spans: Spans, m: Member, meta: dict[str, Any]) -> dict[s
         try:
             for piece in spans.member(m.offset, m.csize, m.method, m.name):
                 writer.write(piece)
-                if writer.nbytes > m.usize:
+                if writer.size > m.usize:
                     break
         except zlib.error as exc:
             error = f"corrupt_member: {exc}"
-        if error is None and (writer.nbytes, writer.sha1) != (m.usize, m.sha1):
+        if error is None and (writer.size, writer.sha1) != (m.usize, m.sha1):
             error = (f"checksum_mismatch: the server's copy of {m.name} is not the member "
                      f"the verified archive held (sha1 {m.sha1})")  # fmt: skip
         if error is None:

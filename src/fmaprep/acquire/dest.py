@@ -19,12 +19,11 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
 from fmaprep.storage.checksum import stream_sha1
 from fmaprep.storage.clients import StoreSettings, open_store
-from fmaprep.storage.stores import TMP_SUFFIX, Store, StoreURI, split_uri
+from fmaprep.storage.stores import TMP_SUFFIX, Store, StoreURI, Writer, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -45,53 +44,35 @@ def check_key(key: str) -> str:
     return key
 
 
-class TrackWriter:
-    """A file being written at a key: ``write``, then ``commit`` (published whole) or ``abort``
-    (nothing left); ``restart`` drops what was written (a download that starts over). It counts
-    (``nbytes``) and hashes (``sha1``) what it wrote. As a context manager it aborts unless
-    committed."""
+class TrackWriter(Writer):
+    """The store's writer at a key, which also hashes what it writes (``sha1``; ``size`` counts
+    it) and can start over (``restart``: a download that begins again drops what it wrote)."""
 
     def __init__(self, store: Store, uri: str) -> None:
-        self._store, self._uri = store, uri
+        super().__init__(uri)
+        self._store = store
         self._inner = store.open_write(uri)
         self._sha1 = hashlib.sha1()
-        self.nbytes = 0
-        self.done = False
 
     @property
     def sha1(self) -> str:
         return self._sha1.hexdigest()
 
-    def write(self, data: bytes) -> None:
-        self._inner.write(data)
-        self._sha1.update(data)
-        self.nbytes += len(data)
-
     def restart(self) -> None:
         self._inner.abort()
-        self._inner = self._store.open_write(self._uri)
+        self._inner = self._store.open_write(self.uri)
         self._sha1 = hashlib.sha1()
-        self.nbytes = 0
+        self.size = 0
 
-    def commit(self) -> None:
+    def _write(self, data: memoryview) -> None:
+        self._inner.write(data)
+        self._sha1.update(data)
+
+    def _commit(self) -> None:
         self._inner.commit()
-        self.done = True
 
-    def abort(self) -> None:
-        if not self.done:
-            self.done = True
-            self._inner.abort()
-
-    def __enter__(self) -> TrackWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
+    def _abort(self) -> None:
+        self._inner.abort()
 
 
 class Destination:

@@ -299,7 +299,7 @@ class _Run:
             return make_line(track.id, urls=track.urls(), status="error", error=error, **meta)
         urls = track.urls() | {"final": got.url}
         return make_line(
-            track.id, urls=urls, bytes=writer.nbytes, sha1=writer.sha1, status="ok", **meta
+            track.id, urls=urls, bytes=writer.size, sha1=writer.sha1, status="ok", **meta
         )
 
 

@@ -53,7 +53,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from fmaprep import atomic_file
 
@@ -204,7 +204,7 @@ class Writer(ABC):
         except Exception as exc:  # the commit's error is the one to report
             log.warning("%s: clean-up after a failed commit failed too: %s", self.uri, exc)
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
