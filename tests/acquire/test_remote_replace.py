@@ -168,3 +168,29 @@ def test_both_commands_take_their_settings_from_the_storage_conf(
     for tid, member in members.items():
         with fetched_dest.open_read(f"{tid:06d}"[:3] + f"/{tid:06d}.mp3") as stream:
             assert _sha1(stream.read()) == _sha1(member)
+
+
+def test_a_killed_runs_unfinished_uploads_are_aborted_on_s3(
+    services_environ: dict[str, str],
+) -> None:
+    """A writer killed mid-track on S3 leaves an unfinished multipart upload (invisible, but
+    stored and billed): the next run aborts those to the destination's keys, and no other."""
+    from local_services_fixture import s3
+
+    env = services_environ
+    bucket, tag = env["FMAPREP_S3_BUCKET"], uuid.uuid4().hex[:8]
+    client = s3(env)
+    ours = client.create_multipart_upload(Bucket=bucket, Key=f"dest-{tag}/000/000002.mp3")
+    beside = client.create_multipart_upload(Bucket=bucket, Key=f"dest-{tag}-other/000/000002.mp3")
+    hidden = client.create_multipart_upload(Bucket=bucket, Key=f"dest-{tag}/000/.not-ours")
+    try:
+        open_destination(f"s3://{bucket}/dest-{tag}").cleanup()
+        left = {u["UploadId"] for u in client.list_multipart_uploads(
+            Bucket=bucket, Prefix=f"dest-{tag}").get("Uploads", [])}  # fmt: skip
+        assert ours["UploadId"] not in left
+        assert {beside["UploadId"], hidden["UploadId"]} <= left
+    finally:
+        for upload in (beside, hidden):
+            client.abort_multipart_upload(
+                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
