@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.dest import Destination, open_destination
 from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import parse_lines
@@ -194,3 +195,32 @@ def test_a_killed_runs_unfinished_uploads_are_aborted_on_s3(
             client.abort_multipart_upload(
                 Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
             )
+
+
+def test_a_rerun_rides_out_throttling_and_cut_reads_on_s3(
+    services_environ: dict[str, str], zip_server: ZipServer
+) -> None:
+    """Acquisition's reads are the store's: on a rerun the fetch record and _tracks.jsonl are
+    read through 503 SlowDown answers and connections cut mid-body (counted at a recording proxy
+    in front of s3proxy), and the complete destination still costs no archive byte."""
+    from support.httpproxy import S3Proxy
+
+    env = services_environ
+    data, members = fma_shaped_zip(3, 50_000)
+    zip_server.files["/fma_x.zip"] = data
+    uri = f"s3a://{env['FMAPREP_S3_BUCKET']}/reads-{uuid.uuid4().hex[:8]}"
+    url = zip_server.base + "/fma_x.zip"
+    with S3Proxy(env["FMAPREP_S3_ENDPOINT"]) as proxy:
+        first = fetch_dataset("fma_x", uri, url=url, sha1=_sha1(data), s3_endpoint=proxy.url)
+        assert first.extracted == len(members)
+        sent = zip_server.sent
+        proxy.reset()
+        proxy.fail_next("GetObject", 2)
+        proxy.drop_next("GetObject")
+        again = fetch_dataset("fma_x", uri, url=url, sha1=_sha1(data), s3_endpoint=proxy.url)
+        gets = [r for r in proxy.requests() if r.operation == "GetObject"]
+    assert again.skipped == len(members) and again.extracted == 0 and not again.failures
+    assert zip_server.sent == sent  # the record was read, whatever the faults: no archive byte
+    assert [r.fault for r in gets[:4]] == ["SlowDown", "SlowDown", "dropped", None], gets
+    record_key = uri.split("/", 3)[3] + "/_fetched/fma_x.json"
+    assert gets[2].key == gets[3].key == record_key  # the cut read went on (a Range request)
