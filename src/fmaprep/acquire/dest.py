@@ -109,6 +109,10 @@ class Destination:
         """A writer whose file appears at ``key`` (replacing it, atomically) only on commit."""
         return TrackWriter(self.store, self.key_uri(key))
 
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """A small file, published whole (replacing what was there, atomically)."""
+        self.store.write_bytes(self.key_uri(key), data)
+
     def size(self, key: str) -> int | None:
         """The file's size in bytes, or None when there is no file."""
         try:
@@ -142,8 +146,7 @@ class Destination:
                 stream.flush()
                 os.fsync(stream.fileno())
             return
-        old = self.read_text(key) or ""
-        self.store.write_bytes(self.key_uri(key), (old + text).encode("utf-8"))
+        self.write_bytes(key, ((self.read_text(key) or "") + text).encode("utf-8"))
 
     def list_keys(self, prefix: str) -> list[str]:
         """Keys of the files directly under the folder ``prefix`` (``a/b/``), sorted; names
