@@ -21,16 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from fmaprep.atomic_file import is_temp_name
 from fmaprep.storage.checksum import stream_sha1
 from fmaprep.storage.clients import StoreSettings, open_store
-from fmaprep.storage.stores import TMP_SUFFIX, Store, StoreURI, Writer, split_uri
+from fmaprep.storage.stores import Store, StoreURI, Writer, split_uri
 
 log = logging.getLogger(__name__)
 
 TMP_DIR = ".fmaprep-tmp"  # a local destination's own scratch folder (archives being downloaded)
 _KEY = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-# the stores' writers stage at ``.<name[:40]>.<uuid hex>.fmaprep-tmp`` beside the target
-_LEFTOVER = re.compile(r"\.[^/]+\.[0-9a-f]{32}" + re.escape(TMP_SUFFIX))
 
 
 class DestinationError(ValueError):
@@ -183,7 +182,7 @@ class Destination:
         killed writer leaves an unfinished upload instead, which :meth:`cleanup` aborts)."""
         for entry in self.store.list_files(self._base):
             name = entry.uri[len(self._base) :]
-            if not name.startswith(TMP_DIR + "/") and _LEFTOVER.fullmatch(name.rsplit("/")[-1]):
+            if not name.startswith(TMP_DIR + "/") and is_temp_name(name.rsplit("/")[-1]):
                 yield entry.uri
 
     def cleanup(self) -> None:
