@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -24,6 +25,14 @@ def temp_name(path: str) -> str:
     """A hidden name in ``path``'s directory: ``/d/.name.<hex>.fmaprep-tmp`` (< 255 bytes)."""
     head, _, name = path.rpartition("/")
     return f"{head}/.{name[:40]}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+
+
+_TEMP_NAME = re.compile(r"\.[^/]+\.[0-9a-f]{32}" + re.escape(TMP_SUFFIX))
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a name :func:`temp_name` makes (a file's name, without its directory)."""
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 def fsync_dir(directory: str) -> None:

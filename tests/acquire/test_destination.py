@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fmaprep.acquire.destination import (
-    TMP_DIR,
-    DestinationError,
-    LocalDestination,
-    check_key,
-)
-from fmaprep.acquire.targets import open_destination
+from fmaprep.acquire.dest import DestinationError, check_key, open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import track_path
 from fmaprep.tracks import TRACKS_FILE, make_line, track_metadata
@@ -34,38 +28,41 @@ def test_unsafe_keys(key: str) -> None:
 
 
 def test_writer_publishes_only_on_commit(tmp_path: Path) -> None:
-    dest = LocalDestination(tmp_path)
+    dest = open_destination(str(tmp_path))
     with dest.writer("000/000002.mp3") as writer:
         writer.write(b"abc")
         assert dest.size("000/000002.mp3") is None
-        assert len(list((tmp_path / TMP_DIR).glob("*.part"))) == 1
+        assert len(list(dest.leftovers())) == 1
         writer.restart()
+        assert len(list(dest.leftovers())) == 1  # the first attempt's file went
         writer.write(b"hello")
         writer.commit()
     assert (tmp_path / "000/000002.mp3").read_bytes() == b"hello"
-    assert writer.sha1 == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" and writer.nbytes == 5
+    assert writer.sha1 == "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" and writer.size == 5
     with dest.writer("000/000003.mp3") as other:
         other.write(b"partial")
-    assert dest.size("000/000003.mp3") is None and not list(dest.staged())
+    assert dest.size("000/000003.mp3") is None and not list(dest.leftovers())
 
 
 def test_cleanup_drops_leftovers(tmp_path: Path) -> None:
-    dest = LocalDestination(tmp_path)
+    dest = open_destination(str(tmp_path))
     dest.writer("000/000004.mp3").write(b"x")  # never committed nor aborted (a killed run)
-    assert len(list(dest.staged())) == 1
+    (tmp_path / "000" / ".000005.mp3.fmaprep-tmp").write_bytes(b"not of a writer's shape")
+    assert len(list(dest.leftovers())) == 1
     dest.cleanup()
-    assert not list(dest.staged())
+    assert not list(dest.leftovers())
+    assert (tmp_path / "000" / ".000005.mp3.fmaprep-tmp").exists()  # only what fmaprep wrote
 
 
 def test_open_destination(tmp_path: Path) -> None:
-    assert isinstance(open_destination(str(tmp_path)), LocalDestination)
+    assert open_destination(str(tmp_path)).local_root == tmp_path
     local = open_destination(tmp_path.as_uri())
-    assert isinstance(local, LocalDestination) and local.root == tmp_path
+    assert local.local_root == tmp_path and local.store.kind == "file"
     for bad, why in [
         ("relative/dir", "absolute"),
-        ("ftp://host/x", "unknown destination scheme"),
-        ("s3://", "no bucket"),
-        ("file://otherhost/x", "local path"),
+        ("ftp://host/x", "ftp"),
+        ("s3://", "bucket"),
+        ("file://otherhost/x", "otherhost"),
         ("", "empty"),
     ]:
         with pytest.raises(DestinationError, match=why):
@@ -73,12 +70,12 @@ def test_open_destination(tmp_path: Path) -> None:
 
 
 def test_track_log_completeness_and_torn_line(tmp_path: Path) -> None:
-    dest = LocalDestination(tmp_path)
+    dest = open_destination(str(tmp_path))
     with dest.writer(track_path(2)) as writer:
         writer.write(b"mp3 bytes")
         writer.commit()
     log = TrackLog(dest)
-    log.append(make_line(2, bytes=writer.nbytes, sha1=writer.sha1, status="ok"))
+    log.append(make_line(2, bytes=writer.size, sha1=writer.sha1, status="ok"))
     log.append(make_line(3, status="error", error="not_audio: HTML"))
     with open(tmp_path / TRACKS_FILE, "a") as stream:
         stream.write('{"id": "000004", "sta')  # a run killed mid-line

@@ -18,9 +18,9 @@ import pytest
 
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import fetch_dataset
+from fmaprep.acquire.dest import open_destination
 from fmaprep.acquire.http import HttpClient, Throttle
 from fmaprep.acquire.members import Limits
-from fmaprep.acquire.targets import open_destination
 from fmaprep.cli import fetch_dataset as fetch_cli
 from fmaprep.tracks import METADATA_VALUE_MAX, parse_lines
 from local_services_fixture import local_services

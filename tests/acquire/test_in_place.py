@@ -1,5 +1,5 @@
 """fetch-dataset into S3 and HDFS reads the archive in place on its server (Range requests):
-local disk holds one member's upload spool, never the archive, even with the connection cut;
+local disk never holds the archive (members stream to the store), even with the connection cut;
 nothing is published before the archive's sha1 is proven; a server without Range falls back to
 a local archive after checking there is room. Loopback services and the archive server of
 zipserver.py. (slow)"""
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from fmaprep.acquire.dataset import fetch_dataset
+from fmaprep.acquire.dest import open_destination
 from fmaprep.acquire.http import HttpClient, Throttle
-from fmaprep.acquire.targets import open_destination
 from fmaprep.tracks import parse_lines
 from local_services_fixture import local_services
 from support.zipserver import ZipServer, fma_shaped_zip
@@ -29,7 +29,7 @@ from .test_resume import _Interrupt
 __all__ = ["local_services"]
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-MEMBER = 10_000_000  # over the upload spool's 8 MB in memory: each member goes through disk
+MEMBER = 10_000_000  # over boto3's 8 MB copy threshold: publishing one is a multipart copy
 
 
 def _uri(env: dict[str, str], store: str) -> str:

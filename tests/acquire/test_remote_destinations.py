@@ -92,7 +92,7 @@ def test_tracks_file_requests_grow_linearly_on_s3(
     # a GET of _tracks.jsonl and a LIST of _tracks.d/ at start; a PUT per batch; one PUT to
     # merge; a DELETE per batch
     assert len(requests) <= 3 * batches + 3, [(r.operation, r.key) for r in requests]
-    from fmaprep.acquire.targets import open_destination
+    from fmaprep.acquire.dest import open_destination
     from fmaprep.tracks import parse_lines
 
     monkeypatch.setenv("FMAPREP_S3_ENDPOINT", env["FMAPREP_S3_ENDPOINT"])
@@ -106,7 +106,7 @@ def test_tracks_file_requests_grow_linearly_on_s3(
 def test_a_dead_runs_batches_are_merged_by_the_next(
     local_services: dict[str, str], monkeypatch: pytest.MonkeyPatch, store: str
 ) -> None:
-    from fmaprep.acquire.targets import open_destination
+    from fmaprep.acquire.dest import open_destination
     from fmaprep.acquire.tracklog import BATCH_LINES, TrackLog
     from fmaprep.tracks import make_line
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from fmaprep.acquire.destination import TMP_DIR, LocalDestination, Writer
+from fmaprep.acquire.dest import Destination, TrackWriter, open_destination
 from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
@@ -191,24 +191,25 @@ class _Boom(BaseException):
     pass
 
 
-class _FailingDestination(LocalDestination):
+class _FailingDestination(Destination):
     """Raises (like a Ctrl-C) after some bytes of one track have been written."""
 
     def __init__(self, root: Path, victim: str) -> None:
-        super().__init__(root)
+        local = open_destination(str(root))
+        super().__init__(local.store, local.uri)
         self.victim = victim
 
-    def writer(self, key: str) -> Writer:
+    def writer(self, key: str) -> TrackWriter:
         inner = super().writer(key)
         if not key.endswith(self.victim):
             return inner
-        original = inner._write
+        original = inner.write
 
         def write(data: bytes) -> None:
             original(data[:100])
             raise _Boom("interrupted mid-download")
 
-        inner._write = write  # type: ignore[method-assign]
+        inner.write = write  # type: ignore[method-assign]
         return inner
 
 
@@ -264,7 +265,7 @@ def test_killed_subprocess_resumes_cleanly(serve: Any, tones: list[bytes], tmp_p
     )
     try:
         assert site.half_sent.wait(timeout=60), "the download never started"
-        staged = list((dest / TMP_DIR).glob("*.part"))
+        staged = [Path(p.removeprefix("file://")) for p in open_destination(str(dest)).leftovers()]
         assert files_under(dest) - {p.relative_to(dest).as_posix() for p in staged} == {
             "000/000002.mp3",
             "000/000003.mp3",
@@ -473,8 +474,8 @@ STUCK_RUNNER = (
     textwrap.dedent(
         """
     import os, pathlib, threading
-    from fmaprep.acquire.destination import LocalDestination
-    real = LocalDestination.writer
+    from fmaprep.acquire.dest import Destination
+    real = Destination.writer
     def writer(self, key):
         opened = real(self, key)
         if key.endswith("000004.mp3"):
@@ -483,7 +484,7 @@ STUCK_RUNNER = (
                 threading.Event().wait()
             opened.write = write
         return opened
-    LocalDestination.writer = writer
+    Destination.writer = writer
     """
     )
     + RUNNER

@@ -137,6 +137,31 @@ def test_webhdfs_base(monkeypatch: pytest.MonkeyPatch) -> None:
     assert webhdfs.webhdfs_base("hdfs://nn.example:8020/x") == "http://127.0.0.1:29101"
 
 
+def test_webhdfs_base_from_hadoop_conf_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No FMAPREP_WEBHDFS_URL: the default file system's NameNode is reached at the HTTP
+    address hdfs-site.xml gives (0.0.0.0 meaning the NameNode's own host); another host at
+    port 9870."""
+    for name in ("FMAPREP_WEBHDFS_URL", "FMAPREP_HDFS_URI"):
+        monkeypatch.delenv(name, raising=False)
+    prop = "<property><name>{}</name><value>{}</value></property>"
+    (tmp_path / "core-site.xml").write_text(
+        f"<configuration>{prop.format('fs.defaultFS', 'hdfs://nn.example:8020')}</configuration>"
+    )
+    site = tmp_path / "hdfs-site.xml"
+    site.write_text(
+        f"<configuration>{prop.format('dfs.namenode.http-address', '10.0.0.9:50070')}"
+        "</configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    assert webhdfs.webhdfs_base("hdfs:///x") == "http://10.0.0.9:50070"
+    assert webhdfs.webhdfs_base("hdfs://nn.example:8020/x") == "http://10.0.0.9:50070"
+    assert webhdfs.webhdfs_base("hdfs://other:8020/x") == "http://other:9870"
+    site.write_text(site.read_text().replace("10.0.0.9", "0.0.0.0"))
+    assert webhdfs.webhdfs_base("hdfs:///x") == "http://nn.example:50070"
+
+
 # ------------------------------------------------- the retrying reader against a real server
 class _FlakyServer(http.server.ThreadingHTTPServer):
     """Serves ``data`` with Range support; the first ``drops`` responses promise the whole

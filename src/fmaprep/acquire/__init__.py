@@ -5,8 +5,8 @@ Both write FMA's layout (design contract 9): ``<dest>/<id[:3]>/<id>.mp3`` with t
 to 6 digits, and ``<dest>/_tracks.jsonl`` with one metadata line per track (see
 :mod:`fmaprep.tracks`).
 
-``destination`` (where tracks are stored: local, S3, HDFS via ``s3``/``webhdfs``, chosen by
-``targets``), ``http`` (throttled, retrying client; each URL checked as it will be sent),
+``dest`` (where tracks are stored: a folder of the job's own ``storage`` stores, local, S3 or
+HDFS), ``http`` (throttled, retrying client; each URL checked as it will be sent),
 ``watch`` (per-request deadlines and cancel, the address each connection reached),
 ``interrupt`` (Ctrl-C as a cancel, not an exception at a random line), ``policy``
 (the origins and addresses the scraper may reach), ``robots`` (RFC 9309), ``site`` (FMA page

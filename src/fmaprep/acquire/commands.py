@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
-from fmaprep.acquire.destination import DestinationError
+from fmaprep.acquire.dest import DestinationError
 from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.policy import BadSiteError
 from fmaprep.acquire.progress import Progress
@@ -81,6 +81,14 @@ def _proxy(text: str) -> str:
     return text
 
 
+def _add_s3_endpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 API endpoint for s3:// (default: $FMAPREP_S3_ENDPOINT, conf/storage.toml, AWS)",
+    )
+
+
 def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -93,6 +101,7 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
     )
+    _add_s3_endpoint(parser)
     parser.add_argument(
         "--base-url",
         default=DEFAULT_BASE_URL,
@@ -233,6 +242,7 @@ def run_scrape(args: argparse.Namespace) -> int:
         max_failures=args.max_failures,
         max_consecutive_failures=args.max_consecutive_failures,
         max_crawl_delay=args.max_crawl_delay,
+        s3_endpoint=args.s3_endpoint,
     )
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))
@@ -255,6 +265,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
     )
+    _add_s3_endpoint(parser)
     parser.add_argument("--url", help="fetch the archive from here instead of FMA's server")
     parser.add_argument(
         "--sha1", help="expected sha1 of the archive (default: FMA's published value)"
@@ -279,6 +290,7 @@ def run_dataset(args: argparse.Namespace) -> int:
             tracks_csv=args.tracks_csv,
             keep_archive=args.keep_archive,
             progress=Progress(None, enabled=args.progress),
+            s3_endpoint=args.s3_endpoint,
         )
     except DestinationError as exc:
         print(f"fmaprep fetch-dataset: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ from fmaprep.acquire.archive import (
     unpack_in_place,
     unpack_then_tidy,
 )
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination, open_destination
 from fmaprep.acquire.fetchrecord import FetchRecord, Member, read_record, record_key, write_record
 from fmaprep.acquire.http import FetchError, HttpClient, Throttle
 from fmaprep.acquire.members import (
@@ -56,9 +56,9 @@ from fmaprep.acquire.members import (
 )
 from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.rangezip import Remote, Spans
-from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
+from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ def fetch_dataset(
     keep_archive: bool = False,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    s3_endpoint: str | None = None,
 ) -> DatasetSummary:
     """Fetch, verify and extract one FMA archive into ``dest_uri``; see the module docstring."""
     known = ARCHIVES.get(name)
@@ -152,7 +153,7 @@ def fetch_dataset(
     if tracks_csv is not None:
         check_tracks_csv(str(tracks_csv))
     url = url or (known.url if known else "")
-    dest = open_destination(dest_uri)
+    dest = open_destination(dest_uri, StoreSettings.from_env(endpoint=s3_endpoint))
     dest.cleanup()
     _drop_staged(dest)
     client = client or HttpClient(Throttle(0.0, 1 << 30, 0.0), retries=5)
@@ -337,12 +338,12 @@ def _extract(
     with dest.writer(key) as writer, archive.open(info) as member:
         for block in iter(lambda: member.read(1 << 20), b""):
             writer.write(block)
-            if writer.nbytes > limit:
+            if writer.size > limit:
                 raise ValueError(f"member is more than {limit} bytes")
         if expected is not None and writer.sha1 != expected:
             raise ValueError(f"checksum_mismatch: expected sha1 {expected}, got {writer.sha1}")
         writer.commit()
-        return writer.nbytes, writer.sha1
+        return writer.size, writer.sha1
 
 
 def _copy_metadata_files(
@@ -477,11 +478,11 @@ def _refetch(run: _Run, spans: Spans, m: Member, meta: dict[str, Any]) -> dict[s
         try:
             for piece in spans.member(m.offset, m.csize, m.method, m.name):
                 writer.write(piece)
-                if writer.nbytes > m.usize:
+                if writer.size > m.usize:
                     break
         except zlib.error as exc:
             error = f"corrupt_member: {exc}"
-        if error is None and (writer.nbytes, writer.sha1) != (m.usize, m.sha1):
+        if error is None and (writer.size, writer.sha1) != (m.usize, m.sha1):
             error = (f"checksum_mismatch: the server's copy of {m.name} is not the member "
                      f"the verified archive held (sha1 {m.sha1})")  # fmt: skip
         if error is None:

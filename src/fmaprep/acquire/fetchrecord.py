@@ -19,7 +19,7 @@ import logging
 import re
 from dataclasses import astuple, dataclass
 
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,7 @@ def write_record(dest: Destination, record: FetchRecord) -> None:
         "fields": [f for f in Member.__dataclass_fields__],
         "members": [list(astuple(m)) for m in record.members],
     }
-    with dest.writer(record_key(record.name)) as writer:
-        writer.write(json.dumps(body, separators=(",", ":")).encode("utf-8"))
-        writer.commit()
+    dest.write_bytes(record_key(record.name), json.dumps(body, separators=(",", ":")).encode())
 
 
 def read_record(dest: Destination, name: str) -> FetchRecord | None:

@@ -1,5 +1,5 @@
 """A zip archive on an HTTP server, read in place with Range requests: unpacking into S3 or HDFS
-then needs local disk for one member at a time (its upload spool), not for the archive.
+then needs no local disk at all: members stream to the store, and none holds the archive.
 
 :class:`RangeFile` is a seekable read-only file over the URL. It fetches aligned windows of
 :data:`WINDOW` bytes, each with ``If-Range`` on the validator the probe saw (a file that changes

@@ -22,19 +22,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fmaprep.acquire.destination import Destination, DestinationError
+from fmaprep.acquire.dest import Destination, DestinationError, open_destination
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
 from fmaprep.acquire.interrupt import CtrlC
 from fmaprep.acquire.policy import SitePolicy, split_credentials
 from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
 from fmaprep.acquire.site import TrackInfo, listing_url, parse_listing, parse_track_page
-from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.audio.frames import FrameCheck
 from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
 from fmaprep.model import track_path
 from fmaprep.redaction import printable, redact_text
+from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class ScrapeConfig:
     max_failures: int | None = None  # failed tracks per run (None: 100 or limit / 10)
     max_consecutive_failures: int = 20
     max_crawl_delay: float = 60.0
+    s3_endpoint: str | None = None  # --s3-endpoint: over the environment and conf/storage.toml
 
     def first_url(self) -> str:
         return listing_url(
@@ -298,7 +299,7 @@ class _Run:
             return make_line(track.id, urls=track.urls(), status="error", error=error, **meta)
         urls = track.urls() | {"final": got.url}
         return make_line(
-            track.id, urls=urls, bytes=writer.nbytes, sha1=writer.sha1, status="ok", **meta
+            track.id, urls=urls, bytes=writer.size, sha1=writer.sha1, status="ok", **meta
         )
 
 
@@ -460,7 +461,7 @@ def scrape(
     run: _Run | None = None
     try:
         with CtrlC(client.cancel):
-            dest = _writable(dest or config.dest)
+            dest = _writable(dest or config.dest, config.s3_endpoint)
             run = _Run(config, client, dest, policy)
             _drive(run, pending, summary, progress)
     except KeyboardInterrupt:
@@ -481,11 +482,14 @@ def scrape(
     return summary
 
 
-def _writable(dest: Destination | str) -> Destination:
+def _writable(dest: Destination | str, s3_endpoint: str | None) -> Destination:
     """The destination, its earlier run's staging leftovers dropped; found out now (not after
     the first download) when it cannot be written (an existing file, no permission)."""
     try:
-        opened = open_destination(dest) if isinstance(dest, str) else dest
+        if isinstance(dest, str):
+            opened = open_destination(dest, StoreSettings.from_env(endpoint=s3_endpoint))
+        else:
+            opened = dest
         opened.cleanup()
         opened.local_tmp_dir()
     except OSError as exc:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from fmaprep.acquire.destination import Destination
+from fmaprep.acquire.dest import Destination
 from fmaprep.model import track_path
 from fmaprep.tracks import PERMANENT_ERRORS, TRACKS_FILE, dumps_line, parse_lines
 
@@ -105,9 +105,7 @@ class TrackLog:
             return
         key = f"{SHARD_DIR}/{self._run}-{len(self._written):06d}.jsonl"
         text = "".join(self._pending)
-        with self.dest.writer(key) as writer:
-            writer.write(text.encode("utf-8"))
-            writer.commit()
+        self.dest.write_bytes(key, text.encode("utf-8"))
         self._written.append(key)
         self._text += text
         self._pending.clear()
@@ -115,9 +113,7 @@ class TrackLog:
     def _publish(self) -> None:
         """``_tracks.jsonl`` = what it held + the batches, then the batches go (in that order:
         a crash between the two leaves lines twice, which the latest-line-wins parser absorbs)."""
-        with self.dest.writer(TRACKS_FILE) as writer:
-            writer.write(self._text.encode("utf-8"))
-            writer.commit()
+        self.dest.write_bytes(TRACKS_FILE, self._text.encode("utf-8"))
         for key in self._written:
             self.dest.delete(key)
         self._written.clear()

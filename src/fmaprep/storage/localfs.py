@@ -137,3 +137,9 @@ class LocalStore(Store):
         for uri in uris:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(uri))
+
+    def replace(self, src: str, dst: str) -> None:
+        path = self._path(dst)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.replace(self._path(src), path)
+        fsync_dir(os.path.dirname(path))

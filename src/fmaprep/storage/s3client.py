@@ -1,6 +1,7 @@
 """S3 behind :class:`fmaprep.storage.stores.Store`, with boto3: listings in parallel by
 sub-prefix, streaming reads that resume with a Range (and ``If-Match``), multipart writes
-invisible until completed, batched deletes, bounded retries. Never a copy, never an ACL."""
+invisible until completed, batched deletes, bounded retries. Never an ACL; a copy only where
+acquisition publishes what it verified (:meth:`S3Store.replace`)."""
 
 from __future__ import annotations
 
@@ -397,6 +398,13 @@ class S3Store(Store):
         for bucket, keys in batches.items():
             if keys:
                 self._delete_batch(bucket, keys)
+
+    def replace(self, src: str, dst: str) -> None:
+        source, target = self._split(src), self._split(dst)
+        self.client.copy(
+            {"Bucket": source.authority, "Key": source.path}, target.authority, target.path
+        )
+        self.delete([src])
 
     def _delete_batch(self, bucket: str, keys: list[str]) -> None:
         response = self.client.delete_objects(

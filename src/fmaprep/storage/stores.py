@@ -27,6 +27,9 @@ byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` i
 - ``rename`` (local and HDFS only; S3 raises: it would be a copy, and we never copy) never
   replaces an existing target. HDFS: rename2 NONE, atomic. Local files: ``os.link`` + unlink
   (both names exist for a moment); directories: ``os.rename`` after a check.
+- ``replace`` moves a finished file over another: local ``os.replace`` and HDFS rename2
+  OVERWRITE (atomic); on S3 a server-side copy then a delete (the one copy fmaprep makes, for
+  acquisition's verify-then-publish; the job never calls it).
 - ``delete`` is per file (S3: DeleteObjects, 1000 keys a request): never atomic across files.
 
 Plain WebHDFS RENAME (no ``renameoptions``) is *not* used: it refuses an existing file and moves
@@ -50,7 +53,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from fmaprep import atomic_file
 
@@ -201,7 +204,7 @@ class Writer(ABC):
         except Exception as exc:  # the commit's error is the one to report
             log.warning("%s: clean-up after a failed commit failed too: %s", self.uri, exc)
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -263,6 +266,14 @@ class Store(ABC):
     @abstractmethod
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are fine."""
+
+    @abstractmethod
+    def replace(self, src: str, dst: str) -> None:
+        """Publish the complete file ``src`` at ``dst`` (replacing it; ``src`` is gone after),
+        its bytes staying on the store: for what must be verified before it is published
+        (acquisition stages the members of an archive read in place until its sha1 is proven).
+        Local: ``os.replace``; HDFS: rename2 OVERWRITE; both atomic. S3 has no rename: a
+        server-side copy (CopyObject, multipart above boto3's threshold), then ``src`` goes."""
 
     def abort_uploads(self, uri: str, doomed: Callable[[str], bool]) -> int:
         """Abort the unfinished uploads under ``uri`` to the URIs ``doomed`` accepts (only what

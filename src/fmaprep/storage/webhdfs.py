@@ -70,33 +70,40 @@ def _session(base_url: str) -> requests.Session:
     return session
 
 
-def _default_fs_host() -> str | None:
-    """The NameNode host of ``hdfs:///x``: ``$FMAPREP_HDFS_URI``, else ``fs.defaultFS`` in
-    ``$HADOOP_CONF_DIR/core-site.xml`` (``/etc/hadoop/conf`` on EMR)."""
-    uri = os.environ.get(HDFS_DEFAULT_FS_ENV, "").strip()
-    if uri:
-        return urlsplit(uri).hostname
-    conf = Path(os.environ.get("HADOOP_CONF_DIR") or "/etc/hadoop/conf") / "core-site.xml"
+def _hadoop_conf(file: str, name: str) -> str | None:
+    """A property of Hadoop's client configuration, ``$HADOOP_CONF_DIR/<file>``
+    (``/etc/hadoop/conf`` on EMR), or None."""
+    conf = Path(os.environ.get("HADOOP_CONF_DIR") or "/etc/hadoop/conf") / file
     try:
         root = ET.parse(conf).getroot()
     except (OSError, ET.ParseError):
         return None
     for prop in root.iter("property"):
-        if (prop.findtext("name") or "").strip() == "fs.defaultFS":
-            return urlsplit((prop.findtext("value") or "").strip()).hostname
+        if (prop.findtext("name") or "").strip() == name:
+            return (prop.findtext("value") or "").strip() or None
     return None
 
 
 def webhdfs_base(uri: str) -> str:
-    """The NameNode's HTTP address for ``uri``: ``$FMAPREP_WEBHDFS_URL`` if set, else
-    ``http://HOST:9870`` (HOST from the URI, or the default file system's for ``hdfs:///``)."""
+    """The NameNode's HTTP address for ``uri``: ``$FMAPREP_WEBHDFS_URL`` if set; else, for the
+    default file system (``hdfs:///x``, or its host named), ``dfs.namenode.http-address`` from
+    Hadoop's ``hdfs-site.xml``; else ``http://HOST:9870`` (HOST from the URI, or the default
+    file system's: ``$FMAPREP_HDFS_URI``, else ``fs.defaultFS`` in ``core-site.xml``)."""
     env = os.environ.get(WEBHDFS_ENV, "").strip().rstrip("/")
     if env:
         return env
     parsed = split_uri(uri)
-    host = parsed.authority.rsplit(":", 1)[0] if parsed.authority else _default_fs_host()
+    default_fs = os.environ.get(HDFS_DEFAULT_FS_ENV, "").strip() or _hadoop_conf(
+        "core-site.xml", "fs.defaultFS"
+    )
+    default = urlsplit(default_fs or "")
+    host = parsed.authority.rsplit(":", 1)[0] if parsed.authority else default.hostname
     if not host:
         raise ValueError(f"{uri}: no NameNode (name it in the URI or set {WEBHDFS_ENV})")
+    http = _hadoop_conf("hdfs-site.xml", "dfs.namenode.http-address")
+    if http and ":" in http and (not parsed.authority or parsed.authority == default.netloc):
+        http_host, _, port = http.rpartition(":")
+        return f"http://{host if http_host in ('', '0.0.0.0') else http_host}:{port}"
     return f"http://{host}:{WEBHDFS_PORT}"
 
 
@@ -357,6 +364,11 @@ class HDFSStore(Store):
     def delete(self, uris: Iterable[str]) -> None:
         for uri in uris:
             self._delete_path(uri, self._split(uri).path)
+
+    def replace(self, src: str, dst: str) -> None:
+        path = self._split(dst).path
+        self._call("PUT", dst, path.rsplit("/", 1)[0] or "/", "MKDIRS")  # rename2 needs it
+        self._rename2(dst, self._split(src).path, path, overwrite=True)
 
     # -- the WebHDFS calls behind the writers
     def _create_location(self, uri: str, path: str) -> str:
