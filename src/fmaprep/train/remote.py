@@ -91,17 +91,26 @@ class RangedFile:
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="fmaprep-read-ahead")
 
     def read(self, start: int, length: int) -> Codes:
-        """Bytes ``start .. start + length`` (clipped to the file) as uint8."""
+        """Bytes ``start .. start + length`` (clipped to the file) as uint8: a read-only view
+        into the cached block when they lie in one block (no copy), else a new array holding
+        just those bytes."""
         if self._pid != os.getpid():
             self._start()
         end = min(self.size, start + length)
         if start >= end:
             return np.empty(0, np.uint8)
-        first, last = start // self.block_bytes, (end - 1) // self.block_bytes
-        pieces = [self._block(b) for b in range(first, last + 1)]
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        offset = start - first * self.block_bytes
-        out: Codes = np.frombuffer(data, np.uint8, end - start, offset)
+        size = self.block_bytes
+        first, last = start // size, (end - 1) // size
+        if first == last:
+            view: Codes = np.frombuffer(self._block(first), np.uint8, end - start,
+                                        start - first * size)  # fmt: skip
+            return view
+        out: Codes = np.empty(end - start, np.uint8)
+        for block in range(first, last + 1):
+            lo, hi = max(start, block * size), min(end, (block + 1) * size)
+            out[lo - start : hi - start] = np.frombuffer(
+                self._block(block), np.uint8, hi - lo, lo - block * size
+            )
         return out
 
     def _cached(self, block: int) -> bytes | None:
@@ -112,7 +121,11 @@ class RangedFile:
             return data
 
     def _block(self, block: int) -> bytes:
-        forward = block in (self._last, self._last + 1)
+        if block == self._last:  # the block of the last read (most windows): no lock, no LRU
+            data = self._cache.get(block)  # work; the eviction spares it (see _evict)
+            if data is not None:
+                return data
+        forward = block == self._last + 1 or block == self._last
         self._last = block
         data = self._cached(block)
         if data is None:
@@ -234,13 +247,19 @@ class RemoteExport:
         self.file = RangedFile(f"{self.path}/{CODES_FILE}", size, settings,
                                block_bytes=block_bytes, cache_bytes=cache_bytes,
                                read_ahead=read_ahead)  # fmt: skip
+        self._views: dict[int, _RangedCodes] = {}
 
     def __len__(self) -> int:
         return len(self.tracks)
 
     def codes(self, i: int) -> Any:
-        line = self.tracks[i]
-        return _RangedCodes(self.file, int(line["offset"]), int(line["length"]))
+        view = self._views.get(i)
+        if view is None:  # one per track, made when first asked for (a window asks each time)
+            line = self.tracks[i]
+            view = self._views[i] = _RangedCodes(
+                self.file, int(line["offset"]), int(line["length"])
+            )
+        return view
 
 
 def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool:
