@@ -130,6 +130,7 @@ class RangedFile:
         data = self._cached(block)
         if data is None:
             data = self._fetch(block)
+            assert data is not None  # a demand read is never stale
         if forward:  # read ahead only for a reader going forward: a jump reads what it needs
             self._schedule(block)
         return data
@@ -148,10 +149,7 @@ class RangedFile:
 
     def _prefetch(self, block: int) -> None:
         try:
-            # stale once the reader moved past it or jumped away: never fetch a block twice
-            ahead = self._last < block <= self._last + self.read_ahead
-            if ahead and self._cached(block) is None:
-                self._fetch(block)
+            self._fetch(block, ahead=True)
         except OSError as exc:  # the demand read will try again and report it
             log.debug("%s: read-ahead of block %d failed: %s", self.uri, block, exc)
         finally:
@@ -168,28 +166,48 @@ class RangedFile:
         else:
             del self._cache[victim]
 
-    def _fetch(self, block: int) -> bytes:
+    def _fetch(self, block: int, *, ahead: bool = False) -> bytes | None:
+        """``block`` from the store, into the cache. The read-ahead (``ahead``) never opens a
+        second request while the open one is still in the reader's path: when the stream is
+        behind ``block`` but not behind the reader (a block the reader is about to fetch itself
+        on demand, skipped by the read-ahead as its own), it reads on through those blocks.
+        None: a stale read-ahead, not fetched."""
         with self._io:
             data = self._cached(block)  # the read-ahead may have brought it meanwhile
             if data is not None:
                 return data
-            want = min(self.block_bytes, self.size - block * self.block_bytes)
-            if self._stream is None or self._stream_block != block:
+            # a read-ahead is stale once the reader moved past it or jumped away (checked
+            # here, under the stream's lock: a busy machine can hold this thread back for long)
+            if ahead and not self._last < block <= self._last + self.read_ahead:
+                return None
+            first = block
+            if ahead and self._stream is not None and self._last <= self._stream_block < block:
+                first = self._stream_block
+            if self._stream is None or self._stream_block != first:
                 if self._stream is not None:
                     self._stream.close()
-                self._stream = self._store.open_read(self.uri, block * self.block_bytes)
+                self._stream = self._store.open_read(self.uri, first * self.block_bytes)
                 self.requests += 1
-            data = self._stream.read(want)
-            if len(data) != want:
-                self._stream.close()
-                self._stream = None
-                raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
-            self._stream_block = block + 1
-            with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
-                self.bytes_fetched += len(data)
-                self._cache[block] = data
-                while len(self._cache) * self.block_bytes > self.cache_bytes:
-                    self._evict()
+            got = b""
+            for each in range(first, block + 1):
+                got = self._read_next(each)
+        return got
+
+    def _read_next(self, block: int) -> bytes:
+        """The open stream's next block (``block``), cached (under the stream's lock)."""
+        assert self._stream is not None
+        want = min(self.block_bytes, self.size - block * self.block_bytes)
+        data = self._stream.read(want)
+        if len(data) != want:
+            self._stream.close()
+            self._stream = None
+            raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
+        self._stream_block = block + 1
+        with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
+            self.bytes_fetched += len(data)
+            self._cache[block] = data
+            while len(self._cache) * self.block_bytes > self.cache_bytes:
+                self._evict()
         return data
 
 
