@@ -1,5 +1,11 @@
-"""Windows per second from a memmap export read in place on the loopback S3 behind a 20 ms
-latency proxy, against the same export on local disk (docs/training.md quotes the result).
+"""Windows per second from a memmap export read in place on the loopback S3 with 20 ms added to
+every request, against the same export on local disk (docs/training.md quotes the result).
+
+``--delay-in client`` (default) adds the delay before each GetObject in the reader's own boto3
+client (a ``before-send`` handler), so the bytes flow from s3proxy to the reader as from S3;
+``--delay-in proxy`` adds it in the recording proxy (tests/support/httpproxy.py), a Python
+process that relays every byte and so costs CPU of its own on the shared cores; ``none`` reads
+s3proxy directly.
 
 The export: ``--mb`` MB of codes in 1 MB tracks; windows of 16,000 predictions with a receptive
 field of 5,117 codes (tensorflow-wavenet's sizes), sequential mode over the whole export, and
