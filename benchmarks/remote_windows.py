@@ -181,6 +181,7 @@ def main() -> None:
                 "delay_in": args.delay_in,
                 "runs": args.runs,
                 **sizes,
+                "load_average_at_start": round(os.getloadavg()[0], 1),  # a shared machine's noise
             }
             for mode, kw in (
                 ("sequential", {"mode": "sequential"}),
@@ -192,6 +193,7 @@ def main() -> None:
         open_store(dest, StoreSettings.from_env()).delete(
             [f"{dest}/{CODES_FILE}", f"{dest}/{INDEX_FILE}"]
         )
+    result["load_average_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result))
 
 
