@@ -1,5 +1,11 @@
-"""Windows per second from a memmap export read in place on the loopback S3 behind a 20 ms
-latency proxy, against the same export on local disk (docs/training.md quotes the result).
+"""Windows per second from a memmap export read in place on the loopback S3 with 20 ms added to
+every request, against the same export on local disk (docs/training.md quotes the result).
+
+``--delay-in client`` (default) adds the delay before each GetObject in the reader's own boto3
+client (a ``before-send`` handler), so the bytes flow from s3proxy to the reader as from S3;
+``--delay-in proxy`` adds it in the recording proxy (tests/support/httpproxy.py), a Python
+process that relays every byte and so costs CPU of its own on the shared cores; ``none`` reads
+s3proxy directly.
 
 The export: ``--mb`` MB of codes in 1 MB tracks; windows of 16,000 predictions with a receptive
 field of 5,117 codes (tensorflow-wavenet's sizes), sequential mode over the whole export, and
@@ -32,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from fmaprep.storage.clients import StoreSettings, open_store
+from fmaprep.storage.s3client import s3_client
 from fmaprep.train.data import MemmapExport, WindowSampler
 from fmaprep.train.export import CODES_FILE, INDEX_FILE
 from fmaprep.train.remote import BLOCK_BYTES, CACHE_BYTES, READ_AHEAD, RemoteExport
@@ -64,6 +71,27 @@ def latency_proxy(upstream: str, delay_ms: float) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@contextlib.contextmanager
+def client_delay(upstream: str, delay_ms: float) -> Iterator[str]:
+    """``delay_ms`` before each GetObject, in the reader's own request path: a botocore
+    ``before-send`` handler on this process's client (the client the reader uses, see
+    :func:`fmaprep.storage.s3client.s3_client`), so the bytes go straight from s3proxy to the
+    reader. The proxy's Python relay costs CPU the real S3 does not (it halved s3proxy's
+    single-stream rate here); this adds only the round trip."""
+    settings = StoreSettings.from_env(endpoint=upstream)
+    assert settings.s3 is not None
+
+    def wait(**_: object) -> None:
+        time.sleep(delay_ms / 1000)
+
+    client = s3_client(settings.s3)
+    client.meta.events.register("before-send.s3.GetObject", wait)
+    try:
+        yield upstream
+    finally:
+        client.meta.events.unregister("before-send.s3.GetObject", wait)
 
 
 def write_export(path: str, mb: int) -> None:
@@ -120,7 +148,14 @@ def main() -> None:
     ap.add_argument("--block-mb", type=float, default=BLOCK_BYTES / 2**20)
     ap.add_argument("--cache-mb", type=float, default=CACHE_BYTES / 2**20)
     ap.add_argument("--read-ahead", type=int, default=READ_AHEAD)
-    ap.add_argument("--no-proxy", action="store_true", help="read S3 directly (no added latency)")
+    ap.add_argument(
+        "--delay-in",
+        choices=("client", "proxy", "none"),
+        default="client",
+        help="where the delay is added: before each GET in the reader's client (default), in "
+        "the recording proxy (tests/support/httpproxy.py: a Python relay of every byte), or "
+        "nowhere (S3 read directly)",
+    )
     args = ap.parse_args()
     upstream = os.environ["FMAPREP_S3_ENDPOINT"]
     bucket = os.environ.get("FMAPREP_S3_BUCKET", "fmaprep")
@@ -134,16 +169,19 @@ def main() -> None:
         write_export(local, args.mb)
         dest = f"s3://{bucket}/bench-windows-{uuid.uuid4().hex[:8]}"
         upload(local, dest, StoreSettings.from_env())
-        proxy = contextlib.nullcontext(upstream) if args.no_proxy else None
-        with proxy or latency_proxy(upstream, args.delay_ms) as url:
+        delays = {"client": client_delay, "proxy": latency_proxy}
+        delay = delays.get(args.delay_in)
+        with delay(upstream, args.delay_ms) if delay else contextlib.nullcontext(upstream) as url:
             settings = StoreSettings.from_env(endpoint=url)
             result: dict[str, object] = {
                 "mb": args.mb,
                 "window": WINDOW,
                 "receptive_field": RF,
-                "delay_ms": None if args.no_proxy else args.delay_ms,
+                "delay_ms": None if delay is None else args.delay_ms,
+                "delay_in": args.delay_in,
                 "runs": args.runs,
                 **sizes,
+                "load_average_at_start": round(os.getloadavg()[0], 1),  # a shared machine's noise
             }
             for mode, kw in (
                 ("sequential", {"mode": "sequential"}),
@@ -155,6 +193,7 @@ def main() -> None:
         open_store(dest, StoreSettings.from_env()).delete(
             [f"{dest}/{CODES_FILE}", f"{dest}/{INDEX_FILE}"]
         )
+    result["load_average_at_end"] = round(os.getloadavg()[0], 1)
     print(json.dumps(result))
 
 

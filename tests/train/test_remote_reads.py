@@ -65,11 +65,14 @@ def test_a_remote_export_serves_the_local_exports_windows(
             want = windows(WindowSampler(str(local), 1000, 512, **kw), shard=worker, shards=2)  # type: ignore[arg-type]
             got = windows(WindowSampler(remote(), 1000, 512, **kw), shard=worker, shards=2)  # type: ignore[arg-type]
             assert got == want and len(want) > 20
-    # one sequential pass reads each byte once: no block twice, a handful of requests
-    export = remote(cache_bytes=5 * BLOCK, read_ahead=2)
-    assert len(windows(WindowSampler(export, 1000, 512, mode="sequential"))) > 200
-    assert export.file.bytes_fetched == sum(LENGTHS)
-    assert export.file.requests <= 3
+    # one sequential pass reads each byte once, in one request: the read-ahead never fetches
+    # a block twice nor opens a second request, however late its thread runs (a few passes:
+    # on a busy machine a stale read-ahead used to refetch a block about once in ten passes)
+    for _ in range(8):
+        export = remote(cache_bytes=5 * BLOCK, read_ahead=2)
+        assert len(windows(WindowSampler(export, 1000, 512, mode="sequential"))) > 200
+        assert export.file.bytes_fetched == sum(LENGTHS)
+        assert export.file.requests == 1
     # random windows touch only their blocks and the read-ahead (4 windows of 1512 codes)
     export = remote(cache_bytes=4 * BLOCK, read_ahead=1)
     sampler = WindowSampler(export, 1000, 512, seed=3, num_windows=4)

@@ -39,6 +39,9 @@ def parse_manifest(data: bytes) -> list[dict[str, Any]]:
 # optional first row ``{"_task": {...}}`` saying which part the lines belong to (its name, bytes,
 # records and config key; resume checks them), then one manifest line per input.
 TASK_KEY = "_task"
+# In the header of the shard a resumed run's driver writes: the kept parts' task headers (their
+# statistics, e.g. ``code_counts``), carried forward from the shards the new commit drops.
+CARRIED_KEY = "carried"
 
 
 def shard_bytes(task: dict[str, Any] | None, lines: list[dict[str, Any]]) -> bytes:

@@ -245,6 +245,25 @@ def read_records(
         out.close()
 
 
+def read_superseded(
+    output: str, part: Part, settings: StoreSettings | None = None, trusted: bool | None = None
+) -> Iterator[dict[str, Any]]:
+    """The records of a committed ``part`` that its commit excludes (``part.exclude``: inputs a
+    resume processed again; :func:`read_records` skips them). Only those records are decoded
+    into the caller's hands; the part is read through once."""
+    if not part.exclude:
+        return
+    out = _Output(output, settings)
+    try:
+        with out.open(part.name) as stream:
+            _check_size(out, part.name, stream, part)
+            yield from _part_records(
+                part.name, stream, {"source": frozenset(part.exclude)}, trusted
+            )
+    finally:
+        out.close()
+
+
 def _check_size(out: _Output, name: str, stream: IO[bytes], expect: Part) -> None:
     """Before a record is read: the part has the bytes the commit recorded."""
     size = out.size(name, stream)

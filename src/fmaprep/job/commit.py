@@ -20,7 +20,13 @@ from typing import Any
 
 from fmaprep.config import Config
 from fmaprep.formats.commit import MANIFEST_DIR, SUCCESS_FILE, Commit, Part, parse_commit
-from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, library_versions, manifest_bytes
+from fmaprep.formats.manifest import (
+    CARRIED_KEY,
+    MANIFEST_FILE,
+    STATS_FILE,
+    library_versions,
+    manifest_bytes,
+)
 from fmaprep.job.lease import Lease
 from fmaprep.job.ownership import (
     CONTROL_DIR,
@@ -143,10 +149,14 @@ def check_mode(state: OutputState, mode: str) -> None:
 
 @dataclass
 class Kept:
-    """What --mode resume keeps: one ok line per input, and the parts that hold their records."""
+    """What --mode resume keeps: one ok line per input, the parts that hold their records, and
+    the statistics the tasks that wrote those parts kept (``carried``: their ``_task`` headers
+    with ``code_counts``, the histogram of every record in the part file, the excluded ones
+    too), so the new commit still has them after the old shards are gone."""
 
     lines: list[dict[str, Any]] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
+    carried: dict[str, dict[str, Any]] = field(default_factory=dict)  # part name -> header
 
     def without(self, sources: set[str]) -> Kept:
         """These sources' records no longer kept (--dedupe found them to be duplicates): their
@@ -160,7 +170,8 @@ class Kept:
             if len(gone) < part.records:
                 exclude = tuple(sorted({*part.exclude, *gone}))
                 parts.append(Part(part.name, part.bytes, part.records - len(gone), exclude))
-        return Kept([ln for ln in self.lines if ln["source"] not in sources], parts)
+        carried = {p.name: self.carried[p.name] for p in parts if p.name in self.carried}
+        return Kept([ln for ln in self.lines if ln["source"] not in sources], parts, carried)
 
 
 def _read_shard(
@@ -185,9 +196,12 @@ def resumable(store: Store, state: OutputState, files: list[InputFile], config: 
     named = {n for n, _ in state.commit.manifest} if state.commit else set()
     current = {f.source: f.identity() for f in files}
     by_part: dict[str, list[dict[str, Any]]] = {}
+    stats: dict[str, dict[str, Any]] = {}  # part -> the statistics its task kept
     shards = [n for n in state.sizes if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".jsonl")]
     for shard in sorted(shards):
         header, lines = _read_shard(store, state.output, shard)
+        if shard in named or header.get("part"):
+            stats.update(_statistics(header))
         if shard not in named:  # a killed run's finished task: its part must be there, whole
             part = header.get("part")
             if not part or header.get("config_key") != key:
@@ -220,7 +234,21 @@ def resumable(store: Store, state: OutputState, files: list[InputFile], config: 
             others |= set(committed[part].exclude)
         size = committed[part].bytes if part in committed else state.sizes[part]
         kept.parts.append(Part(part, size, len(mine), tuple(sorted(others))))
+        if part in stats and stats[part].get("bytes") in (None, size):
+            kept.carried[part] = stats[part]
     return kept
+
+
+def _statistics(header: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Part name -> the statistics a shard header holds: a task's own (its part's
+    ``code_counts``), or those a resume's driver shard carried for the parts it kept."""
+    found = {}
+    for task in [header, *header.get(CARRIED_KEY, ())]:
+        if isinstance(task, dict) and task.get("part") and "code_counts" in task:
+            found[str(task["part"])] = {
+                k: task[k] for k in ("part", "bytes", "records", "code_counts") if k in task
+            }
+    return found
 
 
 def _identity(line: dict[str, Any]) -> list[object]:
@@ -249,7 +277,10 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     """Write the generation's own small shard (kept and driver lines), check that every file the
     commit will name is there whole and that this run still holds the lease, then ``_SUCCESS``."""
     shard = f"{MANIFEST_DIR}/{generation}-driver.jsonl"
-    rows = [{"_task": {"part": None}}, *kept.lines, *driver_lines]
+    header: dict[str, Any] = {"part": None}
+    if kept.carried:
+        header[CARRIED_KEY] = [kept.carried[p.name] for p in kept.parts if p.name in kept.carried]
+    rows = [{"_task": header}, *kept.lines, *driver_lines]
     data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
     store.write_bytes(f"{output}/{shard}", data)
     parts = [*kept.parts, *(Part(r.part, r.part_bytes, r.records) for r in results)]

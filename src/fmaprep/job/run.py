@@ -110,7 +110,7 @@ def _dedupe_kept(
         else:
             first[digest] = line["source"]
             lines.append({**line, "sha1": digest})  # so the next resume need not hash it
-    return Kept(lines, kept.without(dropped).parts), duplicates
+    return dataclasses.replace(kept.without(dropped), lines=lines), duplicates
 
 
 def _duplicate_line(f: InputFile, original: str, digest: str) -> dict[str, Any]:

@@ -91,17 +91,26 @@ class RangedFile:
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="fmaprep-read-ahead")
 
     def read(self, start: int, length: int) -> Codes:
-        """Bytes ``start .. start + length`` (clipped to the file) as uint8."""
+        """Bytes ``start .. start + length`` (clipped to the file) as uint8: a read-only view
+        into the cached block when they lie in one block (no copy), else a new array holding
+        just those bytes."""
         if self._pid != os.getpid():
             self._start()
         end = min(self.size, start + length)
         if start >= end:
             return np.empty(0, np.uint8)
-        first, last = start // self.block_bytes, (end - 1) // self.block_bytes
-        pieces = [self._block(b) for b in range(first, last + 1)]
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        offset = start - first * self.block_bytes
-        out: Codes = np.frombuffer(data, np.uint8, end - start, offset)
+        size = self.block_bytes
+        first, last = start // size, (end - 1) // size
+        if first == last:
+            view: Codes = np.frombuffer(self._block(first), np.uint8, end - start,
+                                        start - first * size)  # fmt: skip
+            return view
+        out: Codes = np.empty(end - start, np.uint8)
+        for block in range(first, last + 1):
+            lo, hi = max(start, block * size), min(end, (block + 1) * size)
+            out[lo - start : hi - start] = np.frombuffer(
+                self._block(block), np.uint8, hi - lo, lo - block * size
+            )
         return out
 
     def _cached(self, block: int) -> bytes | None:
@@ -112,11 +121,16 @@ class RangedFile:
             return data
 
     def _block(self, block: int) -> bytes:
-        forward = block in (self._last, self._last + 1)
+        if block == self._last:  # the block of the last read (most windows): no lock, no LRU
+            data = self._cache.get(block)  # work; the eviction spares it (see _evict)
+            if data is not None:
+                return data
+        forward = block == self._last + 1 or block == self._last
         self._last = block
         data = self._cached(block)
         if data is None:
             data = self._fetch(block)
+            assert data is not None  # a demand read is never stale
         if forward:  # read ahead only for a reader going forward: a jump reads what it needs
             self._schedule(block)
         return data
@@ -135,10 +149,7 @@ class RangedFile:
 
     def _prefetch(self, block: int) -> None:
         try:
-            # stale once the reader moved past it or jumped away: never fetch a block twice
-            ahead = self._last < block <= self._last + self.read_ahead
-            if ahead and self._cached(block) is None:
-                self._fetch(block)
+            self._fetch(block, ahead=True)
         except OSError as exc:  # the demand read will try again and report it
             log.debug("%s: read-ahead of block %d failed: %s", self.uri, block, exc)
         finally:
@@ -155,28 +166,48 @@ class RangedFile:
         else:
             del self._cache[victim]
 
-    def _fetch(self, block: int) -> bytes:
+    def _fetch(self, block: int, *, ahead: bool = False) -> bytes | None:
+        """``block`` from the store, into the cache. The read-ahead (``ahead``) never opens a
+        second request while the open one is still in the reader's path: when the stream is
+        behind ``block`` but not behind the reader (a block the reader is about to fetch itself
+        on demand, skipped by the read-ahead as its own), it reads on through those blocks.
+        None: a stale read-ahead, not fetched."""
         with self._io:
             data = self._cached(block)  # the read-ahead may have brought it meanwhile
             if data is not None:
                 return data
-            want = min(self.block_bytes, self.size - block * self.block_bytes)
-            if self._stream is None or self._stream_block != block:
+            # a read-ahead is stale once the reader moved past it or jumped away (checked
+            # here, under the stream's lock: a busy machine can hold this thread back for long)
+            if ahead and not self._last < block <= self._last + self.read_ahead:
+                return None
+            first = block
+            if ahead and self._stream is not None and self._last <= self._stream_block < block:
+                first = self._stream_block
+            if self._stream is None or self._stream_block != first:
                 if self._stream is not None:
                     self._stream.close()
-                self._stream = self._store.open_read(self.uri, block * self.block_bytes)
+                self._stream = self._store.open_read(self.uri, first * self.block_bytes)
                 self.requests += 1
-            data = self._stream.read(want)
-            if len(data) != want:
-                self._stream.close()
-                self._stream = None
-                raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
-            self._stream_block = block + 1
-            with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
-                self.bytes_fetched += len(data)
-                self._cache[block] = data
-                while len(self._cache) * self.block_bytes > self.cache_bytes:
-                    self._evict()
+            got = b""
+            for each in range(first, block + 1):
+                got = self._read_next(each)
+        return got
+
+    def _read_next(self, block: int) -> bytes:
+        """The open stream's next block (``block``), cached (under the stream's lock)."""
+        assert self._stream is not None
+        want = min(self.block_bytes, self.size - block * self.block_bytes)
+        data = self._stream.read(want)
+        if len(data) != want:
+            self._stream.close()
+            self._stream = None
+            raise OSError(f"{self.uri}: short read of block {block} ({len(data)} of {want})")
+        self._stream_block = block + 1
+        with self._lock:  # still under the stream's lock: nobody fetches it again meanwhile
+            self.bytes_fetched += len(data)
+            self._cache[block] = data
+            while len(self._cache) * self.block_bytes > self.cache_bytes:
+                self._evict()
         return data
 
 
@@ -234,13 +265,19 @@ class RemoteExport:
         self.file = RangedFile(f"{self.path}/{CODES_FILE}", size, settings,
                                block_bytes=block_bytes, cache_bytes=cache_bytes,
                                read_ahead=read_ahead)  # fmt: skip
+        self._views: dict[int, _RangedCodes] = {}
 
     def __len__(self) -> int:
         return len(self.tracks)
 
     def codes(self, i: int) -> Any:
-        line = self.tracks[i]
-        return _RangedCodes(self.file, int(line["offset"]), int(line["length"]))
+        view = self._views.get(i)
+        if view is None:  # one per track, made when first asked for (a window asks each time)
+            line = self.tracks[i]
+            view = self._views[i] = _RangedCodes(
+                self.file, int(line["offset"]), int(line["length"])
+            )
+        return view
 
 
 def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool:
