@@ -154,3 +154,39 @@ def test_ctrl_c_while_unpacking_then_no_byte_is_downloaded_again(
     assert len(_stored(tmp_path / "d")) == len(members)
     # unpacked and verified: only now is the archive gone (no --keep-archive)
     assert not list((tmp_path / "d").rglob("fma_x.zip*"))
+
+
+def test_a_superscript_content_length_is_no_length_and_no_crash(tmp_path: Path) -> None:
+    """``"²".isdigit()`` is True and ``int("²")`` raises: a header the server gets wrong like that
+    is an unknown length (the body runs to the connection's close), not a crashed download."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fmaprep.acquire.resume import download_resumable
+
+    body = bytes(range(256)) * 64
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "\u00b2")
+            self.send_header("ETag", '"v1"')
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/a.zip"
+        digest, received = download_resumable(_client(), url, tmp_path / "a.zip")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (tmp_path / "a.zip").read_bytes() == body
+    assert digest == hashlib.sha1(body).hexdigest() and received == len(body)

@@ -1,4 +1,4 @@
-"""Committing OUTPUT without copies (README, "Commit protocol"; docs/commit.md).
+"""Committing OUTPUT without copies (docs/commit.md).
 
 1. Tasks write their part at a name of their own, then their manifest shard (the task commit).
 2. The driver publishes ``_SUCCESS``, a small JSON naming every part and shard of the new
