@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,10 +392,3 @@ def abort_uploads(
     if aborted:
         log.info("aborted %d unfinished multipart uploads under %s", aborted, output)
     return aborted
-
-
-def read_lines(store: Store, output: str, commit: Commit) -> Iterable[dict[str, Any]]:
-    """Every manifest line of a committed generation (the shards it names)."""
-    for name, _ in commit.manifest:
-        _, lines = _read_shard(store, output, name)
-        yield from lines

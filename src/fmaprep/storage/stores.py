@@ -24,9 +24,6 @@ byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` i
   ``renameoptions=NONE``: atomic. S3: PutObject with ``If-None-Match: *``: atomic on AWS S3
   (conditional writes); a server that ignores the header replaces instead (see the tests for
   what s3proxy does), so do not rely on it for mutual exclusion off AWS.
-- ``rename`` (local and HDFS only; S3 raises: it would be a copy, and we never copy) never
-  replaces an existing target. HDFS: rename2 NONE, atomic. Local files: ``os.link`` + unlink
-  (both names exist for a moment); directories: ``os.rename`` after a check.
 - ``delete`` is per file (S3: DeleteObjects, 1000 keys a request): never atomic across files.
 
 Plain WebHDFS RENAME (no ``renameoptions``) is *not* used: it refuses an existing file and moves
