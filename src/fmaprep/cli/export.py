@@ -36,12 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.storage.uris import StorageError
+    from fmaprep.storage.uris import StorageError, is_local
     from fmaprep.train.export import export_memmap
 
     if args.to == "webdataset":
         return _webdataset(args)
-    if "://" in args.dest and not args.dest.startswith("file:"):
+    if not is_local(args.dest):
         return _remote_memmap(args)
 
     try:

@@ -31,7 +31,7 @@ from fmaprep.job.ownership import (
 from fmaprep.model import InputFile
 from fmaprep.spark.writers import TaskResult
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import StorageError, is_local_source
+from fmaprep.storage.uris import StorageError, is_local
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ def doomed(
     # run taking the lease meanwhile writes one for milliseconds), or older than TEMP_GRACE_S.
     # A remote store's clock may differ from ours: 1 s of margin there, none on local disk,
     # where a crashed run's temp can be well under 1 s older than the next run's lease.
-    margin = 0.0 if is_local_source(state.output) else 1.0
+    margin = 0.0 if is_local(state.output) else 1.0
     now = time.time()
     horizon = max(now - (time.monotonic() - lease.started) - margin, now - TEMP_GRACE_S)
     out = []

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from fmaprep.atomic_file import fsync_dir
-from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name, split_uri
+from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name
+from fmaprep.storage.uris import split_uri
 
 log = logging.getLogger(__name__)
 

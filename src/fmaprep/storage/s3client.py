@@ -29,8 +29,8 @@ from fmaprep.storage.stores import (
     TransientError,
     Writer,
     _dir_prefix,
-    split_uri,
 )
+from fmaprep.storage.uris import split_uri
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ itself retries throttling (503 SlowDown) and 5xx on every request (``mode=standa
 from __future__ import annotations
 
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +49,10 @@ from types import TracebackType
 from typing import BinaryIO
 
 from fmaprep import atomic_file
+
+# the one URI parser lives in uris; the stores' modules import these names from here too
+from fmaprep.storage.uris import StoreURI as StoreURI  # noqa: PLC0414 (re-export)
+from fmaprep.storage.uris import split_uri as split_uri  # noqa: PLC0414 (re-export)
 
 log = logging.getLogger(__name__)
 
@@ -73,61 +76,6 @@ class StoreError(OSError):
 
 class TransientError(StoreError):
     """A failure worth retrying (5xx, throttling, a dropped connection, a short body)."""
-
-
-# ------------------------------------------------------------------------------------- URIs
-@dataclass(frozen=True)
-class StoreURI:
-    """A parsed URI. ``root`` is the spelling before the path, kept so listings echo it:
-    ``""`` (plain path), ``"file:"``, ``"file://"``, ``"s3a://bucket/"``, ``"hdfs://nn:8020"``,
-    ``"hdfs://"``. ``path`` is absolute (``/a/b``) for file and HDFS, a key (``a/b``, no leading
-    slash, possibly empty) for S3. ``authority`` is the bucket or ``host[:port]`` (or ``""``)."""
-
-    kind: str  # "file" | "s3" | "hdfs"
-    root: str
-    authority: str
-    path: str
-
-    def with_path(self, path: str) -> str:
-        """The URI of ``path`` (same kind, same authority, same spelling)."""
-        return self.root + path
-
-    @property
-    def uri(self) -> str:
-        return self.root + self.path
-
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-
-
-def split_uri(uri: str) -> StoreURI:
-    """Parse ``uri`` without percent-decoding and without treating ``#``/``?`` specially."""
-    match = _SCHEME.match(uri)
-    if not match or len(match.group(1)) == 1:  # no scheme (a one-letter one is a drive)
-        if not uri:
-            raise ValueError("empty path")
-        return StoreURI("file", "", "", uri)
-    scheme = match.group(1).lower()
-    rest = uri[match.end() :]
-    if scheme == "file":
-        if rest.startswith("//"):
-            authority, slash, path = rest[2:].partition("/")
-            if authority not in ("", "localhost"):
-                raise ValueError(f"{uri}: file URIs name no host (got {authority!r})")
-            return StoreURI("file", uri[: match.end() + 2 + len(authority)], "", slash + path)
-        if not rest.startswith("/"):
-            raise ValueError(f"{uri}: a file URI needs an absolute path")
-        return StoreURI("file", uri[: match.end()], "", rest)
-    if not rest.startswith("//"):
-        raise ValueError(f"{uri}: expected {scheme}://")
-    authority, slash, path = rest[2:].partition("/")
-    if scheme in ("s3", "s3a", "s3n"):
-        if not authority or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-_]*", authority):
-            raise ValueError(f"{uri}: not a bucket name: {authority!r}")
-        return StoreURI("s3", uri[: match.end() + 2 + len(authority)] + "/", authority, path)
-    if scheme == "hdfs":
-        return StoreURI("hdfs", uri[: match.end() + 2 + len(authority)], authority, slash + path)
-    raise ValueError(f"{uri}: unsupported scheme {scheme!r} (file, s3, s3a, hdfs)")
 
 
 def _dir_prefix(path: str) -> str:

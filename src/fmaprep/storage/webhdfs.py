@@ -36,8 +36,8 @@ from fmaprep.storage.stores import (
     Writer,
     _dir_prefix,
     _tmp_name,
-    split_uri,
 )
+from fmaprep.storage.uris import BadURIError, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def webhdfs_base(uri: str) -> str:
     parsed = split_uri(uri)
     host = parsed.authority.rsplit(":", 1)[0] if parsed.authority else _default_fs_host()
     if not host:
-        raise ValueError(f"{uri}: no NameNode (name it in the URI or set {WEBHDFS_ENV})")
+        raise BadURIError(f"{uri}: no NameNode (name it in the URI or set {WEBHDFS_ENV})")
     return f"http://{host}:{WEBHDFS_PORT}"
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from fmaprep.storage.uris import is_local_source, local_path
+from fmaprep.storage.uris import is_local, local_path
 from fmaprep.train import shards as sharding
 from fmaprep.train.export import CODES_FILE, INDEX_FILE
 from fmaprep.train.remote import RemoteExport, is_remote_export
@@ -36,7 +36,7 @@ __all__ = ["MemmapExport", "WindowSampler", "is_memmap_export", "torch_dataset"]
 
 def is_memmap_export(path: str) -> bool:
     """A local memmap export (:func:`fmaprep.train.remote.is_remote_export`: on S3/HDFS)."""
-    return is_local_source(path) and os.path.isfile(os.path.join(local_path(path), INDEX_FILE))
+    return is_local(path) and os.path.isfile(os.path.join(local_path(path), INDEX_FILE))
 
 
 class MemmapExport:

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from fmaprep.storage.uris import check_apart, resolve_uri, sibling
+from fmaprep.storage.uris import check_apart, is_local, resolve_uri, sibling
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def check_dest(output: str, dest: str, *, overwrite: bool) -> None:
     """Refuse a DEST that is OUTPUT, lies inside it or contains it, a DEST that is a file, and a
     DEST holding anything but an export's two files (even with ``overwrite``: an overwrite
     deletes only what an export wrote)."""
-    if "://" not in output or output.startswith("file:"):
+    if is_local(output):
         check_apart(resolve_uri(output), resolve_uri(dest), what="DEST", source="OUTPUT")
     if not os.path.lexists(dest):
         return

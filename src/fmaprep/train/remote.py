@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import is_local_source
+from fmaprep.storage.uris import is_local
 from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class RemoteExport:
 
 def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool:
     """``source`` is an ``s3://``/``hdfs://`` directory holding a memmap export's index."""
-    if is_local_source(source):
+    if is_local(source):
         return False
     uri = source.rstrip("/")
     return (
