@@ -16,7 +16,7 @@ import pytest
 
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
-from fmaprep.acquire.progress import Progress
+from fmaprep.progress import Progress
 from support.zipserver import ZipServer, fma_shaped_zip
 
 

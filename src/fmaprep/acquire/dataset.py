@@ -54,11 +54,11 @@ from fmaprep.acquire.members import (
     read_checksums,
     read_tracks_csv,
 )
-from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.rangezip import Remote, Spans
 from fmaprep.acquire.targets import open_destination
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
+from fmaprep.progress import Progress
 from fmaprep.tracks import make_line
 
 log = logging.getLogger(__name__)

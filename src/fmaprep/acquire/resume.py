@@ -38,7 +38,7 @@ from fmaprep.acquire.http import (
     RetryableError,
     declared_length,
 )
-from fmaprep.acquire.progress import human_bytes
+from fmaprep.progress import human_bytes
 
 log = logging.getLogger(__name__)
 

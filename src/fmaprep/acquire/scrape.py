@@ -26,7 +26,6 @@ from fmaprep.acquire.destination import Destination, DestinationError
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
 from fmaprep.acquire.interrupt import CtrlC
 from fmaprep.acquire.policy import SitePolicy, split_credentials
-from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
 from fmaprep.acquire.site import TrackInfo, listing_url, parse_listing, parse_track_page
 from fmaprep.acquire.targets import open_destination
@@ -34,6 +33,7 @@ from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.audio.frames import FrameCheck
 from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
 from fmaprep.model import track_path
+from fmaprep.progress import Progress, human_bytes
 from fmaprep.redaction import printable, redact_text
 from fmaprep.tracks import make_line
 
