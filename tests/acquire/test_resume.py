@@ -9,6 +9,9 @@ import hashlib
 import json
 import logging
 import random
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ import pytest
 
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
+from fmaprep.acquire.rangezip import probe
+from fmaprep.acquire.resume import download_resumable
 from fmaprep.progress import Progress
 from support.zipserver import ZipServer, fma_shaped_zip
 
@@ -156,14 +161,10 @@ def test_ctrl_c_while_unpacking_then_no_byte_is_downloaded_again(
     assert not list((tmp_path / "d").rglob("fma_x.zip*"))
 
 
-def test_a_superscript_content_length_is_no_length_and_no_crash(tmp_path: Path) -> None:
-    """``"²".isdigit()`` is True and ``int("²")`` raises: a header the server gets wrong like that
-    is an unknown length (the body runs to the connection's close), not a crashed download."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from fmaprep.acquire.resume import download_resumable
-
+@pytest.fixture
+def superscript_server() -> Iterator[tuple[str, bytes]]:
+    """A server that ignores Range and says ``Content-Length: ²`` (``"²".isdigit()`` is True,
+    ``int("²")`` raises): the body runs to the connection's close."""
     body = bytes(range(256)) * 64
 
     class Handler(BaseHTTPRequestHandler):
@@ -183,10 +184,23 @@ def test_a_superscript_content_length_is_no_length_and_no_crash(tmp_path: Path) 
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/a.zip"
-        digest, received = download_resumable(_client(), url, tmp_path / "a.zip")
+        yield f"http://127.0.0.1:{server.server_address[1]}/a.zip", body
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_superscript_content_length_is_no_length_and_no_crash(
+    superscript_server: tuple[str, bytes], tmp_path: Path
+) -> None:
+    url, body = superscript_server
+    digest, received = download_resumable(_client(), url, tmp_path / "a.zip")
     assert (tmp_path / "a.zip").read_bytes() == body
     assert digest == hashlib.sha1(body).hexdigest() and received == len(body)
+
+
+def test_the_range_probe_reads_a_superscript_length_as_unknown(
+    superscript_server: tuple[str, bytes],
+) -> None:
+    url, _ = superscript_server
+    assert probe(_client(), url) == (None, None)  # no Range support, no length it can trust
