@@ -38,4 +38,4 @@ def test_the_budget_counts_failures_in_a_row_and_progress_starts_it_again() -> N
 
 def test_store_reads_wait_a_few_seconds_at_most() -> None:
     waits = [backoff_delay(n) for n in range(1, STORE_READS.attempts) for _ in range(50)]
-    assert 0.0 < min(waits) and max(waits) <= 1.5 * STORE_READS.cap
+    assert min(waits) > 0.0 and max(waits) <= 1.5 * STORE_READS.cap
