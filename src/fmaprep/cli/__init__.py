@@ -16,6 +16,7 @@ from types import ModuleType
 
 from fmaprep import __version__
 from fmaprep.redaction import RedactingFilter
+from fmaprep.storage.uris import StorageError
 
 # module names under fmaprep.cli, in the order --help lists them
 SUBCOMMANDS = (
@@ -143,7 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.log_file = job_log_path(args.command) if args.command == "preprocess" else None
     configure_logging(args.verbose, args.quiet, args.log_file)
-    code: int = args._run(args)
+    try:
+        code: int = args._run(args)
+    except (OSError, ValueError, StorageError) as exc:
+        # bad input or a failing environment, whichever command met it: one line, exit 2
+        print(f"fmaprep {args.command}: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -27,9 +27,6 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         info = write_preview(args.output, args.track, args.out)
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep preview: {exc}", file=sys.stderr)
-        return 2
     except KeyError as exc:
         print(f"fmaprep preview: {exc.args[0]}", file=sys.stderr)
         return 2

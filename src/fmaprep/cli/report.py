@@ -4,7 +4,6 @@ players; with OTHER, the two outputs side by side."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 NAME = "report"
 HELP = "write a self-contained HTML report: plots, players and spectrograms; or compare two"
@@ -23,11 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fmaprep.report.html import write_report
 
-    try:
-        data = write_report(args.output, args.out, args.other)
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep report: {exc}", file=sys.stderr)
-        return 2
+    data = write_report(args.output, args.out, args.other)
     what = f"{len(data.lines)} inputs, {data.records} records"
     print(f"fmaprep report: {what}{' (compared)' if args.other else ''} -> {args.out}")
     return 0
