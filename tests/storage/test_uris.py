@@ -87,6 +87,8 @@ def test_resolution_keeps_remote_uris_and_makes_local_ones_absolute(
         (lambda: local_path("file://otherhost/x"), "no host"),
         (lambda: next(read_records("file://otherhost/out")), "no host"),
         (lambda: split_uri("s3:///k"), "not a bucket name"),
+        (lambda: open_store("/tmp").stat("s3://b/k"), "not a local path"),  # a store's own kind
+        (lambda: split_uri("file:/x", "hdfs"), "not an HDFS URI"),
     ],
 )
 def test_what_the_parser_refuses_is_one_error_family(refuse: object, says: str) -> None:

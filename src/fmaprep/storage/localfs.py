@@ -60,10 +60,7 @@ class LocalStore(Store):
 
     @staticmethod
     def _path(uri: str) -> str:
-        parsed = split_uri(uri)
-        if parsed.kind != "file":
-            raise ValueError(f"{uri}: not a local path")
-        return parsed.path
+        return split_uri(uri, "file").path
 
     @staticmethod
     def _entry(uri: str, st: os.stat_result) -> Entry:

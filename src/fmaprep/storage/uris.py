@@ -64,8 +64,19 @@ def scheme_of(uri: str) -> str:
     return match.group(1).lower() if match and len(match.group(1)) > 1 else ""
 
 
-def split_uri(uri: str) -> StoreURI:
-    """Parse ``uri`` without percent-decoding and without treating ``#``/``?`` specially."""
+_KIND_NAMES = {"file": "a local path", "s3": "an S3 URI", "hdfs": "an HDFS URI"}
+
+
+def split_uri(uri: str, kind: str | None = None) -> StoreURI:
+    """Parse ``uri`` without percent-decoding and without treating ``#``/``?`` specially; with
+    ``kind``, refuse a URI of another kind (a store is handed only its own)."""
+    parsed = _split(uri)
+    if kind is not None and parsed.kind != kind:
+        raise BadURIError(f"{uri}: not {_KIND_NAMES[kind]}")
+    return parsed
+
+
+def _split(uri: str) -> StoreURI:
     scheme = scheme_of(uri)
     if not scheme:
         if not uri:

@@ -235,9 +235,7 @@ class HDFSStore(Store):
 
     @staticmethod
     def _split(uri: str) -> StoreURI:
-        parsed = split_uri(uri)
-        if parsed.kind != "hdfs":
-            raise ValueError(f"{uri}: not an HDFS URI")
+        parsed = split_uri(uri, "hdfs")
         return parsed if parsed.path else dataclasses.replace(parsed, path="/")
 
     def _url(self, path: str, op: str, **params: str) -> str:
