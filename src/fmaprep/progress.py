@@ -143,7 +143,7 @@ class JobProgress:
         self,
         total: int,
         poll: Callable[[], tuple[int, int]],
-        stream: TextIO = sys.stderr,
+        stream: TextIO | None = None,
         interval: float = 0.5,
         log_interval: float = 10.0,
         *,
@@ -152,7 +152,7 @@ class JobProgress:
     ) -> None:
         self.total = total
         self.poll = poll
-        self.stream = stream
+        self.stream = stream = stream if stream is not None else sys.stderr  # (now, not at import)
         self.interval = interval if stream.isatty() else log_interval
         self.tty = stream.isatty()
         self._stop = threading.Event()

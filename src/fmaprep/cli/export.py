@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fmaprep.cli import one_line
+
 NAME = "export"
 HELP = "export an OUTPUT as a memmap (codes.u8 + index.jsonl) or webdataset tar shards"
 EXAMPLES = """\
@@ -34,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", help="only this split (repeatable)")
 
 
+@one_line("export")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.storage.uris import is_local
 

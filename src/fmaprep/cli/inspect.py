@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fmaprep.cli import one_line
+
 NAME = "inspect"
 HELP = "show counts, hours of audio, failures by reason and the first records of an OUTPUT"
 EXAMPLES = """\
@@ -18,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=int, default=3, help="how many records to show (default 3)")
 
 
+@one_line("inspect")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.report.summary import inspect_output
 

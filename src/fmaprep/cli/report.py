@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from fmaprep.cli import one_line
+
 NAME = "report"
 HELP = "write a self-contained HTML report: plots, players and spectrograms; or compare two"
 EXAMPLES = """\
@@ -19,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="HTML", help="HTML file to write")
 
 
+@one_line("report")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.report.html import write_report
 
