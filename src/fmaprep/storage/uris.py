@@ -149,7 +149,11 @@ def sibling(uri: str, tag: str) -> str:
     return f"{parent}/.{name}.fmaprep-{tag}-{uuid.uuid4().hex[:8]}"
 
 
-_GLOB_CHARS = set("*?[")
+def glob_cut(path: str) -> str | None:
+    """The directory a pattern starts from: ``path`` cut before the name holding its first
+    glob character (``/in/a*/x.mp3`` -> ``/in``); None when ``path`` holds none."""
+    first = min((path.index(c) for c in "*?[" if c in path), default=None)
+    return None if first is None else path[:first].rsplit("/", 1)[0]
 
 
 def _place(uri: str) -> tuple[str, str, str]:
@@ -160,13 +164,10 @@ def _place(uri: str) -> tuple[str, str, str]:
     path = parsed.path
     if parsed.kind == "file":
         path = local_path(uri)
-        if not os.path.exists(path) and _GLOB_CHARS & set(path):
-            path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)]
-            path = path.rsplit("/", 1)[0] or "/"
-        return "file", "", os.path.realpath(path)
-    if _GLOB_CHARS & set(path):
-        path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
-    path = path.rstrip("/")
+        cut = None if os.path.exists(path) else glob_cut(path)
+        return "file", "", os.path.realpath(path if cut is None else cut or "/")
+    cut = glob_cut(path)
+    path = (path if cut is None else cut).rstrip("/")
     if parsed.kind == "hdfs":
         path = os.path.normpath(path or "/")
     return parsed.kind, parsed.authority, path
