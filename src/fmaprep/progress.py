@@ -23,10 +23,11 @@ LOG_EVERY_S = 60.0
 STALL_AFTER_S = 5.0  # no file done for this long: ask the stores whether they answer
 
 
-def redraw(stream: TextIO, text: str, final: bool = False) -> int:
-    """Replace the terminal's current line with ``text`` (a new line after it when ``final``);
-    returns the width drawn."""
-    stream.write("\r\x1b[K" + text + ("\n" if final else ""))
+def redraw(stream: TextIO, text: str, width: int, final: bool = False) -> int:
+    """Replace the terminal's current line, ``width`` characters drawn before, with ``text``
+    (spaces over what it does not cover; a new line after it when ``final``); returns the width
+    drawn. (Spaces, not an escape code: a log or a dumb terminal shows no ``\x1b[K``.)"""
+    stream.write("\r" + text + " " * max(0, width - len(text)) + ("\n" if final else ""))
     stream.flush()
     return len(text)
 
@@ -116,7 +117,7 @@ class Progress:
             if not force and now - self._drawn_at < 0.1:
                 return
             self._drawn_at = now
-            self._width = redraw(self.stream, self.line())
+            self._width = redraw(self.stream, self.line(), self._width)
 
     def close(self) -> None:
         self.draw(force=True)
@@ -161,6 +162,7 @@ class JobProgress:
         self.stalled = stalled  # None, or what is not answering (a store and its address)
         self.waiting = waiting  # tasks running now (their reads wait on the stalled store)
         self._last_done, self._last_change = -1, time.monotonic()
+        self._width = 0
         self._stall: tuple[str, float, str] | None = None  # (what, since (monotonic), since UTC)
         self._probe = threading.Thread(target=self._watch, name="fmaprep-stall", daemon=True)
 
@@ -233,7 +235,7 @@ class JobProgress:
 
     def _print(self, final: bool = False) -> None:
         if self.tty:
-            redraw(self.stream, self.line(), final=final)
+            self._width = redraw(self.stream, self.line(), self._width, final=final)
         else:
             self.stream.write(self.line() + "\n")
             self.stream.flush()
