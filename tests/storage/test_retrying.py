@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from fmaprep.storage.retrying import STORE_READS, RetryBudget, RetryPolicy, backoff_delay
+from fmaprep.storage.retrying import STORE_READS, RetryBudget, RetryPolicy
 
 
 def test_backoff_doubles_within_its_jitter_and_stops_at_the_cap() -> None:
@@ -37,5 +37,5 @@ def test_the_budget_counts_failures_in_a_row_and_progress_starts_it_again() -> N
 
 
 def test_store_reads_wait_a_few_seconds_at_most() -> None:
-    waits = [backoff_delay(n) for n in range(1, STORE_READS.attempts) for _ in range(50)]
+    waits = [STORE_READS.delay(n) for n in range(1, STORE_READS.attempts) for _ in range(50)]
     assert min(waits) > 0.0 and max(waits) <= 1.5 * STORE_READS.cap

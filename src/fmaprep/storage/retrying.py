@@ -122,11 +122,6 @@ class RetryBudget:
 STORE_READS = RetryPolicy(attempts=READ_ATTEMPTS, base=0.125, cap=4.0)
 
 
-def backoff_delay(failures: int) -> float:
-    """Seconds a store read waits after ``failures`` failed opens in a row."""
-    return STORE_READS.delay(failures)
-
-
 class RetryingReader(io.RawIOBase):
     """A readable, seekable stream over ``open_at``, reopening at the current offset when a
     read fails transiently or the body ends before the known size.
@@ -143,7 +138,7 @@ class RetryingReader(io.RawIOBase):
         name: str = "",
         size: int | None = None,
         max_attempts: int = READ_ATTEMPTS,
-        backoff: Callable[[int], float] = backoff_delay,
+        backoff: Callable[[int], float] = STORE_READS.delay,
         skip_limit: int = 256 * 1024,
         transient: Callable[[BaseException], bool] | None = None,
     ) -> None:
