@@ -6,10 +6,9 @@ WebHDFS over ``requests``. A :class:`Store` is small and picklable (S3: the froz
 task receives the store and builds its client itself: one boto3 client and one HTTP session per
 process (and per settings), created on first use and cached.
 
-**URIs are not percent-encoded.** Everything after the bucket or host is the real name, byte for
-byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` is the key
-``a%20b#1?.mp3``. Listings return URIs spelled as the URI they were asked for (``s3a://`` stays
-``s3a://``, ``hdfs:///x`` stays ``hdfs:///x``, ``file:/x`` stays ``file:/x``).
+URIs are parsed by :mod:`fmaprep.storage.uris` (never percent-decoded). Listings return URIs
+spelled as the URI they were asked for (``s3a://`` stays ``s3a://``, ``hdfs:///x`` stays
+``hdfs:///x``, ``file:/x`` stays ``file:/x``).
 
 **What is atomic where** (a reader sees the old content or the new, never a part):
 
