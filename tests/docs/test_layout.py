@@ -44,6 +44,7 @@ def test_the_layout_names_every_top_level_entry_and_nothing_else() -> None:
     assert tracked - named == set(), "top-level entries the Layout section does not name"
     gone = {name for name in named if not (ROOT / name).exists()}
     assert gone == set(), "the Layout section names what is not there"
+    assert "(docs/architecture.md) (the layout" in (ROOT / "README.md").read_text()
 
 
 def _rooms() -> list[str]:
