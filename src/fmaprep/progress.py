@@ -1,13 +1,7 @@
 """Progress on long work, for every command: one status line on stderr, redrawn in place on a
-terminal; off a terminal (cron, a pipeline step, EMR's step log, CI) written or logged at an
-interval instead, so long work is never silent.
-
-- :class:`Progress`: acquisition's bar, fed with what was done (tracks done / wanted, bytes,
-  rate, ETA, the current pause); off a terminal, the line is logged once a minute.
-- :class:`JobProgress`: the Spark job's line, polled from a background thread (files done /
-  total, failures, rate, ETA) and a stalled store (its reads waiting and retrying): named on the
-  line, one log line per stall.
-"""
+terminal, written or logged at an interval elsewhere (cron, EMR's step log, CI). :class:`Progress`
+is acquisition's bar (fed tracks, bytes, pauses); :class:`JobProgress` the Spark job's line
+(polled; a stalled store named on it, one log line per stall)."""
 
 from __future__ import annotations
 
@@ -24,9 +18,8 @@ STALL_AFTER_S = 5.0  # no file done for this long: ask the stores whether they a
 
 
 def redraw(stream: TextIO, text: str, width: int, final: bool = False) -> int:
-    """Replace the terminal's current line, ``width`` characters drawn before, with ``text``
-    (spaces over what it does not cover; a new line after it when ``final``); returns the width
-    drawn. (Spaces, not an escape code: a log or a dumb terminal shows no ``\x1b[K``.)"""
+    """Replace the terminal's line (``width`` characters drawn before) with ``text``, spaces over
+    the rest (no escape codes: a log shows text); a new line after it when ``final``."""
     stream.write("\r" + text + " " * max(0, width - len(text)) + ("\n" if final else ""))
     stream.flush()
     return len(text)

@@ -55,7 +55,6 @@ class StoreURI:
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 S3_SCHEMES = ("s3", "s3a", "s3n")
-CLIENTS = "local, s3://, s3a://, hdfs://"
 
 
 def scheme_of(uri: str) -> str:
@@ -95,7 +94,7 @@ def _split(uri: str) -> StoreURI:
         return StoreURI("file", uri[:end], "", rest)
     if scheme not in (*S3_SCHEMES, "hdfs"):
         raise BadURIError(
-            f"{uri}: unsupported scheme {scheme!r}: no client for {scheme}:// ({CLIENTS})"
+            f"{uri}: unsupported scheme {scheme!r}: no client for {scheme}:// (file, s3, hdfs)"
         )
     if not rest.startswith("//"):
         raise BadURIError(f"{uri}: expected {scheme}://")
