@@ -37,7 +37,8 @@ class InputFile:
 
     def identity(self) -> list[object]:
         """What --mode resume compares to tell an unchanged input from a replaced one: the
-        ETag and size on S3, else the size and modification time (README, Resume)."""
+        ETag and size on S3, else the size and modification time (docs/reliability.md,
+        "Reruns and resume")."""
         return ["etag", self.etag, self.size] if self.etag else ["mtime", self.size, self.mtime]
 
     @property

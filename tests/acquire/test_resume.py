@@ -9,6 +9,9 @@ import hashlib
 import json
 import logging
 import random
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,9 @@ import pytest
 
 from fmaprep.acquire.dataset import fetch_dataset
 from fmaprep.acquire.http import HttpClient, Throttle
-from fmaprep.acquire.progress import Progress
+from fmaprep.acquire.rangezip import probe
+from fmaprep.acquire.resume import download_resumable
+from fmaprep.progress import Progress
 from support.zipserver import ZipServer, fma_shaped_zip
 
 
@@ -159,3 +164,48 @@ def test_ctrl_c_while_unpacking_then_no_byte_is_downloaded_again(
     assert len(_stored(tmp_path / "d")) == len(members)
     # unpacked and verified: only now is the archive gone (no --keep-archive)
     assert not list((tmp_path / "d").rglob("fma_x.zip*"))
+
+
+@pytest.fixture
+def superscript_server() -> Iterator[tuple[str, bytes]]:
+    """A server that ignores Range and says ``Content-Length: ²`` (``"²".isdigit()`` is True,
+    ``int("²")`` raises): the body runs to the connection's close."""
+    body = bytes(range(256)) * 64
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "\u00b2")
+            self.send_header("ETag", '"v1"')
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/a.zip", body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_superscript_content_length_is_no_length_and_no_crash(
+    superscript_server: tuple[str, bytes], tmp_path: Path
+) -> None:
+    url, body = superscript_server
+    digest, received = download_resumable(_client(), url, tmp_path / "a.zip")
+    assert (tmp_path / "a.zip").read_bytes() == body
+    assert digest == hashlib.sha1(body).hexdigest() and received == len(body)
+
+
+def test_the_range_probe_reads_a_superscript_length_as_unknown(
+    superscript_server: tuple[str, bytes],
+) -> None:
+    url, _ = superscript_server
+    assert probe(_client(), url) == (None, None)  # no Range support, no length it can trust

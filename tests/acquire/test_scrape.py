@@ -21,9 +21,9 @@ import pytest
 
 from fmaprep.acquire.dest import Destination, TrackWriter, open_destination
 from fmaprep.acquire.http import USER_AGENT
-from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import ScrapeConfig, scrape, sniff_audio
 from fmaprep.cli import scrape as scrape_cli
+from fmaprep.progress import Progress
 
 from .conftest import FakeFMA, FakeTrack, quick_config
 

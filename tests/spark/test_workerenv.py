@@ -90,3 +90,17 @@ def test_local_marks_put_a_unique_file_beside_output_and_remove_it(tmp_path: Pat
     assert not Path(mark).exists()
     with local_marks("s3a://b/in", "hdfs://nn/out") as marks:
         assert marks == {}
+
+
+def test_the_hint_points_to_the_docs_section_that_says_how_to_ship_the_environment() -> None:
+    """The set-up left the README for the docs site: the hint names that page and a section it
+    has, and the page gives the same two spark-submit settings the hint does."""
+    from fmaprep.spark import workerenv
+
+    page = Path(__file__).resolve().parents[2] / workerenv.DOCS_PAGE
+    text = page.read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert any(h[3:].startswith(workerenv.DOCS_SECTION) for h in headings)
+    assert "README" not in workerenv.SHIP_HINT and workerenv.DOCS_PAGE in workerenv.SHIP_HINT
+    for setting in ("#environment", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"):
+        assert setting in workerenv.SHIP_HINT and setting in text

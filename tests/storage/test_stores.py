@@ -30,7 +30,8 @@ from fmaprep.storage.localfs import LocalStore
 from fmaprep.storage.retrying import RetryingReader
 from fmaprep.storage.s3_settings import S3Settings
 from fmaprep.storage.s3client import S3Store
-from fmaprep.storage.stores import Store, TransientError, relative_name, split_uri
+from fmaprep.storage.stores import Store, TransientError, relative_name
+from fmaprep.storage.uris import split_uri
 from fmaprep.storage.webhdfs import HDFSStore
 from local_services_fixture import local_services
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fmaprep.acquire.http import FetchError, HttpClient
-from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.rangezip import RangeFile, Remote, probe
 from fmaprep.acquire.resume import download_resumable
+from fmaprep.progress import Progress, human_bytes
 from fmaprep.redaction import redact_text
 from fmaprep.storage.checksum import file_sha1
 

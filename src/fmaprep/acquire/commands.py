@@ -14,8 +14,8 @@ from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
 from fmaprep.acquire.dest import DestinationError
 from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.policy import BadSiteError
-from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.scrape import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, ScrapeConfig, scrape
+from fmaprep.progress import Progress
 from fmaprep.redaction import printable, redact_text
 
 log = logging.getLogger(__name__)

@@ -54,10 +54,10 @@ from fmaprep.acquire.members import (
     read_checksums,
     read_tracks_csv,
 )
-from fmaprep.acquire.progress import Progress
 from fmaprep.acquire.rangezip import Remote, Spans
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
+from fmaprep.progress import Progress
 from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import make_line
 

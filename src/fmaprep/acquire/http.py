@@ -1,6 +1,7 @@
 """A polite HTTP client: honest User-Agent, a minimum delay between requests, a batch-then-pause
-throttle for downloads, bounded retries with exponential backoff and jitter (connection errors,
-429 and 5xx, honouring ``Retry-After``), and redirects followed by hand, each hop checked.
+throttle for downloads, bounded retries (connection errors, 429 and 5xx) by the one retry policy
+of :mod:`fmaprep.storage.retrying` (``Retry-After`` honoured, the throttle in front of every
+attempt), and redirects followed by hand, each hop checked.
 
 Every hop is checked on the URL as it will be sent: the request is prepared first, and the
 scheme, host and port are read from the prepared URL the way requests' adapter reads them to
@@ -30,6 +31,7 @@ import requests
 
 from fmaprep import __version__
 from fmaprep.acquire.watch import AddressRefused, Cut, Watch, WatchedAdapter, sending
+from fmaprep.storage.retrying import RetryBudget, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +225,11 @@ class HttpClient:
         ambient: bool = True,
         proxy: str | None = None,
     ) -> None:
-        if retries < 1:
-            raise ValueError("retries counts attempts and must be >= 1")
+        # the one retry policy (storage.retrying); the throttle below stays in front of every
+        # attempt, and a Retry-After holds the whole run (Throttle.hold), not only this request
+        self.policy = RetryPolicy(attempts=retries, base=backoff, cap=max_backoff)
         self.throttle = throttle or Throttle()
         self.retries = retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.timeout = timeout
         self.deadline = deadline
         self.user_agent = user_agent
@@ -364,34 +365,28 @@ class HttpClient:
             raise _cut_error(watch, url)
         return result
 
-    def pause_before_retry(self, attempt: int, retry_after: float | None = None) -> None:
-        self._wait_before_retry(attempt, retry_after)
-
-    def _wait_before_retry(self, attempt: int, retry_after: float | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        delay *= 0.5 + self._rng.random()  # jitter: 0.5x .. 1.5x
+    def pause_before_retry(self, failures: int, retry_after: float | None = None) -> None:
+        """Wait as the policy says after ``failures`` failures in a row; a Retry-After also
+        holds every other request of the run (the server asked the client, not one request)."""
         if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_backoff))
-            self.throttle.hold(min(retry_after, self.max_backoff))
-        self._sleep(delay)
+            self.throttle.hold(min(retry_after, self.policy.cap))
+        self._sleep(self.policy.delay(failures, retry_after, self._rng))
 
     def _attempts(self, url: str, what: Callable[[int], T]) -> T:
         """Run ``what(attempt)`` until it returns, retrying transient failures."""
-        for attempt in range(1, self.retries + 1):
-            retry_after: float | None = None
+        budget = RetryBudget(self.policy)
+        while True:
             try:
-                return what(attempt)
+                return what(budget.failures + 1)
             except TRANSIENT as exc:
                 problem, retry_after = describe(exc), getattr(exc, "retry_after", None)
                 if self.throttle.cancelled:  # no retry after a Ctrl-C
                     raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
-            if attempt == self.retries:
+            if not budget.failed():
                 raise FetchError("retries_exhausted", f"{url}: {problem}")
-            log.warning(
-                "attempt %d of %d for %s failed (%s); retrying", attempt, self.retries, url, problem
-            )
-            self._wait_before_retry(attempt, retry_after)
-        raise AssertionError("unreachable")
+            log.warning("attempt %d of %d for %s failed (%s); retrying",
+                        budget.failures, self.retries, url, problem)  # fmt: skip
+            self.pause_before_retry(budget.failures, retry_after)
 
     @staticmethod
     def _check_status(response: requests.Response, url: str) -> None:
@@ -556,16 +551,16 @@ class ResumeBudget:
 
     def __init__(self, client: HttpClient, url: str) -> None:
         self.client, self.url = client, url
-        self.idle = 0
+        self.budget = RetryBudget(client.policy)
 
     def failed(self, exc: BaseException, progressed: bool, where: str) -> None:
         """After a transient failure: raise once the budget is spent, else log and back off."""
         if self.client.throttle.cancelled:  # no retry after a Ctrl-C
             raise FetchError("cancelled", f"{self.url}: the run was interrupted") from exc
-        self.idle = 0 if progressed else self.idle + 1
-        if self.idle >= self.client.retries:
+        if not self.budget.failed(progressed):
             raise FetchError("retries_exhausted", f"{self.url}: {describe(exc)}") from exc
+        idle = self.budget.failures
         log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
-                    self.url, where, describe(exc), self.idle, self.client.retries)  # fmt: skip
-        if self.idle:
-            self.client.pause_before_retry(self.idle, getattr(exc, "retry_after", None))
+                    self.url, where, describe(exc), idle, self.client.retries)  # fmt: skip
+        if idle:
+            self.client.pause_before_retry(idle, getattr(exc, "retry_after", None))

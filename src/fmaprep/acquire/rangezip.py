@@ -30,6 +30,7 @@ from fmaprep.acquire.http import (
     HttpClient,
     ResumeBudget,
     RetryableError,
+    declared_length,
 )
 from fmaprep.acquire.resume import content_range, validator
 
@@ -53,9 +54,8 @@ def probe(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
     with client.open_download(url, {"Range": "bytes=0-0"}) as response:
         span, tag = content_range(response), validator(response)
         if response.status_code != 206 or span is None or span[1] is None or not tag:
-            length = response.headers.get("Content-Length") or ""
             # (the body of a 200 is not read: closing the response drops it)
-            return None, int(length) if length.isdigit() else None
+            return None, declared_length(response)
         return Remote(url, span[1], tag), span[1]
 
 

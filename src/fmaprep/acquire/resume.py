@@ -36,8 +36,9 @@ from fmaprep.acquire.http import (
     HttpClient,
     ResumeBudget,
     RetryableError,
+    declared_length,
 )
-from fmaprep.acquire.progress import human_bytes
+from fmaprep.progress import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,7 @@ def _receive(
                    else "the server ignored the Range request")  # fmt: skip
             log.warning("%s: %s; starting again from byte 0 (%s had been fetched)", url, why,
                         human_bytes(have))  # fmt: skip
-        length = response.headers.get("Content-Length")
-        meta = {"url": url, "validator": new_validator,
-                "length": int(length) if length and length.isdigit() else None}  # fmt: skip
+        meta = {"url": url, "validator": new_validator, "length": declared_length(response)}
         if new_validator is None:
             log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
         part.start_over(meta if new_validator is not None else None)

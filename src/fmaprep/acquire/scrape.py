@@ -26,13 +26,13 @@ from fmaprep.acquire.dest import Destination, DestinationError, open_destination
 from fmaprep.acquire.http import FetchError, HttpClient, Target, Throttle
 from fmaprep.acquire.interrupt import CtrlC
 from fmaprep.acquire.policy import SitePolicy, split_credentials
-from fmaprep.acquire.progress import Progress, human_bytes
 from fmaprep.acquire.robots import Robots
 from fmaprep.acquire.site import TrackInfo, listing_url, parse_listing, parse_track_page
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.audio.frames import FrameCheck
 from fmaprep.audio.sniff import looks_like_text, starts_like_mp3
 from fmaprep.model import track_path
+from fmaprep.progress import Progress, human_bytes
 from fmaprep.redaction import printable, redact_text
 from fmaprep.storage.clients import StoreSettings
 from fmaprep.tracks import make_line

@@ -5,17 +5,19 @@ Adding one is a new module plus one line in ``SUBCOMMANDS``."""
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from fmaprep import __version__
 from fmaprep.redaction import RedactingFilter
+from fmaprep.storage.uris import StorageError
 
 # module names under fmaprep.cli, in the order --help lists them
 SUBCOMMANDS = (
@@ -145,6 +147,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose, args.quiet, args.log_file)
     code: int = args._run(args)
     return code
+
+
+Run = Callable[[argparse.Namespace], int]
+
+
+def one_line(command: str) -> Callable[[Run], Run]:
+    """A command's ``run`` that says bad input or a failing environment (OSError, ValueError,
+    StorageError: a bad URI included) in one line, ``fmaprep COMMAND: ...``, and exits 2."""
+
+    def wrap(run: Run) -> Run:
+        @functools.wraps(run)
+        def guarded(args: argparse.Namespace) -> int:
+            try:
+                return run(args)
+            except (OSError, ValueError, StorageError) as exc:
+                print(f"fmaprep {command}: {exc}", file=sys.stderr)
+                return 2
+
+        return guarded
+
+    return wrap
 
 
 if __name__ == "__main__":

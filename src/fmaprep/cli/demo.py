@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fmaprep.cli import one_line
+
 NAME = "demo"
 HELP = "make a demo corpus of real mp3s from synthetic music (FMA layout, with _tracks.jsonl)"
 EXAMPLES = """\
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+@one_line("demo")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.acquire.demo import make_demo_corpus
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from fmaprep.cli import one_line
 
 NAME = "export"
 HELP = "export an OUTPUT as a memmap (codes.u8 + index.jsonl) or webdataset tar shards"
@@ -35,66 +36,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", action="append", help="only this split (repeatable)")
 
 
+@one_line("export")
 def run(args: argparse.Namespace) -> int:
-    from fmaprep.storage.uris import StorageError
-    from fmaprep.train.export import export_memmap
+    from fmaprep.storage.uris import is_local
 
+    picked = {"track_ids": args.track, "genres": args.genre, "splits": args.split}
     if args.to == "webdataset":
-        return _webdataset(args)
-    if "://" in args.dest and not args.dest.startswith("file:"):
-        return _remote_memmap(args)
+        from fmaprep.train.webdataset import export_webdataset
 
-    try:
-        result = export_memmap(
-            args.output,
-            args.dest,
-            overwrite=args.overwrite,
-            track_ids=args.track,
-            genres=args.genre,
-            splits=args.split,
-        )
-    except (OSError, ValueError, StorageError) as exc:
-        print(f"fmaprep export: {exc}", file=sys.stderr)
-        return 2
-    print(f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes -> {result.dest}")
-    return 0
+        shards = export_webdataset(args.output, args.dest, overwrite=args.overwrite,
+                                   shard_bytes=args.shard_size * 1024 * 1024, **picked)  # fmt: skip
+        print(f"fmaprep export: {shards.tracks} tracks, {shards.samples:,} codes in "
+              f"{len(shards.shards)} shards -> {shards.dest}")  # fmt: skip
+        return 0
+    if is_local(args.dest):
+        from fmaprep.train.export import export_memmap
 
+        result = export_memmap(args.output, args.dest, overwrite=args.overwrite, **picked)
+    else:  # a memmap export written straight to s3:// or hdfs:// (fmaprep.train.remote)
+        from fmaprep.train.remote import export_memmap_to_store
 
-def _webdataset(args: argparse.Namespace) -> int:
-    from fmaprep.train.webdataset import export_webdataset
-
-    try:
-        result = export_webdataset(
-            args.output,
-            args.dest,
-            shard_bytes=args.shard_size * 1024 * 1024,
-            overwrite=args.overwrite,
-            track_ids=args.track,
-            genres=args.genre,
-            splits=args.split,
-        )
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep export: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes in "
-        f"{len(result.shards)} shards -> {result.dest}"
-    )
-    return 0
-
-
-def _remote_memmap(args: argparse.Namespace) -> int:
-    """A memmap export written straight to s3:// or hdfs:// (fmaprep.train.remote)."""
-    from fmaprep.train.remote import export_memmap_to_store
-
-    try:
         if args.overwrite:
             raise ValueError(f"{args.dest}: --overwrite is for local exports; remove it first")
-        result = export_memmap_to_store(
-            args.output, args.dest, track_ids=args.track, genres=args.genre, splits=args.split
-        )
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep export: {exc}", file=sys.stderr)
-        return 2
+        result = export_memmap_to_store(args.output, args.dest, **picked)
     print(f"fmaprep export: {result.tracks} tracks, {result.samples:,} codes -> {result.dest}")
     return 0

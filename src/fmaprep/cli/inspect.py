@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fmaprep.cli import one_line
+
 NAME = "inspect"
 HELP = "show counts, hours of audio, failures by reason and the first records of an OUTPUT"
 EXAMPLES = """\
@@ -18,12 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=int, default=3, help="how many records to show (default 3)")
 
 
+@one_line("inspect")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.report.summary import inspect_output
 
-    try:
-        inspect_output(args.output, sys.stdout, args.records)
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep inspect: {exc}", file=sys.stderr)
-        return 2
+    inspect_output(args.output, sys.stdout, args.records)
     return 0

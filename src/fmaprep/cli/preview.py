@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fmaprep.cli import one_line
+
 NAME = "preview"
 HELP = "decode one track's mu-law codes to a mono 16-bit PCM wav (8 kHz by default)"
 EXAMPLES = """\
@@ -22,14 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="WAV", help="wav file to write")
 
 
+@one_line("preview")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.train.preview import write_preview
 
     try:
         info = write_preview(args.output, args.track, args.out)
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep preview: {exc}", file=sys.stderr)
-        return 2
     except KeyError as exc:
         print(f"fmaprep preview: {exc.args[0]}", file=sys.stderr)
         return 2

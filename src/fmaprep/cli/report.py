@@ -4,7 +4,8 @@ players; with OTHER, the two outputs side by side."""
 from __future__ import annotations
 
 import argparse
-import sys
+
+from fmaprep.cli import one_line
 
 NAME = "report"
 HELP = "write a self-contained HTML report: plots, players and spectrograms; or compare two"
@@ -20,14 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="HTML", help="HTML file to write")
 
 
+@one_line("report")
 def run(args: argparse.Namespace) -> int:
     from fmaprep.report.html import write_report
 
-    try:
-        data = write_report(args.output, args.out, args.other)
-    except (OSError, ValueError) as exc:
-        print(f"fmaprep report: {exc}", file=sys.stderr)
-        return 2
+    data = write_report(args.output, args.out, args.other)
     what = f"{len(data.lines)} inputs, {data.records} records"
     print(f"fmaprep report: {what}{' (compared)' if args.other else ''} -> {args.out}")
     return 0

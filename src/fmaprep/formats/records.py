@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import urlparse
 
 from fmaprep.formats import safepickle
 from fmaprep.formats.commit import SUCCESS_FILE, Commit, Part, parse_commit
@@ -26,7 +25,7 @@ from fmaprep.formats.manifest import MANIFEST_FILE, STATS_FILE, parse_manifest, 
 from fmaprep.formats.safepickle import UnsafePickleError, trusted_from_env
 from fmaprep.formats.sequencefile import iter_sequence_file, parse_byte_arrays
 from fmaprep.storage.clients import StoreSettings, open_store
-from fmaprep.storage.uris import is_local_source
+from fmaprep.storage.uris import is_local, local_path
 
 __all__ = [
     "DamagedOutputError",
@@ -68,17 +67,6 @@ def read_partition(
             yield from batch if isinstance(batch, list) else [batch]
 
 
-def _local_dir(output: str) -> str:
-    parsed = urlparse(output)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise ValueError(f"{output}: file:// URIs with a host are not supported")
-        return parsed.path
-    if len(parsed.scheme) > 1:  # one letter is a Windows drive, not a scheme
-        raise ValueError(f"{output}: only local paths and file:// URIs are read, copy it first")
-    return output
-
-
 def _natural_key(name: str) -> list[Any]:
     # Name order, but part-99999 before part-100000 (Spark pads to 5 digits only).
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
@@ -98,8 +86,8 @@ class _Output:
     def __init__(self, output: str, settings: StoreSettings | None) -> None:
         self.label = output
         self.dir_fd: int | None = None
-        if is_local_source(output):
-            root = _local_dir(output)
+        if is_local(output):
+            root = local_path(output)
             if not os.path.isdir(root):
                 raise FileNotFoundError(f"{output}: no such output directory")
             self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)

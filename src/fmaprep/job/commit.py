@@ -1,4 +1,4 @@
-"""Committing OUTPUT without copies (README, "Commit protocol"; docs/commit.md).
+"""Committing OUTPUT without copies (docs/commit.md).
 
 1. Tasks write their part at a name of their own, then their manifest shard (the task commit).
 2. The driver publishes ``_SUCCESS``, a small JSON naming every part and shard of the new
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,7 @@ from fmaprep.job.ownership import (
 from fmaprep.model import InputFile
 from fmaprep.spark.writers import TaskResult
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import StorageError, is_local_source
+from fmaprep.storage.uris import StorageError, is_local
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +366,7 @@ def doomed(
     # run taking the lease meanwhile writes one for milliseconds), or older than TEMP_GRACE_S.
     # A remote store's clock may differ from ours: 1 s of margin there, none on local disk,
     # where a crashed run's temp can be well under 1 s older than the next run's lease.
-    margin = 0.0 if is_local_source(state.output) else 1.0
+    margin = 0.0 if is_local(state.output) else 1.0
     now = time.time()
     horizon = max(now - (time.monotonic() - lease.started) - margin, now - TEMP_GRACE_S)
     out = []
@@ -424,10 +423,3 @@ def abort_uploads(
     if aborted:
         log.info("aborted %d unfinished multipart uploads under %s", aborted, output)
     return aborted
-
-
-def read_lines(store: Store, output: str, commit: Commit) -> Iterable[dict[str, Any]]:
-    """Every manifest line of a committed generation (the shards it names)."""
-    for name, _ in commit.manifest:
-        _, lines = _read_shard(store, output, name)
-        yield from lines

@@ -35,11 +35,11 @@ from fmaprep.job.commit import (
 from fmaprep.job.interrupted import INTERRUPTED
 from fmaprep.job.lease import Holder, Lease, refuse_if_held, yarn_attempt
 from fmaprep.job.ownership import CONTROL_DIR
-from fmaprep.job.progress import Progress
 from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
 from fmaprep.model import InputFile, TrackError
 from fmaprep.pipeline import failed_line
+from fmaprep.progress import JobProgress
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
@@ -320,7 +320,7 @@ def _run(  # noqa: PLR0917
             output_uri, generation, config.job.format, config.pipeline, stores, config_key(config)
         )
         mark = time.monotonic()
-        results = run_tasks(sc, bins, plan, lambda poll: Progress(
+        results = run_tasks(sc, bins, plan, lambda poll: JobProgress(
             len(todo), poll, stalled=_stall_probe([input_uri, output_uri], stores),
             waiting=lambda: _active_tasks(sc)))  # fmt: skip
         timings["tasks_s"] = time.monotonic() - mark

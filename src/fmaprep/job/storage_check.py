@@ -22,8 +22,9 @@ from fmaprep.redaction import redact_text, strip_signed_query
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.listing import list_inputs
 from fmaprep.storage.probe import emit, probe_name, results_to_stdout
-from fmaprep.storage.s3_settings import StorageConfError, hdfs_spark_conf, is_s3_uri
+from fmaprep.storage.s3_settings import StorageConfError, hdfs_spark_conf
 from fmaprep.storage.stores import Store
+from fmaprep.storage.uris import is_s3
 from fmaprep.storage.webhdfs import webhdfs_base
 
 FIX_SETTINGS = (
@@ -103,7 +104,7 @@ def _spark_one(sc: Any, settings: StoreSettings, uri: str) -> tuple[bool, str, s
 
 def _client_address(uri: str, settings: StoreSettings) -> str:
     """Which client the job uses for ``uri`` and where it goes (no credentials)."""
-    if is_s3_uri(uri):
+    if is_s3(uri):
         endpoint = settings.s3.endpoint if settings.s3 else None
         return f"boto3 at {strip_signed_query(endpoint)}" if endpoint else "boto3 at AWS"
     if uri.startswith("hdfs:"):

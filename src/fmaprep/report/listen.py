@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fmaprep.audio.signal import mu_law_decode
-from fmaprep.storage.uris import is_local_source, local_path
+from fmaprep.storage.uris import is_local, local_path
 from fmaprep.tracks import cap_value
 
 EXCERPT_S = 10.0
@@ -103,7 +103,7 @@ def source_excerpt(
     """The same excerpt of the source, when it is a file readable here (else None)."""
     import soundfile as sf
 
-    if not is_local_source(source):
+    if not is_local(source):
         return None
     path = local_path(source)
     try:

@@ -23,7 +23,7 @@ from typing import Any
 from fmaprep.model import InputFile, TrackError
 from fmaprep.storage.checksum import file_sha1, stream_sha1
 from fmaprep.storage.clients import StoreSettings, open_store
-from fmaprep.storage.uris import is_local_source, local_path
+from fmaprep.storage.uris import is_local, local_path
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class _Prefetcher:
             max_files, max_bytes, concurrent = self._limits
             while self._queue and not self._closed:
                 n, item = self._queue[0]
-                if is_local_source(item.source):
+                if is_local(item.source):
                     self._queue.popleft()
                     self.pending.append((item, None))
                     continue
@@ -123,7 +123,7 @@ def local_copies(
     waited ``timeout_s`` for (a server that trickles, a stalled mount) is a ``timeout``; its
     thread is left to its socket timeouts and not waited for."""
     items = list(items)
-    if all(is_local_source(item.source) for item in items):
+    if all(is_local(item.source) for item in items):
         for item in items:
             yield item, local_path(item.source), None
         return
@@ -190,7 +190,7 @@ def hash_inputs(
 
     def digest(item: InputFile) -> tuple[str, str]:
         try:
-            if is_local_source(item.source):
+            if is_local(item.source):
                 return item.source, file_sha1(local_path(item.source))
             with open_store(item.source, settings).open_read(item.source) as stream:
                 return item.source, stream_sha1(stream)

@@ -20,11 +20,14 @@ from fmaprep.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
-README_HINT = (
+# the set-up moved from the README to the docs site: name the page and its section
+DOCS_PAGE = "docs/cluster.md"
+DOCS_SECTION = "The environment archive"
+SHIP_HINT = (
     "ship the environment: `fmaprep package-env env.tar.gz`, then spark-submit "
     "--archives env.tar.gz#environment "
     "--conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python "
-    "(see docs/cluster.md)"
+    f'(see {DOCS_PAGE}, "{DOCS_SECTION}")'
 )
 
 _DECODER_MODULES = {
@@ -118,7 +121,7 @@ def explain(results: list[dict[str, Any]], given: Mapping[str, str] | None = Non
         first = next(iter(missing.values())).splitlines()[0]
         return (
             f"workers cannot import {names} [{first}; worker python: {', '.join(sorted(pythons))}]:"
-            f" {README_HINT}"
+            f" {SHIP_HINT}"
         )
     for result in results:
         if result["failed"]:
@@ -153,7 +156,7 @@ def check_workers(
         raise WorkerEnvironmentError(
             f"workers cannot run Python [{detail}]: check spark.executorEnv.PYSPARK_PYTHON "
             f"and that the workers have Python 3.11 where the archive's bin/python links; "
-            f"{README_HINT}"
+            f"{SHIP_HINT}"
         ) from None
     problem = explain(results, given)
     if problem:

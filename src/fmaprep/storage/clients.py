@@ -18,7 +18,8 @@ from typing import Any
 from fmaprep.storage.localfs import LocalStore
 from fmaprep.storage.s3_settings import S3Settings, load_s3_settings
 from fmaprep.storage.s3client import S3Store, s3_client
-from fmaprep.storage.stores import WEBHDFS_ENV, Store, split_uri
+from fmaprep.storage.stores import WEBHDFS_ENV, Store
+from fmaprep.storage.uris import split_uri
 from fmaprep.storage.webhdfs import HDFSStore, webhdfs_base
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,8 @@ class StoreSettings:
 
 def open_store(uri: str, settings: StoreSettings | None = None) -> Store:
     """The store holding ``uri``: a local path, ``file:``, ``s3://``, ``s3a://`` or ``hdfs://``."""
-    if "://" in uri and urlscheme(uri) not in ("file", "s3", "s3a", "hdfs"):
-        raise ValueError(
-            f"{uri}: no client for {urlscheme(uri)}:// (local, s3://, s3a://, hdfs://)"
-        )
+    kind = split_uri(uri).kind  # BadURIError: no client for that scheme
     settings = settings or StoreSettings()
-    kind = split_uri(uri).kind
     if kind == "file":
         return LocalStore()
     if kind == "s3":
@@ -99,7 +96,3 @@ def warm_up(uris: Iterable[str], settings: StoreSettings) -> threading.Thread | 
     thread = threading.Thread(target=build, name="fmaprep-warm-s3", daemon=True)
     thread.start()
     return thread
-
-
-def urlscheme(uri: str) -> str:
-    return uri.split("://", 1)[0].lower()

@@ -13,8 +13,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from fmaprep.storage.stores import split_uri
-from fmaprep.storage.uris import local_path
+from fmaprep.storage.uris import local_path, split_uri
 from fmaprep.storage.webhdfs import webhdfs_base
 
 if TYPE_CHECKING:

@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterable
 from fmaprep.model import InputFile, track_id_for
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import StorageError, is_hidden, is_local, local_path
+from fmaprep.storage.uris import StorageError, glob_cut, is_hidden, is_local, local_path
 from fmaprep.tracks import TRACKS_FILE, track_metadata
 
 log = logging.getLogger(__name__)
-
-_GLOB_CHARS = set("*?[")
 
 
 def list_inputs(
@@ -73,10 +71,8 @@ def _exists(store: Store, uri: str) -> bool:
 def _split_glob(uri: str) -> tuple[str, str | None]:
     """(the fixed directory before the first glob character, the whole pattern or None)."""
     scheme, _, rest = uri.partition("://")
-    if not _GLOB_CHARS & set(rest):
-        return uri, None
-    first = min(rest.index(c) for c in _GLOB_CHARS if c in rest)
-    return f"{scheme}://{rest[:first].rsplit('/', 1)[0]}", uri
+    cut = glob_cut(rest)
+    return (uri, None) if cut is None else (f"{scheme}://{cut}", uri)
 
 
 def _has_audio_extension(name: str, extensions: Iterable[str]) -> bool:
@@ -100,7 +96,7 @@ def list_local_inputs(uri: str, extensions: tuple[str, ...]) -> list[InputFile]:
         candidates, root = _walk(path), path
     elif os.path.lexists(path):
         candidates, root = [path], os.path.dirname(path)
-    elif _GLOB_CHARS & set(path):
+    elif glob_cut(path) is not None:
         root = glob_root(path)
         match = _glob_regex(path[len(root.rstrip(os.sep)) :], root.rstrip(os.sep))
         candidates = [p for p in _walk(root) if match(p)] if os.path.isdir(root) else []

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from fmaprep.atomic_file import fsync_dir
-from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name, split_uri
+from fmaprep.storage.stores import Entry, Store, Writer, _dir_prefix, _tmp_name
+from fmaprep.storage.uris import split_uri
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,7 @@ class LocalStore(Store):
 
     @staticmethod
     def _path(uri: str) -> str:
-        parsed = split_uri(uri)
-        if parsed.kind != "file":
-            raise ValueError(f"{uri}: not a local path")
-        return parsed.path
+        return split_uri(uri, "file").path
 
     @staticmethod
     def _entry(uri: str, st: os.stat_result) -> Entry:

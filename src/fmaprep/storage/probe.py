@@ -22,7 +22,8 @@ from fmaprep.storage.s3_settings import (
     load_s3_settings,
 )
 from fmaprep.storage.s3client import new_s3_client
-from fmaprep.storage.stores import _dir_prefix, split_uri
+from fmaprep.storage.stores import _dir_prefix
+from fmaprep.storage.uris import split_uri
 
 FIX_LOCAL = "start the local services: scripts/local-services.sh up"
 

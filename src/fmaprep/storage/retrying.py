@@ -1,5 +1,20 @@
-"""Reads that survive dropped connections: reopen at the current offset, bounded, with
-jittered backoff, each retry logged as "attempt n of N" (used by every store's ``open_read``)."""
+"""The one retry policy, and reads that survive dropped connections with it.
+
+:class:`RetryPolicy` is how every hand-written retry in fmaprep waits and when it stops: store
+reads here, and the scraper's and ``fetch-dataset``'s HTTP client (``acquire.http``). Bounded
+attempts in a row without progress (an attempt that brought bytes resets the count: five drops
+of an 880 GB transfer are not five failures), exponential backoff with jitter, capped, and a
+server's Retry-After honoured up to the cap. Requests that botocore makes retry inside botocore
+(``mode=standard``, bounded); they are not retried again here.
+
+Why by hand and not urllib3's ``Retry``: a retry here resumes a body at the offset it reached,
+pinned to the same object (S3 ``If-Match: <etag>``, HTTP ``If-Range``), and the scraper's polite
+throttle must stand in front of every request, a retry's included, and hold the whole run on a
+Retry-After; urllib3 restarts a request from byte 0 and knows no run-wide throttle.
+
+:class:`RetryingReader` reopens at the current offset, each retry logged as "attempt n of N"
+(used by every store's ``open_read``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Protocol
 
 import requests
@@ -62,9 +78,48 @@ def _transient(exc: BaseException) -> bool:
     return bool(isinstance(exc, bce.HTTPClientError | bce.IncompleteReadError))
 
 
-def backoff_delay(attempt: int, base: float = 0.25, cap: float = 8.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1, 2, ...): exponential, full jitter."""
-    return float(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` in a row without progress, then give up; between them, exponential backoff
+    from ``base`` seconds, capped at ``cap``, jittered 0.5x to 1.5x (so clients that failed
+    together do not come back together)."""
+
+    attempts: int
+    base: float
+    cap: float
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("retries counts attempts and must be >= 1")
+
+    def delay(
+        self, failures: int, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait after ``failures`` failures in a row (1, 2, ...); a server's
+        Retry-After, when longer, wins (never beyond the cap: a header is not a reason to hang)."""
+        jitter = 0.5 + (rng.random() if rng is not None else random.random())
+        delay: float = min(self.cap, self.base * 2 ** (failures - 1)) * jitter
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.cap))
+        return delay
+
+
+class RetryBudget:
+    """Failures in a row without progress, counted against a :class:`RetryPolicy`."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0
+
+    def failed(self, progressed: bool = False) -> bool:
+        """Count a failure (an attempt that ``progressed`` starts the count again); True while
+        another attempt is allowed."""
+        self.failures = 0 if progressed else self.failures + 1
+        return self.failures < self.policy.attempts
+
+
+#: store reads: six opens in a row without a byte, waits of ~0.125 s doubling to ~4 s
+STORE_READS = RetryPolicy(attempts=READ_ATTEMPTS, base=0.125, cap=4.0)
 
 
 class RetryingReader(io.RawIOBase):
@@ -83,7 +138,7 @@ class RetryingReader(io.RawIOBase):
         name: str = "",
         size: int | None = None,
         max_attempts: int = READ_ATTEMPTS,
-        backoff: Callable[[int], float] = backoff_delay,
+        backoff: Callable[[int], float] = STORE_READS.delay,
         skip_limit: int = 256 * 1024,
         transient: Callable[[BaseException], bool] | None = None,
     ) -> None:
@@ -96,6 +151,7 @@ class RetryingReader(io.RawIOBase):
         self.size = size
         self.name = name
         self.max_attempts = max_attempts
+        self._policy = replace(STORE_READS, attempts=max_attempts)
         self._backoff = backoff
         self._skip_limit = skip_limit
         self.reopens = 0  # how many times a failure made it reopen (for tests and logs)
@@ -123,15 +179,17 @@ class RetryingReader(io.RawIOBase):
                 stream.close()
 
     def _with_retries(self, action: Callable[[], Any]) -> Any:
-        failures = 0
+        # (a call ends at the first byte read: every failure counted here is one in a row)
+        budget = RetryBudget(self._policy)
         while True:
             try:
                 self._ensure()
                 return action()
             except Exception as exc:
                 self._drop()
-                failures += 1
-                if not self._transient(exc) or failures >= self.max_attempts:
+                again = budget.failed()
+                failures = budget.failures
+                if not self._transient(exc) or not again:
                     if failures > 1 and self._transient(exc):
                         raise TransientError(
                             f"{self.name}: read at offset {self._pos} failed "

@@ -227,11 +227,6 @@ def spark_s3a_conf(settings: S3Settings, env: Mapping[str, str] | None = None) -
     return conf
 
 
-def is_s3_uri(uri: str) -> bool:
-    """True for ``s3a://``, ``s3://`` and ``s3n://`` URIs (all served by S3A off EMR)."""
-    return uri.lower().startswith(("s3a://", "s3://", "s3n://"))
-
-
 def hdfs_spark_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``spark.hadoop.fs.defaultFS`` from ``FMAPREP_HDFS_URI`` when that is set, else nothing.
 

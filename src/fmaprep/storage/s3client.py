@@ -30,8 +30,8 @@ from fmaprep.storage.stores import (
     TransientError,
     Writer,
     _dir_prefix,
-    split_uri,
 )
+from fmaprep.storage.uris import split_uri
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +236,7 @@ class S3Store(Store):
 
     @staticmethod
     def _split(uri: str) -> StoreURI:
-        parsed = split_uri(uri)
-        if parsed.kind != "s3":
-            raise ValueError(f"{uri}: not an S3 URI")
-        return parsed
+        return split_uri(uri, "s3")
 
     def list_files(self, uri: str) -> Iterator[Entry]:
         """Every object under ``uri``, in key order. A prefix whose first level holds at most

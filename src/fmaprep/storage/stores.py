@@ -6,10 +6,9 @@ WebHDFS over ``requests``. A :class:`Store` is small and picklable (S3: the froz
 task receives the store and builds its client itself: one boto3 client and one HTTP session per
 process (and per settings), created on first use and cached.
 
-**URIs are not percent-encoded.** Everything after the bucket or host is the real name, byte for
-byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` is the key
-``a%20b#1?.mp3``. Listings return URIs spelled as the URI they were asked for (``s3a://`` stays
-``s3a://``, ``hdfs:///x`` stays ``hdfs:///x``, ``file:/x`` stays ``file:/x``).
+URIs are parsed by :mod:`fmaprep.storage.uris` (never percent-decoded). Listings return URIs
+spelled as the URI they were asked for (``s3a://`` stays ``s3a://``, ``hdfs:///x`` stays
+``hdfs:///x``, ``file:/x`` stays ``file:/x``).
 
 **What is atomic where** (a reader sees the old content or the new, never a part):
 
@@ -24,9 +23,6 @@ byte, as in Hadoop's ``Path(String)`` and the AWS CLI: ``s3://b/a%20b#1?.mp3`` i
   ``renameoptions=NONE``: atomic. S3: PutObject with ``If-None-Match: *``: atomic on AWS S3
   (conditional writes); a server that ignores the header replaces instead (see the tests for
   what s3proxy does), so do not rely on it for mutual exclusion off AWS.
-- ``rename`` (local and HDFS only; S3 raises: it would be a copy, and we never copy) never
-  replaces an existing target. HDFS: rename2 NONE, atomic. Local files: ``os.link`` + unlink
-  (both names exist for a moment); directories: ``os.rename`` after a check.
 - ``replace`` moves a finished file over another: local ``os.replace`` and HDFS rename2
   OVERWRITE (atomic); on S3 a server-side copy then a delete (the one copy fmaprep makes, for
   acquisition's verify-then-publish; the job never calls it).
@@ -48,7 +44,6 @@ itself retries throttling (503 SlowDown) and 5xx on every request (``mode=standa
 from __future__ import annotations
 
 import logging
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -56,6 +51,10 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from fmaprep import atomic_file
+
+# the one URI parser lives in uris; the stores' modules import these names from here too
+from fmaprep.storage.uris import StoreURI as StoreURI  # noqa: PLC0414 (re-export)
+from fmaprep.storage.uris import split_uri as split_uri  # noqa: PLC0414 (re-export)
 
 log = logging.getLogger(__name__)
 
@@ -79,61 +78,6 @@ class StoreError(OSError):
 
 class TransientError(StoreError):
     """A failure worth retrying (5xx, throttling, a dropped connection, a short body)."""
-
-
-# ------------------------------------------------------------------------------------- URIs
-@dataclass(frozen=True)
-class StoreURI:
-    """A parsed URI. ``root`` is the spelling before the path, kept so listings echo it:
-    ``""`` (plain path), ``"file:"``, ``"file://"``, ``"s3a://bucket/"``, ``"hdfs://nn:8020"``,
-    ``"hdfs://"``. ``path`` is absolute (``/a/b``) for file and HDFS, a key (``a/b``, no leading
-    slash, possibly empty) for S3. ``authority`` is the bucket or ``host[:port]`` (or ``""``)."""
-
-    kind: str  # "file" | "s3" | "hdfs"
-    root: str
-    authority: str
-    path: str
-
-    def with_path(self, path: str) -> str:
-        """The URI of ``path`` (same kind, same authority, same spelling)."""
-        return self.root + path
-
-    @property
-    def uri(self) -> str:
-        return self.root + self.path
-
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-
-
-def split_uri(uri: str) -> StoreURI:
-    """Parse ``uri`` without percent-decoding and without treating ``#``/``?`` specially."""
-    match = _SCHEME.match(uri)
-    if not match or len(match.group(1)) == 1:  # no scheme (a one-letter one is a drive)
-        if not uri:
-            raise ValueError("empty path")
-        return StoreURI("file", "", "", uri)
-    scheme = match.group(1).lower()
-    rest = uri[match.end() :]
-    if scheme == "file":
-        if rest.startswith("//"):
-            authority, slash, path = rest[2:].partition("/")
-            if authority not in ("", "localhost"):
-                raise ValueError(f"{uri}: file URIs name no host (got {authority!r})")
-            return StoreURI("file", uri[: match.end() + 2 + len(authority)], "", slash + path)
-        if not rest.startswith("/"):
-            raise ValueError(f"{uri}: a file URI needs an absolute path")
-        return StoreURI("file", uri[: match.end()], "", rest)
-    if not rest.startswith("//"):
-        raise ValueError(f"{uri}: expected {scheme}://")
-    authority, slash, path = rest[2:].partition("/")
-    if scheme in ("s3", "s3a", "s3n"):
-        if not authority or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-_]*", authority):
-            raise ValueError(f"{uri}: not a bucket name: {authority!r}")
-        return StoreURI("s3", uri[: match.end() + 2 + len(authority)] + "/", authority, path)
-    if scheme == "hdfs":
-        return StoreURI("hdfs", uri[: match.end() + 2 + len(authority)], authority, slash + path)
-    raise ValueError(f"{uri}: unsupported scheme {scheme!r} (file, s3, s3a, hdfs)")
 
 
 def _dir_prefix(path: str) -> str:

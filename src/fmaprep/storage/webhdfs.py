@@ -36,8 +36,8 @@ from fmaprep.storage.stores import (
     Writer,
     _dir_prefix,
     _tmp_name,
-    split_uri,
 )
+from fmaprep.storage.uris import BadURIError, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def webhdfs_base(uri: str) -> str:
     default = urlsplit(default_fs or "")
     host = parsed.authority.rsplit(":", 1)[0] if parsed.authority else default.hostname
     if not host:
-        raise ValueError(f"{uri}: no NameNode (name it in the URI or set {WEBHDFS_ENV})")
+        raise BadURIError(f"{uri}: no NameNode (name it in the URI or set {WEBHDFS_ENV})")
     http = _hadoop_conf("hdfs-site.xml", "dfs.namenode.http-address")
     if http and ":" in http and (not parsed.authority or parsed.authority == default.netloc):
         http_host, _, port = http.rpartition(":")
@@ -242,9 +242,7 @@ class HDFSStore(Store):
 
     @staticmethod
     def _split(uri: str) -> StoreURI:
-        parsed = split_uri(uri)
-        if parsed.kind != "hdfs":
-            raise ValueError(f"{uri}: not an HDFS URI")
+        parsed = split_uri(uri, "hdfs")
         return parsed if parsed.path else dataclasses.replace(parsed, path="/")
 
     def _url(self, path: str, op: str, **params: str) -> str:

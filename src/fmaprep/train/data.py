@@ -14,7 +14,6 @@ tracks shorter than ``span`` give no windows.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Collection, Iterator
@@ -23,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from fmaprep.storage.uris import is_local_source, local_path
+from fmaprep.storage.uris import is_local, local_path
 from fmaprep.train import shards as sharding
-from fmaprep.train.export import CODES_FILE, INDEX_FILE
+from fmaprep.train.export import CODES_FILE, INDEX_FILE, read_index
 from fmaprep.train.remote import RemoteExport, is_remote_export
 
 Codes = npt.NDArray[np.uint8]
@@ -36,7 +35,7 @@ __all__ = ["MemmapExport", "WindowSampler", "is_memmap_export", "torch_dataset"]
 
 def is_memmap_export(path: str) -> bool:
     """A local memmap export (:func:`fmaprep.train.remote.is_remote_export`: on S3/HDFS)."""
-    return is_local_source(path) and os.path.isfile(os.path.join(local_path(path), INDEX_FILE))
+    return is_local(path) and os.path.isfile(os.path.join(local_path(path), INDEX_FILE))
 
 
 class MemmapExport:
@@ -47,15 +46,9 @@ class MemmapExport:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(local_path(path))
         with open(os.path.join(self.path, INDEX_FILE), encoding="utf-8") as f:
-            self.tracks: list[dict[str, Any]] = [json.loads(line) for line in f if line.strip()]
+            text = f.read()
         size = os.path.getsize(os.path.join(self.path, CODES_FILE))
-        end = 0
-        for line in self.tracks:
-            if line["offset"] != end or line["length"] < 0:
-                raise ValueError(f"{self.path}: index line of {line['track_id']} is not contiguous")
-            end += line["length"]
-        if end != size:
-            raise ValueError(f"{self.path}: index covers {end} bytes, {CODES_FILE} has {size}")
+        self.tracks = read_index(text, self.path, size)
         self._data: Codes = (
             np.memmap(os.path.join(self.path, CODES_FILE), dtype=np.uint8, mode="r")
             if size

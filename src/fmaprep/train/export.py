@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from fmaprep.storage.uris import check_apart, resolve_uri, sibling
+from fmaprep.storage.uris import check_apart, is_local, resolve_uri, sibling
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,43 @@ class ExportResult:
     samples: int
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """``json.dumps``'s ``default`` for record metadata: numpy scalars as Python numbers."""
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def index_line(record: dict[str, Any], offset: int) -> tuple[Any, str]:
+    """A record's codes (1-D uint8, checked) and its index line, its codes at ``offset`` in the
+    codes file: one home for the export's format, written locally and to a store alike."""
+    codes = record["codes"]
+    if codes.dtype.itemsize != 1 or codes.ndim != 1:
+        raise ValueError(f"track {record['track_id']}: codes are not 1-D uint8")
+    line = {"track_id": record["track_id"], "offset": offset, "length": codes.size}
+    line.update({k: v for k, v in record.items() if k not in _NOT_METADATA})
+    return codes, json.dumps(line, default=json_value) + "\n"
+
+
+def read_index(text: str, where: str, size: int) -> list[dict[str, Any]]:
+    """The index lines of an export whose codes file has ``size`` bytes, checked: contiguous,
+    and covering the codes file exactly."""
+    tracks: list[dict[str, Any]] = [json.loads(x) for x in text.splitlines() if x.strip()]
+    end = 0
+    for line in tracks:
+        if line["offset"] != end or line["length"] < 0:
+            raise ValueError(f"{where}: index line of {line['track_id']} is not contiguous")
+        end += line["length"]
+    if end != size:
+        raise ValueError(f"{where}: index covers {end} bytes, {CODES_FILE} has {size}")
+    return tracks
 
 
 def check_dest(output: str, dest: str, *, overwrite: bool) -> None:
     """Refuse a DEST that is OUTPUT, lies inside it or contains it, a DEST that is a file, and a
     DEST holding anything but an export's two files (even with ``overwrite``: an overwrite
     deletes only what an export wrote)."""
-    if "://" not in output or output.startswith("file:"):
+    if is_local(output):
         check_apart(resolve_uri(output), resolve_uri(dest), what="DEST", source="OUTPUT")
     if not os.path.lexists(dest):
         return
@@ -88,13 +114,9 @@ def export_memmap(
             open(os.path.join(staging, INDEX_FILE), "w", encoding="utf-8") as index_file,
         ):
             for record in records:
-                codes = record["codes"]
-                if codes.dtype.itemsize != 1 or codes.ndim != 1:
-                    raise ValueError(f"track {record['track_id']}: codes are not 1-D uint8")
+                codes, line = index_line(record, offset)
                 codes_file.write(memoryview(codes).cast("B"))
-                line = {"track_id": record["track_id"], "offset": offset, "length": codes.size}
-                line.update({k: v for k, v in record.items() if k not in _NOT_METADATA})
-                index_file.write(json.dumps(line, default=_json_value) + "\n")
+                index_file.write(line)
                 offset += codes.size
                 tracks += 1
             codes_file.flush()

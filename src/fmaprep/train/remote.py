@@ -21,7 +21,6 @@ checks that it covers ``codes.u8`` exactly).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -35,8 +34,8 @@ import numpy.typing as npt
 
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.stores import Store
-from fmaprep.storage.uris import is_local_source
-from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult
+from fmaprep.storage.uris import is_local
+from fmaprep.train.export import CODES_FILE, INDEX_FILE, ExportResult, index_line, read_index
 
 log = logging.getLogger(__name__)
 
@@ -252,16 +251,9 @@ class RemoteExport:
         self.path = uri.rstrip("/")
         store = open_store(self.path, settings or StoreSettings.from_env())
         raw = store.read_bytes(f"{self.path}/{INDEX_FILE}").decode("utf-8")
-        self.tracks: list[dict[str, Any]] = [json.loads(x) for x in raw.splitlines() if x.strip()]
         entry = store.stat(f"{self.path}/{CODES_FILE}")
         size = entry.size if entry is not None else -1
-        end = 0
-        for line in self.tracks:
-            if line["offset"] != end or line["length"] < 0:
-                raise ValueError(f"{self.path}: index line of {line['track_id']} is not contiguous")
-            end += line["length"]
-        if end != size:
-            raise ValueError(f"{self.path}: index covers {end} bytes, {CODES_FILE} has {size}")
+        self.tracks = read_index(raw, self.path, size)
         self.file = RangedFile(f"{self.path}/{CODES_FILE}", size, settings,
                                block_bytes=block_bytes, cache_bytes=cache_bytes,
                                read_ahead=read_ahead)  # fmt: skip
@@ -282,22 +274,13 @@ class RemoteExport:
 
 def is_remote_export(source: str, settings: StoreSettings | None = None) -> bool:
     """``source`` is an ``s3://``/``hdfs://`` directory holding a memmap export's index."""
-    if is_local_source(source):
+    if is_local(source):
         return False
     uri = source.rstrip("/")
     return (
         open_store(uri, settings or StoreSettings.from_env()).stat(f"{uri}/{INDEX_FILE}")
         is not None
     )
-
-
-def _json_value(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-_NOT_METADATA = frozenset({"codes", "track_id", "offset", "length"})
 
 
 def export_memmap_to_store(
@@ -324,13 +307,9 @@ def export_memmap_to_store(
         for record in read_records(
             output, track_ids=track_ids, genres=genres, splits=splits, settings=settings
         ):
-            codes = record["codes"]
-            if codes.dtype.itemsize != 1 or codes.ndim != 1:
-                raise ValueError(f"track {record['track_id']}: codes are not 1-D uint8")
+            codes, line = index_line(record, offset)
             out.write(np.ascontiguousarray(codes).data)
-            line = {"track_id": record["track_id"], "offset": offset, "length": codes.size}
-            line.update({k: v for k, v in record.items() if k not in _NOT_METADATA})
-            lines.append(json.dumps(line, default=_json_value) + "\n")
+            lines.append(line)
             offset += codes.size
             tracks += 1
         out.commit()

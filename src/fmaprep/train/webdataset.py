@@ -35,6 +35,7 @@ import numpy as np
 
 from fmaprep.storage.clients import StoreSettings, open_store
 from fmaprep.storage.stores import Store, Writer
+from fmaprep.train.export import json_value
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ class WebDatasetResult:
 
 def sample_key(n: int, track_id: str) -> str:
     return f"{n:07d}-{_UNSAFE.sub('_', track_id)}"
-
-
-def _json_value(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def _npy(codes: np.ndarray[Any, Any]) -> bytes:
@@ -91,7 +86,7 @@ class _ShardWriter:
     def add(self, key: str, codes: np.ndarray[Any, Any], meta: dict[str, Any]) -> None:
         now = time.time()
         _add(self._tar, f"{key}.codes.npy", _npy(codes), now)
-        _add(self._tar, f"{key}.json", json.dumps(meta, default=_json_value).encode(), now)
+        _add(self._tar, f"{key}.json", json.dumps(meta, default=json_value).encode(), now)
         self.samples += 1
 
     @property

@@ -1,4 +1,5 @@
-"""fmaprep.acquire.progress: rate and ETA on the bar, and a log line a minute off a terminal."""
+"""fmaprep.progress: the acquisition bar's rate and ETA and its log line a minute off a terminal;
+the job's polled line, redrawn in place on a terminal and written as lines elsewhere."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 
 import pytest
 
-from fmaprep.acquire.progress import Progress
+from fmaprep.progress import JobProgress, Progress
 
 
 class _Clock:
@@ -39,10 +40,28 @@ def test_off_a_terminal_the_line_is_logged_once_a_minute(caplog: pytest.LogCaptu
     clock = _Clock()
     progress = Progress(None, stream=io.StringIO(), enabled=False, clock=clock)
     progress.total_bytes = 2**30
-    with caplog.at_level(logging.INFO, logger="fmaprep.acquire.progress"):
+    with caplog.at_level(logging.INFO, logger="fmaprep.progress"):
         for _ in range(180):  # three minutes, a MiB a second
             clock.now += 1.0
             progress.add(nbytes=2**20)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3
     assert lines[0].startswith("progress: [") and "1.0 MiB/s of 1.0 GiB, ETA " in lines[0]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_the_job_line_redraws_on_a_terminal_and_is_written_as_lines_elsewhere(tty: bool) -> None:
+    stream = _Terminal() if tty else io.StringIO()
+    with JobProgress(4, lambda: (3, 1), stream=stream, interval=0.01, log_interval=0.01):
+        pass
+    text = stream.getvalue()
+    assert text.endswith("\n") and "preprocess: 3/4 files (75%), 1 failed" in text
+    if tty:  # each redraw replaces the line; the last one ends it
+        assert text.startswith("\rpreprocess: ") and text.count("\n") == 1
+    else:
+        assert "\r" not in text and "\x1b" not in text
