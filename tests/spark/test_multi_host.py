@@ -114,11 +114,25 @@ def _whole(hosts: dict[str, str]) -> None:
     the cluster (the last test's damage costs nothing when the module then takes it down)."""
     if not _broken:
         return
+    status = _run([*HOSTS, "status"], timeout=60).stdout
+    killed = {w for w in WORKERS if f"{w}: stopped" in status}
+    # Wait until YARN has declared a killed host's NodeManager lost (20 s of silence) before
+    # restarting it: `up` then waits for the new one to register. Restarted sooner, the new
+    # NodeManager would pass for the old one, and containers could be sent to neither.
+    deadline = time.monotonic() + 120
+    while killed - _lost_nodes(hosts):
+        assert time.monotonic() < deadline, f"YARN did not notice that {killed} died"
+        time.sleep(1)
     proc = _run([*HOSTS, "up", str(len(WORKERS))], timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:]
     for worker in WORKERS:
         _host_cmd("heal-host", worker.removeprefix("w"))
     _broken.clear()
+
+
+def _lost_nodes(hosts: dict[str, str]) -> set[str]:
+    nodes = (_rm(hosts, "/ws/v1/cluster/nodes?states=LOST").get("nodes") or {}).get("node", [])
+    return {str(n["nodeHostName"]) for n in nodes}
 
 
 @pytest.fixture(scope="module")
