@@ -178,6 +178,14 @@ def test_unreachable_and_refusing_stores(
             assert time.monotonic() - started < 30
     proc = run_cli(corpus, f"s3a://{bucket}/y", {**env, "AWS_SECRET_ACCESS_KEY": "wrong"})
     fault_line(proc, "S3 refused", "SignatureDoesNotMatch")
+    # no credentials anywhere (environment, profile files, instance role): boto3's
+    # NoCredentialsError is one line too, not its traceback (seen on the multi-host cluster)
+    bare = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    nowhere = str(tmp_path / "none")
+    bare.update(AWS_SHARED_CREDENTIALS_FILE=nowhere, AWS_CONFIG_FILE=nowhere,
+                AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    proc = run_cli(corpus, f"s3a://{bucket}/z", bare)
+    fault_line(proc, "no S3 credentials found", f"s3a://{bucket}/z --mode resume")
 
 
 class socket_closed:  # noqa: N801 (used as a context manager)

@@ -30,7 +30,9 @@ def look(paths: list[str]) -> dict[str, object]:
 
 
 def main() -> None:
-    out, paths = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    job = args[args.index("--") + 1 :] if "--" in args else None
+    out, paths = args[0], args[1 : args.index("--")] if job is not None else args[1:]
     spark = SparkSession.builder.appName("fmaprep-multihost-probe").getOrCreate()
     sc = spark.sparkContext
 
@@ -41,7 +43,15 @@ def main() -> None:
     executors = sc.parallelize(range(12), 12).map(task).collect()
     result = {"driver": look(paths), "executors": executors}
     sc.parallelize([json.dumps(result)], 1).saveAsTextFile(out)
-    spark.stop()
+    if job is None:
+        spark.stop()
+        return
+    # the job's session is this one (getOrCreate): what spark-submit set applies to both
+    from fmaprep.cli import main as fmaprep_main
+    from fmaprep.spark.session import submitted_master
+
+    master = submitted_master()
+    sys.exit(fmaprep_main(["preprocess", *job, *(["--master", master] if master else [])]))
 
 
 if __name__ == "__main__":
