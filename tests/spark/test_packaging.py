@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,23 @@ def test_spark_submit_entry_point_uses_submits_master_unless_given(
     monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
     assert job_args(["in", "out"]) == ["in", "out"]  # not under spark-submit: CLI default
     assert job_args(["in", "out", "--master", "local[1]"]) == ["in", "out", "--master", "local[1]"]
+
+
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [("missing/env.tar.gz", "does not exist"), (".", "is a folder")],
+)
+def test_an_archive_path_that_cannot_be_written_is_one_line_before_any_build(
+    tmp_path: Path, where: str, error: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmaprep", "package-env", str(tmp_path / where)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert error in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "building a wheel" not in proc.stderr  # refused before the minutes of building
+    assert list(tmp_path.iterdir()) == []

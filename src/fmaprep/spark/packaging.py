@@ -218,6 +218,16 @@ def make_env(venv: Path, python: str, wheel: Path) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in listing.splitlines() if " " in line)
 
 
+def _check_writable(output: Path) -> None:
+    parent = output.absolute().parent
+    if output.is_dir():
+        raise PackagingError(f"{output} is a folder: name the archive file (OUT.tar.gz)")
+    if not parent.is_dir():
+        raise PackagingError(f"folder {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise PackagingError(f"cannot write into {parent}")
+
+
 def package_env(
     output: Path,
     *,
@@ -238,6 +248,7 @@ def package_env(
     python = python or base_interpreter()
     if python_prefix is not None and not os.path.isabs(python_prefix):
         raise PackagingError(f"--python-prefix must be an absolute path, not {python_prefix!r}")
+    _check_writable(output)  # before minutes of building, not after
     with tempfile.TemporaryDirectory(prefix="fmaprep-env-", dir=workdir) as tmp:
         tmpdir = Path(tmp)
         if wheel is None:
