@@ -152,11 +152,11 @@ def test_killed_overwrite_shows_a_whole_generation(
             again = run_cli(corpus, out, env, "--channel", other, "--mode", "overwrite")
             assert again.returncode == 0, again.stderr[-2000:]
             assert codes(out, settings) == by_channel[other]
-            _only_committed_files(out, settings)
+            _only_committed_files(out, settings, again.stderr)
         now = other
     done = run_cli(corpus, out, env, "--channel", now, "--mode", "overwrite")
     assert done.returncode == 0 and codes(out, settings) == by_channel[now]
-    _only_committed_files(out, settings)
+    _only_committed_files(out, settings, done.stderr)
 
 
 @pytest.mark.slow
@@ -193,7 +193,7 @@ def test_killed_at_a_random_moment_of_the_tasks_then_resume(
     _only_committed_files(out, settings)
 
 
-def _only_committed_files(out: str, settings: StoreSettings) -> None:
+def _only_committed_files(out: str, settings: StoreSettings, log: str = "") -> None:
     """After a successful commit, OUTPUT holds what the commit names and the convenience files:
     so ``sc.pickleFile(OUTPUT)`` sees exactly the committed parts."""
     commit = read_commit(out, settings)
@@ -202,7 +202,8 @@ def _only_committed_files(out: str, settings: StoreSettings) -> None:
     prefix = out.rstrip("/") + "/"
     names = {e.uri[len(prefix) :] for e in store.list_files(out)}
     control = {n for n in names if n.startswith("_fmaprep/")}
-    assert names - control == commit.names() | {"_SUCCESS", "_manifest.jsonl", "_stats.json"}
+    wanted = commit.names() | {"_SUCCESS", "_manifest.jsonl", "_stats.json"}
+    assert names - control == wanted, log[-3000:]  # the run's log says why a clean-up skipped
     # the control files: the last lease (released), and the records of the runs the commit names
     runs = {p.name.split("-")[2] for p in commit.parts} | {commit.generation}
     leases = {n for n in control if n.startswith("_fmaprep/lease-")}

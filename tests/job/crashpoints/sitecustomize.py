@@ -40,7 +40,7 @@ def _at_entry(module: Any, name: str) -> None:
 
 def _during_tasks(run: Any) -> None:
     files, _, delay_ms = STEP.split(":", 1)[1].partition("+")
-    real = run.Progress
+    real = run.JobProgress  # AttributeError when renamed: the hook must not go quiet
 
     def progress(total: int, poll: Any, **kwargs: Any) -> Any:
         def watch() -> None:
@@ -52,7 +52,7 @@ def _during_tasks(run: Any) -> None:
         threading.Thread(target=watch, daemon=True).start()
         return real(total, poll, **kwargs)
 
-    run.Progress = progress
+    run.JobProgress = progress
 
 
 def _staged_commit() -> None:
