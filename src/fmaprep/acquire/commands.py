@@ -26,8 +26,7 @@ SCRAPE_EXAMPLES = """\
   fmaprep scrape --chart all --limit 40 --dest s3://bucket/fma --batch-size 20 --pause 30
   fmaprep scrape --search 'piano' --limit 5 --dest "$PWD/build/fma" --min-delay 2
   rerun the same command to resume: complete tracks are skipped, nothing partial is left.
-what it fetches: the base URL's origin and what its robots.txt allows; never private addresses
-  (unless the base URL is one), never .netrc or *_PROXY credentials (docs/scraper.md).
+what it fetches: the base URL's origin as its robots.txt allows; no .netrc, no *_PROXY.
 exit status: 0 when what was asked for is present (skipped candidates are listed); 1 when
   tracks are missing (the summary says why); 2 for a bad destination or arguments; 130 when
   interrupted (the finished tracks are recorded, a rerun resumes).
