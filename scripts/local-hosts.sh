@@ -262,10 +262,12 @@ host_main() {
   local host=$1 java_home
   java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
   local node=$STATE/$host/node
-  mount --bind "$STATE/$host/tmp" /tmp
+  # everything from $STATE is bound before anything is hidden: the repository (and so $STATE)
+  # may itself live under /tmp, which the host's private /tmp covers last
   mount -t tmpfs -o size=16m tmpfs /opt
-  mkdir -p /opt/node /opt/conf /opt/hdfs-lib /opt/yarn-lib /opt/spark /opt/s3proxy
+  mkdir -p /opt/node /opt/tmp /opt/conf /opt/hdfs-lib /opt/yarn-lib /opt/spark /opt/s3proxy
   mount --bind "$node" /opt/node
+  mount --bind "$STATE/$host/tmp" /opt/tmp
   ro_bind "$STATE/$host/conf" /opt/conf
   ro_bind "$HDFS_LIB" /opt/hdfs-lib
   ro_bind "$YARN_LIB" /opt/yarn-lib
@@ -276,6 +278,7 @@ host_main() {
   # what an executor must not see: the repository (its .venv, build/) and the home directory
   mount -t tmpfs -o size=16m,mode=755 tmpfs "$ROOT"
   mount -t tmpfs -o size=16m,mode=700 tmpfs "$HOME"
+  mount --bind /opt/tmp /tmp
   # the node's credentials (on EMR: the instance profile), never in a command line
   mkdir -p "$HOME/.aws"
   printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
