@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -544,23 +544,30 @@ def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetryableError) else f"{type(exc).__name__}: {exc}"
 
 
-class ResumeBudget:
-    """Bounded retries for a transfer that resumes where it stopped: an attempt that brought
-    bytes is not a failure (five drops of an 880 GB transfer are not five failures);
-    ``client.retries`` attempts in a row without a byte end it."""
-
-    def __init__(self, client: HttpClient, url: str) -> None:
-        self.client, self.url = client, url
-        self.budget = RetryBudget(client.policy)
-
-    def failed(self, exc: BaseException, progressed: bool, where: str) -> None:
-        """After a transient failure: raise once the budget is spent, else log and back off."""
-        if self.client.throttle.cancelled:  # no retry after a Ctrl-C
-            raise FetchError("cancelled", f"{self.url}: the run was interrupted") from exc
-        if not self.budget.failed(progressed):
-            raise FetchError("retries_exhausted", f"{self.url}: {describe(exc)}") from exc
-        idle = self.budget.failures
-        log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
-                    self.url, where, describe(exc), idle, self.client.retries)  # fmt: skip
-        if idle:
-            self.client.pause_before_retry(idle, getattr(exc, "retry_after", None))
+def resumed(
+    client: HttpClient,
+    url: str,
+    attempt: Callable[[], Iterator[bytes]],
+    where: Callable[[], str],
+) -> Iterator[bytes]:
+    """The bytes of ``attempt()``, run again after a transient failure to go on from where it
+    stopped. An attempt that brought bytes is not a failure (five drops of an 880 GB transfer
+    are not five failures); ``client.retries`` attempts in a row without a byte end it."""
+    budget = RetryBudget(client.policy)
+    while True:
+        progressed = False
+        try:
+            for data in attempt():
+                progressed = True
+                yield data
+            return
+        except TRANSIENT as exc:
+            if client.throttle.cancelled:  # no retry after a Ctrl-C
+                raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
+            if not budget.failed(progressed):
+                raise FetchError("retries_exhausted", f"{url}: {describe(exc)}") from exc
+            idle = budget.failures
+            log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
+                        url, where(), describe(exc), idle, client.retries)  # fmt: skip
+            if idle:
+                client.pause_before_retry(idle, getattr(exc, "retry_after", None))
