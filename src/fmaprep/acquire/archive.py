@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fmaprep.acquire.http import FetchError, HttpClient
-from fmaprep.acquire.rangezip import RangeFile, Remote, probe
+from fmaprep.acquire.rangezip import RangeFile, Remote
 from fmaprep.acquire.resume import download_resumable
 from fmaprep.progress import Progress, human_bytes
 from fmaprep.redaction import redact_text
@@ -80,13 +80,6 @@ def mark_verified(zip_path: Path, digest: str) -> None:
 def remove_archive(zip_path: Path) -> None:
     for path in (zip_path, zip_path.with_name(zip_path.name + ".verified")):
         path.unlink(missing_ok=True)
-
-
-def probe_range(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
-    try:
-        return probe(client, url)
-    except FetchError as exc:
-        raise DatasetError(f"{url}: {exc}") from exc
 
 
 def check_room(staging: Path, size: int | None, url: str) -> None:

@@ -37,7 +37,6 @@ from fmaprep.acquire.archive import (
     DatasetSummary,
     check_room,
     fetch_archive,
-    probe_range,
     unpack_in_place,
     unpack_then_tidy,
 )
@@ -54,7 +53,7 @@ from fmaprep.acquire.members import (
     read_checksums,
     read_tracks_csv,
 )
-from fmaprep.acquire.rangezip import Remote, Spans
+from fmaprep.acquire.rangezip import Remote, Spans, probe
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
 from fmaprep.progress import Progress
@@ -121,7 +120,10 @@ class _Run:
     def probe(self, client: HttpClient) -> tuple[Remote | None, int | None]:
         """(the archive when its server answers Range, its size): asked once per run."""
         if self._probed is None:
-            self._probed = probe_range(client, self.url)
+            try:
+                self._probed = probe(client, self.url)
+            except FetchError as exc:
+                raise DatasetError(f"{self.url}: {exc}") from exc
         return self._probed
 
     def line(self, track_id: int, meta: dict[str, Any], **fields: Any) -> dict[str, Any]:

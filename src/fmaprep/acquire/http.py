@@ -229,7 +229,6 @@ class HttpClient:
         # attempt, and a Retry-After holds the whole run (Throttle.hold), not only this request
         self.policy = RetryPolicy(attempts=retries, base=backoff, cap=max_backoff)
         self.throttle = throttle or Throttle()
-        self.retries = retries
         self.timeout = timeout
         self.deadline = deadline
         self.user_agent = user_agent
@@ -372,21 +371,9 @@ class HttpClient:
             self.throttle.hold(min(retry_after, self.policy.cap))
         self._sleep(self.policy.delay(failures, retry_after, self._rng))
 
-    def _attempts(self, url: str, what: Callable[[int], T]) -> T:
-        """Run ``what(attempt)`` until it returns, retrying transient failures."""
-        budget = RetryBudget(self.policy)
-        while True:
-            try:
-                return what(budget.failures + 1)
-            except TRANSIENT as exc:
-                problem, retry_after = describe(exc), getattr(exc, "retry_after", None)
-                if self.throttle.cancelled:  # no retry after a Ctrl-C
-                    raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
-            if not budget.failed():
-                raise FetchError("retries_exhausted", f"{url}: {problem}")
-            log.warning("attempt %d of %d for %s failed (%s); retrying",
-                        budget.failures, self.retries, url, problem)  # fmt: skip
-            self.pause_before_retry(budget.failures, retry_after)
+    def _attempts(self, url: str, once: Callable[[Watch], T]) -> T:
+        """``once`` under a fresh Watch until it returns, retrying transient failures."""
+        return next(resumed(self, url, lambda: iter([self._watched(url, once)])))
 
     @staticmethod
     def _check_status(response: requests.Response, url: str) -> None:
@@ -441,7 +428,7 @@ class HttpClient:
                 text = bytes(body).decode("utf-8", errors="replace")
             return Page(target.url, response.status_code, text, content_type)
 
-        return self._attempts(url, lambda attempt: self._watched(url, once))
+        return self._attempts(url, once)
 
     def download(
         self,
@@ -492,7 +479,7 @@ class HttpClient:
                 response.close()
             return Download(url=target.url, content_type=content_type, nbytes=total)
 
-        return self._attempts(url, lambda attempt: self._watched(url, once))
+        return self._attempts(url, once)
 
 
 def _cut_error(watch: Watch, url: str) -> FetchError:
@@ -547,19 +534,20 @@ def describe(exc: BaseException) -> str:
 def resumed(
     client: HttpClient,
     url: str,
-    attempt: Callable[[], Iterator[bytes]],
-    where: Callable[[], str],
-) -> Iterator[bytes]:
-    """The bytes of ``attempt()``, run again after a transient failure to go on from where it
-    stopped. An attempt that brought bytes is not a failure (five drops of an 880 GB transfer
-    are not five failures); ``client.retries`` attempts in a row without a byte end it."""
+    attempt: Callable[[], Iterator[T]],
+    where: Callable[[], str] = lambda: "",
+) -> Iterator[T]:
+    """What ``attempt()`` yields, run again after a transient failure (a resumable one goes on
+    from where it stopped: ``where`` says where, for the log). An attempt that yielded is not a
+    failure (five drops of an 880 GB transfer are not five failures); ``retries``
+    attempts in a row that yield nothing end it."""
     budget = RetryBudget(client.policy)
     while True:
         progressed = False
         try:
-            for data in attempt():
+            for item in attempt():
                 progressed = True
-                yield data
+                yield item
             return
         except TRANSIENT as exc:
             if client.throttle.cancelled:  # no retry after a Ctrl-C
@@ -567,7 +555,7 @@ def resumed(
             if not budget.failed(progressed):
                 raise FetchError("retries_exhausted", f"{url}: {describe(exc)}") from exc
             idle = budget.failures
-            log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
-                        url, where(), describe(exc), idle, client.retries)  # fmt: skip
+            log.warning("%s%s failed (%s); retrying (attempt %d of %d without progress)",
+                        url, where(), describe(exc), idle, client.policy.attempts)  # fmt: skip
             if idle:
                 client.pause_before_retry(idle, getattr(exc, "retry_after", None))

@@ -109,7 +109,7 @@ def download_resumable(
         log.info("resuming %s at %s", url, human_bytes(part.size))
     received = 0
     attempt = functools.partial(_receive, client, url, part, on_length)
-    for chunk in resumed(client, url, attempt, lambda: f"byte {part.size}"):
+    for chunk in resumed(client, url, attempt, lambda: f" at byte {part.size}"):
         received += len(chunk)
         on_bytes(len(chunk))
     path.replace(target)
@@ -190,4 +190,4 @@ def read_span(
                     return
         raise RetryableError(f"span cut short at byte {at}", None)
 
-    return resumed(client, url, attempt, lambda: f"byte {at}")
+    return resumed(client, url, attempt, lambda: f" at byte {at}")
