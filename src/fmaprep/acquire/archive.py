@@ -159,18 +159,3 @@ def fetch_archive(
     mark_verified(zip_path, got)
     summary.sha1 = got
     return zip_path
-
-
-def unpack_then_tidy(
-    zip_path: Path, unpack: Callable[[Any], None], *, keep_archive: bool, own_dir: bool
-) -> None:
-    """Unpack; only once every member is done is the archive not needed (unless kept)."""
-    try:
-        unpack(zip_path)
-    except BaseException:
-        log.info("kept %s for the rerun: it continues from there", zip_path)
-        raise
-    if not keep_archive:
-        remove_archive(zip_path)
-        if own_dir:
-            shutil.rmtree(zip_path.parent, ignore_errors=True)
