@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
 from fmaprep.acquire.dest import DestinationError
-from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.policy import BadSiteError
 from fmaprep.acquire.scrape import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, ScrapeConfig, scrape
 from fmaprep.progress import Progress
@@ -197,7 +196,6 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         help="retry tracks an earlier run found bad for good (not audio, disallowed, 404)",
     )
     _add_progress(parser)
-    parser.set_defaults(user_agent=USER_AGENT)
 
 
 def run_scrape(args: argparse.Namespace) -> int:

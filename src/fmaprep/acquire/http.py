@@ -215,23 +215,20 @@ class HttpClient:
         *,
         retries: int = 5,
         backoff: float = 1.0,
-        max_backoff: float = 120.0,
         timeout: float = 60.0,
         deadline: float | None = None,
         transport: requests.Session | None = None,
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
-        user_agent: str = USER_AGENT,
         ambient: bool = True,
         proxy: str | None = None,
     ) -> None:
         # the one retry policy (storage.retrying); the throttle below stays in front of every
         # attempt, and a Retry-After holds the whole run (Throttle.hold), not only this request
-        self.policy = RetryPolicy(attempts=retries, base=backoff, cap=max_backoff)
+        self.policy = RetryPolicy(attempts=retries, base=backoff, cap=120.0)
         self.throttle = throttle or Throttle()
         self.timeout = timeout
         self.deadline = deadline
-        self.user_agent = user_agent
         self._sleep = sleep or self.throttle.wait
         self._rng = rng or random.Random()
         self._session = transport or requests.Session()
@@ -241,7 +238,7 @@ class HttpClient:
         adapter = WatchedAdapter()
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = user_agent
+        self._session.headers["User-Agent"] = USER_AGENT
         self.requests_made = 0
         self._active: set[Watch] = set()
         self._active_lock = threading.Lock()
