@@ -164,13 +164,8 @@ def fetch_dataset(
                DatasetSummary(name), progress or Progress(None))  # fmt: skip
     try:
         record = read_record(dest, name)
-        if (
-            record is not None
-            and record.sha1 == expected_sha1
-            and _from_record(run, record, client)
-        ):
-            return run.summary
-        _from_archive(run, client, keep_archive)
+        if record is None or record.sha1 != expected_sha1 or not _from_record(run, record, client):
+            _from_archive(run, client, keep_archive)
     finally:
         run.progress.close()
     return run.summary
