@@ -536,7 +536,7 @@ def resumed(
 ) -> Iterator[T]:
     """What ``attempt()`` yields, run again after a transient failure (a resumable one goes on
     from where it stopped: ``where`` says where, for the log). An attempt that yielded is not a
-    failure (five drops of an 880 GB transfer are not five failures); ``retries``
+    failure (five drops of an 880 GB transfer are not five failures); the client's ``retries``
     attempts in a row that yield nothing end it."""
     budget = RetryBudget(client.policy)
     while True:
