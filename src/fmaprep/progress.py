@@ -26,11 +26,12 @@ def redraw(stream: TextIO, text: str, width: int, final: bool = False) -> int:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
+    """``512 B``, ``48.0 KiB``, ``1.2 GiB``: a size as a line shows it."""
+    for unit in ("B", "KiB", "MiB"):
+        if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    raise AssertionError("unreachable")
+    return f"{n:.1f} GiB"
 
 
 class Progress:

@@ -90,7 +90,7 @@ def test_full_disk_under_output_then_resume(tmpfs: Path, tmp_path: Path) -> None
     out = tmpfs / "out"
     env = dict(os.environ)
     proc = run_cli(str(corpus), str(out), env)
-    line = fault_line(proc, "no space for OUTPUT", "kB needed for 8 inputs", "kB free", str(out),
+    line = fault_line(proc, "no space for OUTPUT", "KiB needed for 8 inputs", "KiB free", str(out),
                       "nothing was committed", "--mode resume")  # fmt: skip
     assert proc.returncode == 1
     logged_traceback(line)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fmaprep.acquire.http import FetchError, HttpClient
-from fmaprep.acquire.rangezip import RangeFile, Remote, probe
+from fmaprep.acquire.rangezip import RangeFile, Remote
 from fmaprep.acquire.resume import download_resumable
 from fmaprep.progress import Progress, human_bytes
 from fmaprep.redaction import redact_text
@@ -80,13 +80,6 @@ def mark_verified(zip_path: Path, digest: str) -> None:
 def remove_archive(zip_path: Path) -> None:
     for path in (zip_path, zip_path.with_name(zip_path.name + ".verified")):
         path.unlink(missing_ok=True)
-
-
-def probe_range(client: HttpClient, url: str) -> tuple[Remote | None, int | None]:
-    try:
-        return probe(client, url)
-    except FetchError as exc:
-        raise DatasetError(f"{url}: {exc}") from exc
 
 
 def check_room(staging: Path, size: int | None, url: str) -> None:
@@ -166,18 +159,3 @@ def fetch_archive(
     mark_verified(zip_path, got)
     summary.sha1 = got
     return zip_path
-
-
-def unpack_then_tidy(
-    zip_path: Path, unpack: Callable[[Any], None], *, keep_archive: bool, own_dir: bool
-) -> None:
-    """Unpack; only once every member is done is the archive not needed (unless kept)."""
-    try:
-        unpack(zip_path)
-    except BaseException:
-        log.info("kept %s for the rerun: it continues from there", zip_path)
-        raise
-    if not keep_archive:
-        remove_archive(zip_path)
-        if own_dir:
-            shutil.rmtree(zip_path.parent, ignore_errors=True)

@@ -4,15 +4,16 @@ modules in :mod:`fmaprep.cli` only name these)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fmaprep.acquire.archive import DatasetError
 from fmaprep.acquire.dataset import ARCHIVES, fetch_dataset
 from fmaprep.acquire.dest import DestinationError
-from fmaprep.acquire.http import USER_AGENT
 from fmaprep.acquire.policy import BadSiteError
 from fmaprep.acquire.scrape import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, ScrapeConfig, scrape
 from fmaprep.progress import Progress
@@ -80,11 +81,25 @@ def _proxy(text: str) -> str:
     return text
 
 
-def _add_s3_endpoint(parser: argparse.ArgumentParser) -> None:
+def _add_dest(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dest",
+        required=True,
+        help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
+    )
     parser.add_argument(
         "--s3-endpoint",
         metavar="URL",
         help="S3 API endpoint for s3:// (default: $FMAPREP_S3_ENDPOINT, conf/storage.toml, AWS)",
+    )
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
     )
 
 
@@ -95,56 +110,30 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--chart", metavar="NAME", help="a chart, e.g. all")
     source.add_argument("--search", metavar="TEXT", help="a quick search")
-    parser.add_argument(
-        "--dest",
-        required=True,
-        help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
-    )
-    _add_s3_endpoint(parser)
+    _add_dest(parser)
     parser.add_argument(
         "--base-url",
         default=DEFAULT_BASE_URL,
         help="the site (default %(default)s); user:password@ in it is sent to that origin only",
     )
-    parser.add_argument(
+
+    def number(flag: str, kind: Callable[[str], object], default: object, text: str) -> None:
+        """An option with a value; a default, when there is one, is shown after ``text``."""
+        text += " (%(default)s)" if default is not None else ""
+        parser.add_argument(flag, type=kind, default=default, help=text)
+
+    number(
         "--limit",
-        type=_positive_int,
-        default=20,
-        help="tracks to have at the destination, downloaded or already there (%(default)s)",
+        _positive_int,
+        20,
+        "tracks to have at the destination, downloaded or already there",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=20,
-        help="downloads per batch before a pause (%(default)s)",
-    )
-    parser.add_argument(
-        "--pause", type=_seconds, default=30.0, help="seconds between batches (%(default)s)"
-    )
-    parser.add_argument(
-        "--min-delay",
-        type=_seconds,
-        default=1.0,
-        help="minimum seconds between any two requests (%(default)s)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=2,
-        help="downloads in flight at once (%(default)s)",
-    )
-    parser.add_argument(
-        "--max-bytes",
-        type=_positive_int,
-        default=DEFAULT_MAX_BYTES,
-        help="largest file accepted (%(default)s)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=_positive_int,
-        default=5,
-        help="attempts per request, with exponential backoff (%(default)s)",
-    )
+    number("--batch-size", _positive_int, 20, "downloads per batch before a pause")
+    number("--pause", _seconds, 30.0, "seconds between batches")
+    number("--min-delay", _seconds, 1.0, "minimum seconds between any two requests")
+    number("--concurrency", _positive_int, 2, "downloads in flight at once")
+    number("--max-bytes", _positive_int, DEFAULT_MAX_BYTES, "largest file accepted")
+    number("--retries", _positive_int, 5, "attempts per request, with exponential backoff")
     parser.add_argument(
         "--page-size", type=_positive_int, default=20, help="genre listing page size (max 200)"
     )
@@ -152,6 +141,8 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-host",
         action="append",
         default=[],
+        type=str.lower,
+        dest="allow_hosts",
         metavar="HOST",
         help="also fetch from HOST or HOST:PORT (default: only the base URL's host and its "
         "subdomains)",
@@ -159,6 +150,7 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-private-addresses",
         action="store_true",
+        dest="allow_private",
         help="let connections reach loopback, private and link-local addresses (default: only "
         "when the base URL's host is one)",
     )
@@ -168,81 +160,49 @@ def add_scrape_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="send every request through this proxy (the environment's *_PROXY are ignored)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=60.0,
-        help="seconds to connect, and to wait for the next bytes (%(default)s)",
+    number(
+        "--timeout", _positive_seconds, 60.0, "seconds to connect, and to wait for the next bytes"
     )
-    parser.add_argument(
+    number(
         "--deadline",
-        type=_positive_seconds,
-        default=300.0,
-        help="seconds one request may take in all: robots.txt, a page or a file (%(default)s)",
+        _positive_seconds,
+        300.0,
+        "seconds one request may take in all: robots.txt, a page or a file",
     )
-    parser.add_argument(
+    number(
         "--max-pages",
-        type=_positive_int,
-        help="listing pages per run (default: 10 + 3 x the pages --limit needs at 20 a page)",
+        _positive_int,
+        None,
+        "listing pages per run (default: 10 + 3 x the pages --limit needs at 20 a page)",
     )
-    parser.add_argument(
+    number(
         "--max-failures",
-        type=_positive_int,
-        help="failed tracks before the run stops (default: 100 or --limit / 10, the larger)",
+        _positive_int,
+        None,
+        "failed tracks before the run stops (default: 100 or --limit / 10, the larger)",
     )
-    parser.add_argument(
+    number(
         "--max-consecutive-failures",
-        type=_positive_int,
-        default=20,
-        help="failed tracks in a row before the run stops (%(default)s)",
+        _positive_int,
+        20,
+        "failed tracks in a row before the run stops",
     )
-    parser.add_argument(
-        "--max-crawl-delay",
-        type=_seconds,
-        default=60.0,
-        help="largest robots.txt Crawl-delay honoured, in seconds (%(default)s)",
+    number(
+        "--max-crawl-delay", _seconds, 60.0, "largest robots.txt Crawl-delay honoured, in seconds"
     )
     parser.add_argument(
         "--retry-failed",
         action="store_true",
         help="retry tracks an earlier run found bad for good (not audio, disallowed, 404)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
-    parser.set_defaults(user_agent=USER_AGENT)
+    _add_progress(parser)
 
 
 def run_scrape(args: argparse.Namespace) -> int:
-    config = ScrapeConfig(
-        dest=args.dest,
-        genre=args.genre,
-        chart=args.chart,
-        search=args.search,
-        base_url=args.base_url,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        pause=args.pause,
-        min_delay=args.min_delay,
-        concurrency=args.concurrency,
-        max_bytes=args.max_bytes,
-        retries=args.retries,
-        page_size=min(args.page_size, 200),
-        retry_failed=args.retry_failed,
-        allow_hosts=tuple(host.lower() for host in args.allow_host),
-        allow_private=args.allow_private_addresses,
-        proxy=args.proxy,
-        timeout=args.timeout,
-        deadline=args.deadline,
-        max_pages=args.max_pages,
-        max_failures=args.max_failures,
-        max_consecutive_failures=args.max_consecutive_failures,
-        max_crawl_delay=args.max_crawl_delay,
-        s3_endpoint=args.s3_endpoint,
-    )
+    names = {f.name for f in dataclasses.fields(ScrapeConfig)}
+    values = {name: value for name, value in vars(args).items() if name in names}
+    values |= {"page_size": min(args.page_size, 200), "allow_hosts": tuple(args.allow_hosts)}
+    config = ScrapeConfig(**values)
     try:
         summary = scrape(config, progress=Progress(config.limit, enabled=args.progress))
         print(summary.text(), file=sys.stderr)  # (a Ctrl-C while printing: 130 all the same)
@@ -259,24 +219,14 @@ def run_scrape(args: argparse.Namespace) -> int:
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help=f"one of {', '.join(ARCHIVES)}")
-    parser.add_argument(
-        "--dest",
-        required=True,
-        help="absolute directory, file://, s3://, s3a:// or hdfs:// (WebHDFS) URI",
-    )
-    _add_s3_endpoint(parser)
+    _add_dest(parser)
     parser.add_argument("--url", help="fetch the archive from here instead of FMA's server")
     parser.add_argument(
         "--sha1", help="expected sha1 of the archive (default: FMA's published value)"
     )
     parser.add_argument("--tracks-csv", type=Path, help="FMA tracks.csv, when not in the archive")
     parser.add_argument("--keep-archive", action="store_true", help="keep the downloaded zip")
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    _add_progress(parser)
 
 
 def run_dataset(args: argparse.Namespace) -> int:

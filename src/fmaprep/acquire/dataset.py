@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import posixpath
+import shutil
 import tempfile
 import zipfile
 import zlib
@@ -37,9 +38,8 @@ from fmaprep.acquire.archive import (
     DatasetSummary,
     check_room,
     fetch_archive,
-    probe_range,
+    remove_archive,
     unpack_in_place,
-    unpack_then_tidy,
 )
 from fmaprep.acquire.dest import Destination, open_destination
 from fmaprep.acquire.fetchrecord import FetchRecord, Member, read_record, record_key, write_record
@@ -54,7 +54,7 @@ from fmaprep.acquire.members import (
     read_checksums,
     read_tracks_csv,
 )
-from fmaprep.acquire.rangezip import Remote, Spans
+from fmaprep.acquire.rangezip import Remote, Spans, probe
 from fmaprep.acquire.tracklog import TrackLog
 from fmaprep.model import METADATA_KEYS, track_path
 from fmaprep.progress import Progress
@@ -121,7 +121,10 @@ class _Run:
     def probe(self, client: HttpClient) -> tuple[Remote | None, int | None]:
         """(the archive when its server answers Range, its size): asked once per run."""
         if self._probed is None:
-            self._probed = probe_range(client, self.url)
+            try:
+                self._probed = probe(client, self.url)
+            except FetchError as exc:
+                raise DatasetError(f"{self.url}: {exc}") from exc
         return self._probed
 
     def line(self, track_id: int, meta: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -161,13 +164,8 @@ def fetch_dataset(
                DatasetSummary(name), progress or Progress(None))  # fmt: skip
     try:
         record = read_record(dest, name)
-        if (
-            record is not None
-            and record.sha1 == expected_sha1
-            and _from_record(run, record, client)
-        ):
-            return run.summary
-        _from_archive(run, client, keep_archive)
+        if record is None or record.sha1 != expected_sha1 or not _from_record(run, record, client):
+            _from_archive(run, client, keep_archive)
     finally:
         run.progress.close()
     return run.summary
@@ -198,14 +196,19 @@ def _from_archive(run: _Run, client: HttpClient, keep_archive: bool) -> None:
         check_room(staging, size, run.url)
     zip_path = fetch_archive(client, run.url, staging / f"{run.name}.zip", run.sha1,
                              summary=run.summary, progress=run.progress)  # fmt: skip
-
-    def unpack_verified(path: Path) -> None:
-        size = path.stat().st_size
-        outcomes = _unpack(run, path, size, staged=False)
-        write_record(run.dest, FetchRecord(run.name, run.sha1, size, tuple(m for m, _ in outcomes)))
-
-    unpack_then_tidy(zip_path, unpack_verified, keep_archive=keep_archive,
-                     own_dir=local_tmp is None)  # fmt: skip
+    try:
+        nbytes = zip_path.stat().st_size
+        outcomes = _unpack(run, zip_path, nbytes, staged=False)
+        members = tuple(m for m, _ in outcomes)
+        write_record(run.dest, FetchRecord(run.name, run.sha1, nbytes, members))
+    except BaseException:
+        log.info("kept %s for the rerun: it continues from there", zip_path)
+        raise
+    # only once every member is done is the archive not needed (unless kept)
+    if not keep_archive:
+        remove_archive(zip_path)
+        if local_tmp is None:  # the directory of $TMPDIR is this archive's own
+            shutil.rmtree(zip_path.parent, ignore_errors=True)
 
 
 def _drop_staged(dest: Destination) -> None:

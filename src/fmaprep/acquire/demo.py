@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from fmaprep.atomic_file import atomic_path
 from fmaprep.audio.encode import write_mp3
 from fmaprep.audio.synth import music
 from fmaprep.model import track_path
@@ -59,9 +59,7 @@ def make_demo_corpus(
                 "status": "ok",
             }
         )
-    tracks = dest / TRACKS_FILE
-    tmp = tracks.with_name(f".{TRACKS_FILE}.tmp")
-    tmp.write_text("".join(dumps_line(line) for line in lines), encoding="utf-8")
-    os.replace(tmp, tracks)
+    with atomic_path(dest / TRACKS_FILE) as tmp:
+        Path(tmp).write_text("".join(dumps_line(line) for line in lines), encoding="utf-8")
     log.info("demo corpus: %d tracks in %s", n_tracks, dest)
     return paths

@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -215,24 +215,20 @@ class HttpClient:
         *,
         retries: int = 5,
         backoff: float = 1.0,
-        max_backoff: float = 120.0,
         timeout: float = 60.0,
         deadline: float | None = None,
         transport: requests.Session | None = None,
         sleep: Callable[[float], object] | None = None,
         rng: random.Random | None = None,
-        user_agent: str = USER_AGENT,
         ambient: bool = True,
         proxy: str | None = None,
     ) -> None:
         # the one retry policy (storage.retrying); the throttle below stays in front of every
         # attempt, and a Retry-After holds the whole run (Throttle.hold), not only this request
-        self.policy = RetryPolicy(attempts=retries, base=backoff, cap=max_backoff)
+        self.policy = RetryPolicy(attempts=retries, base=backoff, cap=120.0)
         self.throttle = throttle or Throttle()
-        self.retries = retries
         self.timeout = timeout
         self.deadline = deadline
-        self.user_agent = user_agent
         self._sleep = sleep or self.throttle.wait
         self._rng = rng or random.Random()
         self._session = transport or requests.Session()
@@ -242,7 +238,7 @@ class HttpClient:
         adapter = WatchedAdapter()
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = user_agent
+        self._session.headers["User-Agent"] = USER_AGENT
         self.requests_made = 0
         self._active: set[Watch] = set()
         self._active_lock = threading.Lock()
@@ -372,21 +368,9 @@ class HttpClient:
             self.throttle.hold(min(retry_after, self.policy.cap))
         self._sleep(self.policy.delay(failures, retry_after, self._rng))
 
-    def _attempts(self, url: str, what: Callable[[int], T]) -> T:
-        """Run ``what(attempt)`` until it returns, retrying transient failures."""
-        budget = RetryBudget(self.policy)
-        while True:
-            try:
-                return what(budget.failures + 1)
-            except TRANSIENT as exc:
-                problem, retry_after = describe(exc), getattr(exc, "retry_after", None)
-                if self.throttle.cancelled:  # no retry after a Ctrl-C
-                    raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
-            if not budget.failed():
-                raise FetchError("retries_exhausted", f"{url}: {problem}")
-            log.warning("attempt %d of %d for %s failed (%s); retrying",
-                        budget.failures, self.retries, url, problem)  # fmt: skip
-            self.pause_before_retry(budget.failures, retry_after)
+    def _attempts(self, url: str, once: Callable[[Watch], T]) -> T:
+        """``once`` under a fresh Watch until it returns, retrying transient failures."""
+        return next(resumed(self, url, lambda: iter([self._watched(url, once)])))
 
     @staticmethod
     def _check_status(response: requests.Response, url: str) -> None:
@@ -441,7 +425,7 @@ class HttpClient:
                 text = bytes(body).decode("utf-8", errors="replace")
             return Page(target.url, response.status_code, text, content_type)
 
-        return self._attempts(url, lambda attempt: self._watched(url, once))
+        return self._attempts(url, once)
 
     def download(
         self,
@@ -492,7 +476,7 @@ class HttpClient:
                 response.close()
             return Download(url=target.url, content_type=content_type, nbytes=total)
 
-        return self._attempts(url, lambda attempt: self._watched(url, once))
+        return self._attempts(url, once)
 
 
 def _cut_error(watch: Watch, url: str) -> FetchError:
@@ -544,23 +528,31 @@ def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetryableError) else f"{type(exc).__name__}: {exc}"
 
 
-class ResumeBudget:
-    """Bounded retries for a transfer that resumes where it stopped: an attempt that brought
-    bytes is not a failure (five drops of an 880 GB transfer are not five failures);
-    ``client.retries`` attempts in a row without a byte end it."""
-
-    def __init__(self, client: HttpClient, url: str) -> None:
-        self.client, self.url = client, url
-        self.budget = RetryBudget(client.policy)
-
-    def failed(self, exc: BaseException, progressed: bool, where: str) -> None:
-        """After a transient failure: raise once the budget is spent, else log and back off."""
-        if self.client.throttle.cancelled:  # no retry after a Ctrl-C
-            raise FetchError("cancelled", f"{self.url}: the run was interrupted") from exc
-        if not self.budget.failed(progressed):
-            raise FetchError("retries_exhausted", f"{self.url}: {describe(exc)}") from exc
-        idle = self.budget.failures
-        log.warning("%s: stopped at %s (%s); resuming (attempts without progress: %d of %d)",
-                    self.url, where, describe(exc), idle, self.client.retries)  # fmt: skip
-        if idle:
-            self.client.pause_before_retry(idle, getattr(exc, "retry_after", None))
+def resumed(
+    client: HttpClient,
+    url: str,
+    attempt: Callable[[], Iterator[T]],
+    where: Callable[[], str] = lambda: "",
+) -> Iterator[T]:
+    """What ``attempt()`` yields, run again after a transient failure (a resumable one goes on
+    from where it stopped: ``where`` says where, for the log). An attempt that yielded is not a
+    failure (five drops of an 880 GB transfer are not five failures); the client's ``retries``
+    attempts in a row that yield nothing end it."""
+    budget = RetryBudget(client.policy)
+    while True:
+        progressed = False
+        try:
+            for item in attempt():
+                progressed = True
+                yield item
+            return
+        except TRANSIENT as exc:
+            if client.throttle.cancelled:  # no retry after a Ctrl-C
+                raise FetchError("cancelled", f"{url}: the run was interrupted") from exc
+            if not budget.failed(progressed):
+                raise FetchError("retries_exhausted", f"{url}: {describe(exc)}") from exc
+            idle = budget.failures
+            log.warning("%s%s failed (%s); retrying (attempt %d of %d without progress)",
+                        url, where(), describe(exc), idle, client.policy.attempts)  # fmt: skip
+            if idle:
+                client.pause_before_retry(idle, getattr(exc, "retry_after", None))

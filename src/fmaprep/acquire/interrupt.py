@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any
 
 POLL = 0.05  # seconds between the watcher's looks at the flag
@@ -43,12 +43,7 @@ class CtrlC:
         threading.Thread(target=self._watch, name="fmaprep-ctrl-c", daemon=True).start()
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._done.set()
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)

@@ -9,7 +9,6 @@ members the checksums do not name are bounded in size and count (docs/inputs.md)
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import logging
@@ -116,22 +115,14 @@ def metadata_key(member: str) -> str | None:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".-") or None
 
 
-@contextlib.contextmanager
-def _wide_csv_fields() -> Iterator[None]:
-    old = csv.field_size_limit(MAX_CSV_FIELD)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(old)
-
-
 def read_tracks_csv(stream: IO[str], name: str = "tracks.csv") -> dict[int, dict[str, str | None]]:
     """FMA's ``tracks.csv`` (two header rows: top level, then column; first column the id)
     as {track id: {title, artist, album, genre, split, subset}}, values capped
     (:func:`fmaprep.tracks.cap_value`). A row that does not parse is a warning naming its line."""
     reader = csv.reader(stream)
     table: dict[int, dict[str, str | None]] = {}
-    with _wide_csv_fields():
+    old_limit = csv.field_size_limit(MAX_CSV_FIELD)  # (process-wide: put back after)
+    try:
         try:
             top, names = next(reader), next(reader)
         except StopIteration:
@@ -160,6 +151,8 @@ def read_tracks_csv(stream: IO[str], name: str = "tracks.csv") -> dict[int, dict
                 cell = row[col].strip() if col is not None and col < len(row) else ""
                 values[key] = cap_value(cell) or None
             table[int(row[0])] = values
+    finally:
+        csv.field_size_limit(old_limit)
     return table
 
 

@@ -23,16 +23,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from fmaprep.acquire.http import (
-    CHUNK,
-    TRANSIENT,
-    FetchError,
-    HttpClient,
-    ResumeBudget,
-    RetryableError,
-    declared_length,
-)
-from fmaprep.acquire.resume import content_range, validator
+from fmaprep.acquire.http import FetchError, HttpClient, declared_length
+from fmaprep.acquire.resume import content_range, read_span, validator
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +69,6 @@ class RangeFile(io.RawIOBase):
 
     def seekable(self) -> bool:
         return True
-
-    def tell(self) -> int:
-        return self.pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.remote.size}[whence]
@@ -138,30 +127,9 @@ class Spans:
 
     def span(self, first: int, last: int) -> Iterator[bytes]:
         """Bytes ``first..last`` (inclusive), in order."""
-        at = first
-        budget = ResumeBudget(self.client, self.remote.url)
-        while at <= last:
-            headers = {"Range": f"bytes={at}-{last}", "If-Range": self.remote.validator}
-            before = at
-            try:
-                with self.client.open_download(self.remote.url, headers) as response:
-                    span = content_range(response)
-                    if response.status_code != 206 or span is None or span[0] != at:
-                        raise FetchError(
-                            "archive_changed",
-                            f"{self.remote.url} changed on the server while it was being "
-                            "unpacked (If-Range refused)",
-                        )
-                    for chunk in response.iter_content(CHUNK):
-                        self.received += len(chunk)
-                        piece = chunk[: last - at + 1]  # (a server may send more)
-                        at += len(piece)
-                        yield piece
-                        if at > last:
-                            return
-                raise RetryableError(f"span cut short at byte {at}", None)
-            except TRANSIENT as exc:
-                budget.failed(exc, at > before, f"byte {at}")
+        return read_span(
+            self.client, self.remote.url, self.remote.validator, first, last, counter=self
+        )
 
     def member(self, offset: int, csize: int, method: int, name: str) -> Iterator[bytes]:
         """The unpacked bytes of the member whose local header is at ``offset`` (from a

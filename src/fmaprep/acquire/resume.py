@@ -13,30 +13,32 @@ after the first asks for ``Range: bytes=<have>-`` with ``If-Range: <ETag or Last
 
 Attempts that bring new bytes do not count against the client's retries (five drops of an
 880 GB transfer are not five failures); attempts that bring nothing do. The sha1 is computed as
-the bytes arrive; a rerun hashes the prefix it finds once.
+the bytes arrive; a rerun hashes the prefix it finds once. :func:`read_span` reads one span of
+a file pinned by its validator (the zip read in place, :mod:`fmaprep.acquire.rangezip`), resumed
+by the same loop (:func:`fmaprep.acquire.http.resumed`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
 from fmaprep.acquire.http import (
     CHUNK,
-    TRANSIENT,
     FetchError,
     HttpClient,
-    ResumeBudget,
     RetryableError,
     declared_length,
+    resumed,
 )
 from fmaprep.progress import human_bytes
 
@@ -104,73 +106,88 @@ def download_resumable(
     if meta is not None:
         with open(path, "rb") as prefix:  # once per run: then the sha1 grows with the bytes
             part.digest = hashlib.file_digest(prefix, "sha1")
-    if meta is None:
-        part.start_over(None)
-    else:
         log.info("resuming %s at %s", url, human_bytes(part.size))
-    received = [0]  # bytes over the network, as _receive counts them
-    budget = ResumeBudget(client, url)
-    while True:
-        have = part.size
-        headers = {}
-        if have and part.meta is not None:
-            headers = {"Range": f"bytes={have}-", "If-Range": str(part.meta["validator"])}
-        before = received[0]
-        try:
-            with client.open_download(url, headers) as response:
-                _receive(response, url, part, have, received=received, on_bytes=on_bytes,
-                         on_length=on_length)  # fmt: skip
-            break
-        except TRANSIENT as exc:
-            budget.failed(exc, received[0] > before, f"byte {part.size}")
-        if part.meta is None:  # nothing to validate a resume with: the next attempt starts over
-            part.start_over(None)
+    received = 0
+    attempt = functools.partial(_receive, client, url, part, on_length)
+    for chunk in resumed(client, url, attempt, lambda: f" at byte {part.size}"):
+        received += len(chunk)
+        on_bytes(len(chunk))
     path.replace(target)
     meta_path.unlink(missing_ok=True)
-    return part.digest.hexdigest(), received[0]
+    return part.digest.hexdigest(), received
 
 
 def _receive(
-    response: requests.Response,
-    url: str,
-    part: _Part,
-    have: int,
-    *,
-    received: list[int],
-    on_bytes: Callable[[int], None],
-    on_length: Callable[[int], None],
-) -> None:
-    """Append one response's body to the part; returns when the file is whole, raises
-    RetryableError when the body stopped short (the caller resumes)."""
-    status = response.status_code
-    if status == 416:
-        if part.meta is not None and have == part.meta.get("length"):
-            return
-        raise FetchError("http_416", f"{url}: the server refused the range from byte {have}")
-    if status == 206:
-        got = content_range(response)
-        if got is None or got[0] != have:
-            raise FetchError("bad_range", f"{url}: a 206 that does not start at byte {have}")
-    else:  # 200: the whole file, from byte 0
-        new_validator = validator(response)
-        if have:
-            changed = part.meta is not None and new_validator != part.meta.get("validator")
-            why = ("the file changed on the server since the partial download" if changed
-                   else "the server ignored the Range request")  # fmt: skip
-            log.warning("%s: %s; starting again from byte 0 (%s had been fetched)", url, why,
-                        human_bytes(have))  # fmt: skip
-        meta = {"url": url, "validator": new_validator, "length": declared_length(response)}
-        if new_validator is None:
-            log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
-        part.start_over(meta if new_validator is not None else None)
-    if part.meta is not None and part.meta.get("length"):
-        on_length(int(part.meta["length"]))
-    with open(part.path, "ab") as out:
-        for chunk in response.iter_content(CHUNK):
-            out.write(chunk)
-            part.digest.update(chunk)
-            received[0] += len(chunk)
-            on_bytes(len(chunk))
+    client: HttpClient, url: str, part: _Part, on_length: Callable[[int], None]
+) -> Iterator[bytes]:
+    """One attempt: append a response's body to the part, yielding each chunk written; raises
+    RetryableError when the body stopped short (the next attempt resumes)."""
+    if part.meta is None:  # nothing to validate a resume with: start over
+        part.start_over(None)
+    have = part.size
+    headers = {}
+    if have and part.meta is not None:
+        headers = {"Range": f"bytes={have}-", "If-Range": str(part.meta["validator"])}
+    with client.open_download(url, headers) as response:
+        status = response.status_code
+        if status == 416:
+            if part.meta is not None and have == part.meta.get("length"):
+                return
+            raise FetchError("http_416", f"{url}: the server refused the range from byte {have}")
+        if status == 206:
+            got = content_range(response)
+            if got is None or got[0] != have:
+                raise FetchError("bad_range", f"{url}: a 206 that does not start at byte {have}")
+        else:  # 200: the whole file, from byte 0
+            new_validator = validator(response)
+            if have:
+                changed = part.meta is not None and new_validator != part.meta.get("validator")
+                why = ("the file changed on the server since the partial download" if changed
+                       else "the server ignored the Range request")  # fmt: skip
+                log.warning("%s: %s; starting again from byte 0 (%s had been fetched)", url, why,
+                            human_bytes(have))  # fmt: skip
+            meta = {"url": url, "validator": new_validator, "length": declared_length(response)}
+            if new_validator is None:
+                log.warning("%s: no ETag or Last-Modified: an interrupted download restarts", url)
+            part.start_over(meta if new_validator is not None else None)
+        if part.meta is not None and part.meta.get("length"):
+            on_length(int(part.meta["length"]))
+        with open(part.path, "ab") as out:
+            for chunk in response.iter_content(CHUNK):
+                out.write(chunk)
+                part.digest.update(chunk)
+                yield chunk
     length = part.meta.get("length") if part.meta is not None else None
     if length is not None and part.size < length:
         raise RetryableError(f"body cut short at byte {part.size} of {length}", None)
+
+
+class Counter(Protocol):
+    received: int  # body bytes received over the network
+
+
+def read_span(
+    client: HttpClient, url: str, tag: str, first: int, last: int, *, counter: Counter
+) -> Iterator[bytes]:
+    """Bytes ``first..last`` (inclusive) of ``url``, in order, each attempt with ``If-Range:
+    <tag>`` (a file that changed is an error, never a mix of two), resumed from the byte it got
+    to; the body bytes received are added to ``counter.received``."""
+    at = first
+
+    def attempt() -> Iterator[bytes]:
+        nonlocal at
+        with client.open_download(url, {"Range": f"bytes={at}-{last}", "If-Range": tag}) as got:
+            span = content_range(got)
+            if got.status_code != 206 or span is None or span[0] != at:
+                raise FetchError("archive_changed", f"{url} changed on the server while it was "
+                                 "being read (If-Range refused)")  # fmt: skip
+            for chunk in got.iter_content(CHUNK):
+                counter.received += len(chunk)
+                piece = chunk[: last - at + 1]  # (a server may send more)
+                at += len(piece)
+                yield piece
+                if at > last:
+                    return
+        raise RetryableError(f"span cut short at byte {at}", None)
+
+    return resumed(client, url, attempt, lambda: f" at byte {at}")

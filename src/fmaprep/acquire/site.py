@@ -34,7 +34,6 @@ class TrackInfo:
     artist: str | None = None
     album: str | None = None
     genre: str | None = None
-    handle: str | None = None
     page_url: str | None = None
     file_url: str | None = None
     playback_url: str | None = None
@@ -108,7 +107,6 @@ def track_from_info(info: dict[str, Any], base: str, genre: str | None = None) -
         artist=_text(info.get("artistName")),
         album=_text(info.get("albumTitle")),
         genre=genre,
-        handle=_text(info.get("handle")),
         page_url=_web_url(info.get("url"), base),
         file_url=_web_url(info.get("fileUrl"), base),
         playback_url=_web_url(info.get("playbackUrl"), base),

@@ -39,7 +39,7 @@ from fmaprep.job.shared_paths import local_marks
 from fmaprep.job.summary import JobResult
 from fmaprep.model import InputFile, TrackError
 from fmaprep.pipeline import failed_line
-from fmaprep.progress import JobProgress
+from fmaprep.progress import JobProgress, human_bytes
 from fmaprep.spark.partition import choose_partition_count, pack_by_bytes
 from fmaprep.spark.session import build_session, check_master, is_local_master, stop_session
 from fmaprep.spark.writers import TaskPlan, TaskResult, run_tasks
@@ -47,7 +47,6 @@ from fmaprep.storage.clients import StoreSettings, open_store, warm_up
 from fmaprep.storage.faults import (
     EnvironmentFaultError,
     check_reachable,
-    size_text,
     store_answers,
 )
 from fmaprep.storage.listing import list_inputs
@@ -390,8 +389,8 @@ def check_space(output_uri: str, todo: list[InputFile]) -> None:
     free = st.f_bavail * st.f_frsize
     if need > free:
         raise EnvironmentFaultError(
-            f"no space for OUTPUT {output_uri}: about {size_text(need)} needed for "
-            f"{len(todo)} inputs, {size_text(free)} free"
+            f"no space for OUTPUT {output_uri}: about {human_bytes(need)} needed for "
+            f"{len(todo)} inputs, {human_bytes(free)} free"
         )
 
 

@@ -13,6 +13,7 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from fmaprep.progress import human_bytes
 from fmaprep.storage.uris import local_path, split_uri
 from fmaprep.storage.webhdfs import webhdfs_base
 
@@ -46,7 +47,7 @@ class EnvironmentFaultError(RuntimeError):
 
 
 def _free(path: str) -> str:
-    """`` (N MB free)`` for the file system holding local ``path``, or ``""``."""
+    """`` (N MiB free)`` for the file system holding local ``path``, or ``""``."""
     probe = local_path(path)
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe)
@@ -54,15 +55,7 @@ def _free(path: str) -> str:
         st = os.statvfs(probe or "/")
     except OSError:
         return ""
-    return f" ({size_text(st.f_bavail * st.f_frsize)} free)"
-
-
-def size_text(n: float) -> str:
-    """``1.2 GB``, ``340 MB``, ``48 kB``: a size as a line shows it."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}" if n < 10 * scale else f"{n / scale:,.0f} {unit}"
-    return f"{n / 1e3:,.0f} kB"
+    return f" ({human_bytes(st.f_bavail * st.f_frsize)} free)"
 
 
 def describe(exc: BaseException, where: str = "") -> str | None:
