@@ -209,3 +209,18 @@ def test_the_range_probe_reads_a_superscript_length_as_unknown(
 ) -> None:
     url, _ = superscript_server
     assert probe(_client(), url) == (None, None)  # no Range support, no length it can trust
+
+
+def test_a_torn_progress_file_starts_the_download_over(
+    zip_server: ZipServer, archive: tuple[str, str, bytes, dict[int, bytes]], tmp_path: Path
+) -> None:
+    """A `.part.json` cut mid-write (a crash, a full disk) is no progress to resume from: the
+    download starts over from byte 0 instead of failing every rerun."""
+    url, digest, data, _ = archive
+    target = tmp_path / "fma_x.zip"
+    (tmp_path / "fma_x.zip.part").write_bytes(data[:1000])
+    (tmp_path / "fma_x.zip.part.json").write_text('{"url": "' + url[:9])
+    sha1, received = download_resumable(_client(), url, target)
+    assert sha1 == digest and received == len(data) and target.read_bytes() == data
+    assert [status for _, status in zip_server.requests] == [200]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fma_x.zip"]

@@ -40,6 +40,7 @@ from fmaprep.acquire.http import (
     declared_length,
     resumed,
 )
+from fmaprep.atomic_file import atomic_path
 from fmaprep.progress import human_bytes
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ class _Part:
         if meta is None:
             self.meta_path.unlink(missing_ok=True)
         else:
-            self.meta_path.write_text(json.dumps(meta))
+            # atomically: a torn progress file would stop every rerun (read below as "none")
+            with atomic_path(self.meta_path) as tmp:
+                Path(tmp).write_text(json.dumps(meta))
 
 
 def download_resumable(
@@ -99,8 +102,11 @@ def download_resumable(
     meta_path = target.with_name(target.name + ".part.json")
     meta: dict[str, Any] | None = None
     if path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        if meta is None or meta.get("url") != url or not meta.get("validator"):
+        try:  # one written by an older version may be torn: then it says nothing
+            meta = json.loads(meta_path.read_text())
+        except ValueError:
+            meta = None
+        if not isinstance(meta, dict) or meta.get("url") != url or not meta.get("validator"):
             meta = None
     part = _Part(path, meta_path, meta, None)
     if meta is not None:
