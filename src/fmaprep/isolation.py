@@ -63,7 +63,6 @@ class DecodeProcess:
         self.owner = os.getpid()  # a forked copy of this object is not the process's owner
         self._proc: Any = None
         self._conn: Connection | None = None
-        self.restarts = 0
 
     def __enter__(self) -> DecodeProcess:
         self.ensure_started()
@@ -90,7 +89,6 @@ class DecodeProcess:
         while True:
             if self._proc is None:
                 self._start()
-                self.restarts += 1
             conn = self._conn
             assert conn is not None
             try:
@@ -258,7 +256,6 @@ class _Kept:
 class _InWorker:
     def __init__(self, cfg: PipelineConfig) -> None:
         self.cfg = cfg
-        self.restarts = 0
 
     def __enter__(self) -> _InWorker:
         return self
