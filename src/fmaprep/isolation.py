@@ -33,7 +33,6 @@ import resource
 import signal
 import sys
 from multiprocessing.connection import Connection
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -63,6 +62,7 @@ class DecodeProcess:
         self.owner = os.getpid()  # a forked copy of this object is not the process's owner
         self._proc: Any = None
         self._conn: Connection | None = None
+        self.restarts = 0
 
     def __enter__(self) -> DecodeProcess:
         self.ensure_started()
@@ -78,9 +78,7 @@ class DecodeProcess:
         if self._proc is None:
             self._start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def process(self, item: InputFile, path: str | None = None) -> Result:
@@ -89,6 +87,7 @@ class DecodeProcess:
         while True:
             if self._proc is None:
                 self._start()
+                self.restarts += 1
             conn = self._conn
             assert conn is not None
             try:
@@ -256,6 +255,7 @@ class _Kept:
 class _InWorker:
     def __init__(self, cfg: PipelineConfig) -> None:
         self.cfg = cfg
+        self.restarts = 0
 
     def __enter__(self) -> _InWorker:
         return self

@@ -154,6 +154,7 @@ class RetryingReader(io.RawIOBase):
         self._policy = replace(STORE_READS, attempts=max_attempts)
         self._backoff = backoff
         self._skip_limit = skip_limit
+        self.reopens = 0  # how many times a failure made it reopen (for tests and logs)
         # a store's own test for errors worth a reopen (S3: throttling codes), then the generic
         self._transient = (lambda e: transient(e) or _transient(e)) if transient else _transient
 
@@ -206,6 +207,7 @@ class RetryingReader(io.RawIOBase):
                     self.max_attempts,
                     delay,
                 )
+                self.reopens += 1
                 time.sleep(delay)
 
     # -- io.RawIOBase

@@ -356,24 +356,21 @@ class S3Store(Store):
         reader.open()
         return buffered(reader)
 
-    def write_bytes(self, uri: str, data: bytes) -> None:
+    def write_bytes(self, uri: str, data: bytes, **condition: str) -> None:
         parsed = self._split(uri)
         self.client.put_object(
-            Bucket=parsed.authority, Key=parsed.path, Body=data, ContentMD5=_md5_b64(data)
+            Bucket=parsed.authority,
+            Key=parsed.path,
+            Body=data,
+            ContentMD5=_md5_b64(data),
+            **condition,  # create_new's If-None-Match
         )
 
     def create_new(self, uri: str, data: bytes) -> None:
         from botocore.exceptions import ClientError
 
-        parsed = self._split(uri)
         try:
-            self.client.put_object(
-                Bucket=parsed.authority,
-                Key=parsed.path,
-                Body=data,
-                ContentMD5=_md5_b64(data),
-                IfNoneMatch="*",
-            )
+            self.write_bytes(uri, data, IfNoneMatch="*")
         except ClientError as exc:
             if _s3_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
                 raise FileExistsError(errno.EEXIST, "object exists", uri) from exc

@@ -47,7 +47,6 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import BinaryIO, Self
 
 from fmaprep import atomic_file
@@ -122,6 +121,12 @@ class Writer(ABC):
             raise
         self._done = True
 
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` and commit: a whole file at once (aborted when either fails)."""
+        with self:
+            self.write(data)
+            self.commit()
+
     def abort(self) -> None:
         if not self._done:
             self._done = True
@@ -136,12 +141,7 @@ class Writer(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.abort()
 
     @abstractmethod
@@ -180,9 +180,9 @@ class Store(ABC):
         with self.open_read(uri) as stream:
             return stream.read()
 
-    @abstractmethod
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Publish ``data`` at ``uri``, atomically replacing what was there (see the module)."""
+        self.open_write(uri).publish(data)
 
     @abstractmethod
     def create_new(self, uri: str, data: bytes) -> None:
