@@ -71,12 +71,6 @@ def _s3_transient(exc: BaseException) -> bool:
     return _s3_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
 
 
-def _s3_client_error_transient(exc: BaseException) -> bool:
-    from botocore import exceptions as bce
-
-    return isinstance(exc, bce.ClientError) and _s3_transient(exc)
-
-
 def _s3_missing(exc: BaseException) -> bool:
     return _s3_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
 
@@ -317,12 +311,12 @@ class S3Store(Store):
         )
 
     def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
         parsed = self._split(uri)
         etag: list[str] = []
 
         def open_at(offset: int) -> tuple[RawStream, int | None]:
-            from botocore.exceptions import ClientError
-
             kwargs: dict[str, Any] = {"Bucket": parsed.authority, "Key": parsed.path}
             if offset:
                 kwargs["Range"] = f"bytes={offset}-"
@@ -352,7 +346,10 @@ class S3Store(Store):
                 total = offset + int(response["ContentLength"])
             return response["Body"], total
 
-        reader = RetryingReader(open_at, start, name=uri, transient=_s3_client_error_transient)
+        def transient(exc: BaseException) -> bool:  # botocore's ClientError for a 5xx, throttling
+            return isinstance(exc, ClientError) and _s3_transient(exc)
+
+        reader = RetryingReader(open_at, start, name=uri, transient=transient)
         reader.open()
         return buffered(reader)
 
