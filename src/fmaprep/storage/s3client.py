@@ -53,7 +53,9 @@ _S3_TRANSIENT_CODES = {
 }
 
 
-def _s3_code(exc: BaseException) -> str:
+def s3_error_code(exc: BaseException) -> str:
+    """The S3 error code (``NoSuchBucket``, ``SlowDown``) of a botocore ``ClientError``; ``""``
+    for any other exception."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return ""
@@ -68,11 +70,11 @@ def _s3_status(exc: BaseException) -> int:
 
 
 def _s3_transient(exc: BaseException) -> bool:
-    return _s3_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
+    return s3_error_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
 
 
 def _s3_missing(exc: BaseException) -> bool:
-    return _s3_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
+    return s3_error_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
 
 
 def s3_client(settings: S3Settings) -> Any:
@@ -325,7 +327,7 @@ class S3Store(Store):
             try:
                 response = self.client.get_object(**kwargs)
             except ClientError as exc:
-                code = _s3_code(exc)
+                code = s3_error_code(exc)
                 if _s3_missing(exc):
                     raise FileNotFoundError(errno.ENOENT, "no such object", uri) from exc
                 if code == "InvalidRange":  # offset at or past the end
@@ -369,7 +371,7 @@ class S3Store(Store):
         try:
             self.write_bytes(uri, data, IfNoneMatch="*")
         except ClientError as exc:
-            if _s3_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
+            if s3_error_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
                 raise FileExistsError(errno.EEXIST, "object exists", uri) from exc
             raise
 
@@ -450,5 +452,5 @@ class S3Store(Store):
         try:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except ClientError as exc:
-            if _s3_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
+            if s3_error_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
                 raise
