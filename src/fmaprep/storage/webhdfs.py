@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import getpass
 import http.client
 import json
 import logging
 import os
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -41,32 +41,23 @@ from fmaprep.storage.uris import BadURIError, split_uri
 
 log = logging.getLogger(__name__)
 
+
 # ----------------------------------------------------------------------------------- HDFS
-_SESSIONS: dict[tuple[int, str], requests.Session] = {}
-_SESSION_LOCK = threading.Lock()
-
-
-def _session(base_url: str) -> requests.Session:
-    key = (os.getpid(), base_url)
-    session = _SESSIONS.get(key)
-    if session is None:
-        with _SESSION_LOCK:
-            session = _SESSIONS.get(key)
-            if session is None:
-                session = requests.Session()
-                # idempotent metadata calls retry 5xx and connection failures; PUTs do not
-                retry = Retry(
-                    total=5,
-                    backoff_factor=0.25,
-                    status_forcelist=(500, 502, 503, 504),
-                    allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
-                    raise_on_status=False,
-                    respect_retry_after_header=True,
-                )
-                adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                _SESSIONS[key] = session
+@functools.cache  # per process (a forked worker makes its own) and NameNode address
+def _session(pid: int, base_url: str) -> requests.Session:
+    session = requests.Session()
+    # idempotent metadata calls retry 5xx and connection failures; PUTs do not
+    retry = Retry(
+        total=5,
+        backoff_factor=0.25,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -230,7 +221,7 @@ class HDFSStore(Store):
 
     @property
     def http(self) -> requests.Session:
-        return _session(self.base_url)
+        return _session(os.getpid(), self.base_url)
 
     @staticmethod
     def _split(uri: str) -> StoreURI:
