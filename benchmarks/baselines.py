@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fmaprep.audio.decode import get_opener
+from fmaprep.audio.decode import OPENERS
 
 
 def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float, float]:
@@ -21,7 +21,7 @@ def decode_only(paths: Sequence[str], decoder: str = "soundfile") -> tuple[float
     started = time.perf_counter()
     audio = 0.0
     for path in paths:
-        stream = get_opener(decoder)(path)
+        stream = OPENERS[decoder](path)
         frames = sum(len(block) for block in stream.blocks)
         audio += frames / stream.sample_rate
     return audio, time.perf_counter() - started

@@ -119,9 +119,9 @@ class Decoded:
 
 def decode_whole(path: str | Path, decoder: str = "soundfile") -> Decoded:
     """Every block of a decoder's stream, joined."""
-    from fmaprep.audio.decode import get_opener
+    from fmaprep.audio.decode import OPENERS
 
-    stream = get_opener(decoder)(str(path))
+    stream = OPENERS[decoder](str(path))
     blocks = list(stream.blocks)
     frames = np.concatenate(blocks) if blocks else np.zeros((0, stream.channels), np.float32)
     return Decoded(frames.astype(np.float32, copy=False), stream.sample_rate)

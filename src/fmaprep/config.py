@@ -34,7 +34,6 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it."""
 
 
-_TABLES = {"pipeline", "job"}
 # Upper bounds (docs/inputs.md, "Limits"): a value the code could not honour (a deadline that
 # overflows, an address-space cap over 2**64 bytes) is refused with the checks, not mid-job.
 PIPELINE_MAXIMA = {
@@ -267,17 +266,13 @@ def load_config(
 
     Overrides whose value is None are ignored, so unset CLI flags keep the file's value.
     """
-    data = read_toml(path) if path is not None else {}
-    problems = [f"unknown table [{name}] in {path}" for name in sorted(set(data) - _TABLES)]
+    tables, problems = read_tables(path, ("pipeline", "job")) if path is not None else ({}, [])
     built = []
     for cls, section, overrides in (
         (PipelineConfig, "pipeline", pipeline_overrides),
         (JobConfig, "job", job_overrides),
     ):
-        table = data.get(section, {})
-        if not isinstance(table, dict):  # `pipeline = 3` instead of a [pipeline] table
-            problems.append(f"[{section}] must be a table, got {table!r}")
-            table = {}
+        table = tables.get(section, {})
         values = {**table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
         try:
             built.append(build_table(cls, section, values))
@@ -286,6 +281,21 @@ def load_config(
     if problems:
         raise ConfigError("\n".join(problems))
     return Config(*built)
+
+
+def read_tables(
+    path: str | Path, names: tuple[str, ...]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The tables ``names`` of the TOML file at ``path`` (a missing one is empty), and a problem
+    line for every other top-level name and for each of them that is not a table."""
+    data = read_toml(path)
+    tables = {name: data.get(name, {}) for name in names}
+    problems = [f"unknown table [{name}] in {path}" for name in sorted(set(data) - set(names))]
+    for name, table in tables.items():
+        if not isinstance(table, dict):  # `pipeline = 3` instead of a [pipeline] table
+            problems.append(f"[{name}] must be a table, got {table!r}")
+            tables[name] = {}
+    return tables, problems
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

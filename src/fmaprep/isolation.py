@@ -33,7 +33,6 @@ import resource
 import signal
 import sys
 from multiprocessing.connection import Connection
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -79,9 +78,7 @@ class DecodeProcess:
         if self._proc is None:
             self._start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def process(self, item: InputFile, path: str | None = None) -> Result:

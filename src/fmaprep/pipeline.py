@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fmaprep.audio.decode import get_opener
+from fmaprep.audio.decode import OPENERS
 from fmaprep.audio.mp3info import read_mp3_info
 from fmaprep.audio.resample import StreamResampler
 from fmaprep.audio.signal import apply_gain, mu_law_encode_f32, peak_gain, pick_channel
@@ -92,7 +92,7 @@ def _encode(item: InputFile, cfg: PipelineConfig, line: dict[str, Any], path: st
     if size_mb > cfg.max_file_mb:
         raise TrackError("unsupported", f"{size_mb:.0f} MB is over max_file_mb={cfg.max_file_mb:g}")
     deadline = time.monotonic() + cfg.timeout_s
-    stream = get_opener(cfg.decoder)(path)
+    stream = OPENERS[cfg.decoder](path)
     line.update(source_sample_rate=stream.sample_rate, source_channels=stream.channels)
     out = transform_blocks(stream.blocks, stream.sample_rate, cfg, deadline)
     declared = stream.declared_frames

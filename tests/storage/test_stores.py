@@ -30,7 +30,7 @@ from fmaprep.storage.localfs import LocalStore
 from fmaprep.storage.retrying import RetryingReader
 from fmaprep.storage.s3_settings import S3Settings
 from fmaprep.storage.s3client import S3Store
-from fmaprep.storage.stores import Store, TransientError, relative_name
+from fmaprep.storage.stores import Store, TransientError
 from fmaprep.storage.uris import split_uri
 from fmaprep.storage.webhdfs import HDFSStore
 from local_services_fixture import local_services
@@ -94,14 +94,6 @@ def test_split_uri_keeps_names_and_spelling(uri: str, kind: str, root: str, path
 def test_split_uri_refuses(uri: str) -> None:
     with pytest.raises(ValueError):
         split_uri(uri)
-
-
-def test_relative_name() -> None:
-    assert relative_name("s3a://b/in/", "s3a://b/in/_x/y.mp3") == "_x/y.mp3"
-    assert relative_name("hdfs:///in", "hdfs:///in/a.mp3") == "a.mp3"
-    assert relative_name("/in/a.mp3", "/in/a.mp3") == ""
-    with pytest.raises(ValueError):
-        relative_name("/in", "/other/a.mp3")
 
 
 def open_store(uri: str, s3: S3Settings | None = None) -> Store:

@@ -222,11 +222,4 @@ OPENERS: dict[str, Opener] = {
 }
 
 
-def get_opener(name: str) -> Opener:
-    try:
-        return OPENERS[name]
-    except KeyError:
-        raise ValueError(f"unknown decoder {name!r} (choose from {', '.join(OPENERS)})") from None
-
-
 __all__ = ["WavHeader"]

@@ -19,7 +19,7 @@ from fmaprep.config import (
 )
 from fmaprep.spark.workerenv import WorkerEnvironmentError
 from fmaprep.storage.s3_settings import StorageConfError
-from fmaprep.storage.uris import StorageError
+from fmaprep.storage.uris import StorageError, StoreError
 
 NAME = "preprocess"
 HELP = (
@@ -133,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
     from fmaprep.job.interrupted import INTERRUPTED
     from fmaprep.job.run import run_preprocess
     from fmaprep.job.summary import print_summary
-    from fmaprep.storage.faults import EnvironmentFaultError, describe
 
     try:
         spark_conf = dict(kv.split("=", 1) for kv in args.spark_conf)
@@ -171,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         )
         result = run_preprocess(args.input, args.output, config)
     except (ConfigError, StorageError, StorageConfError, WorkerEnvironmentError) as exc:
+        if isinstance(exc, StoreError):  # a store that failed: the environment's fault, exit 1
+            return _failed(args, exc)
         if INTERRUPTED.is_set():
             return _interrupted(args)
         _keep_traceback(args.log_file)
@@ -180,20 +181,27 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(args)
     except Exception as exc:  # the one boundary: a line here, the traceback in the log file
-        if INTERRUPTED.is_set():
-            return _interrupted(args)
-        kept = _keep_traceback(args.log_file)
-        what = describe(exc) if not isinstance(exc, EnvironmentFaultError) else str(exc)
-        if what is None:
-            what = f"the job failed: {type(exc).__name__}: {_last_line(exc)}"
-        print(
-            f"fmaprep: {what}; nothing was committed (OUTPUT keeps its last commit and this "
-            f"run's finished tasks). Once that is fixed, {_resume(args)} continues{kept}",
-            file=sys.stderr,
-        )
-        return 1
+        return _failed(args, exc)
     print_summary(result, sys.stdout)
     return 1 if result.error_rate_exceeded else 0
+
+
+def _failed(args: argparse.Namespace, exc: Exception) -> int:
+    from fmaprep.job.interrupted import INTERRUPTED
+    from fmaprep.storage.faults import EnvironmentFaultError, describe
+
+    if INTERRUPTED.is_set():
+        return _interrupted(args)
+    kept = _keep_traceback(args.log_file)
+    what = describe(exc) if not isinstance(exc, EnvironmentFaultError) else str(exc)
+    if what is None:
+        what = f"the job failed: {type(exc).__name__}: {_last_line(exc)}"
+    print(
+        f"fmaprep: {what}; nothing was committed (OUTPUT keeps its last commit and this "
+        f"run's finished tasks). Once that is fixed, {_resume(args)} continues{kept}",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _resume(args: argparse.Namespace) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -278,11 +276,12 @@ def _part_records(
     if name.endswith(".parquet"):  # --format parquet (a resumed output may hold both)
         from fmaprep.formats.parquet import parquet_rows, read_parquet_part
 
-        seekable = _seekable(stream)
+        # parquet readers seek (the footer first): every store's reader can (remote ones by
+        # reopening with a Range)
         if expect is not None:
-            _check_count(name, parquet_rows(seekable, name), expect, parquet=True)
-            seekable.seek(0)
-        yield from read_parquet_part(seekable, filters, _matches, name=name)
+            _check_count(name, parquet_rows(stream, name), expect, parquet=True)
+            stream.seek(0)
+        yield from read_parquet_part(stream, filters, _matches, name=name)
         return
     counted = 0
     for record in read_partition(stream, name=name, trusted=trusted):
@@ -303,16 +302,6 @@ def _check_count(name: str, counted: int, expect: Part, *, parquet: bool) -> Non
             f"{name}: {counted} records, but {SUCCESS_FILE} records {expect.records}"
             f"{' (cut short at a record boundary?)' if counted < low else ''}"
         )
-
-
-def _seekable(stream: IO[bytes]) -> IO[bytes]:
-    """Parquet readers seek (the footer first): a remote stream is spooled to a temporary file."""
-    if stream.seekable():
-        return stream
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller's with-block)
-    shutil.copyfileobj(stream, spool, 1 << 20)
-    spool.seek(0)
-    return spool
 
 
 class DamagedOutputError(ValueError):

@@ -25,6 +25,8 @@ from fmaprep.formats.manifest import (
     STATS_FILE,
     library_versions,
     manifest_bytes,
+    parse_shard,
+    shard_bytes,
 )
 from fmaprep.job.lease import Lease
 from fmaprep.job.ownership import (
@@ -173,14 +175,6 @@ class Kept:
         return Kept([ln for ln in self.lines if ln["source"] not in sources], parts, carried)
 
 
-def _read_shard(
-    store: Store, output: str, name: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    rows = [json.loads(x) for x in store.read_bytes(f"{output}/{name}").decode().splitlines() if x]
-    header = rows[0].get("_task", {}) if rows and "_task" in rows[0] else {}
-    return header, rows[1:] if header else rows
-
-
 def resumable(store: Store, state: OutputState, files: list[InputFile], config: Config) -> Kept:
     """The committed and the recovered (finished by a killed run) ok lines whose input is still
     the same (``InputFile.identity``), one per input, newest run first; and their parts, each with
@@ -198,7 +192,7 @@ def resumable(store: Store, state: OutputState, files: list[InputFile], config: 
     stats: dict[str, dict[str, Any]] = {}  # part -> the statistics its task kept
     shards = [n for n in state.sizes if n.startswith(f"{MANIFEST_DIR}/") and n.endswith(".jsonl")]
     for shard in sorted(shards):
-        header, lines = _read_shard(store, state.output, shard)
+        header, lines = parse_shard(store.read_bytes(f"{state.output}/{shard}"))
         if shard in named or header.get("part"):
             stats.update(_statistics(header))
         if shard not in named:  # a killed run's finished task: its part must be there, whole
@@ -279,17 +273,14 @@ def publish(  # noqa: PLR0917 (the commit's ingredients, each named at the one c
     header: dict[str, Any] = {"part": None}
     if kept.carried:
         header[CARRIED_KEY] = [kept.carried[p.name] for p in kept.parts if p.name in kept.carried]
-    rows = [{"_task": header}, *kept.lines, *driver_lines]
-    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
+    data = shard_bytes(header, [*kept.lines, *driver_lines])
     store.write_bytes(f"{output}/{shard}", data)
     parts = [*kept.parts, *(Part(r.part, r.part_bytes, r.records) for r in results)]
     manifest = [(shard, len(data)), *((r.shard, r.shard_bytes) for r in results)]
     commit = Commit(generation, fmt, tuple(parts), tuple(manifest), stats)
     _check_named(store, output, commit)
     lease.check()  # fencing: a run that lost OUTPUT never commits
-    with store.open_write(f"{output}/{SUCCESS_FILE}") as writer:  # the commit
-        writer.write(commit.to_bytes())
-        writer.commit()
+    store.open_write(f"{output}/{SUCCESS_FILE}").publish(commit.to_bytes())  # the commit
     return commit
 
 

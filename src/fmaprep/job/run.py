@@ -50,7 +50,7 @@ from fmaprep.storage.faults import (
     store_answers,
 )
 from fmaprep.storage.listing import list_inputs
-from fmaprep.storage.s3_settings import redact_config
+from fmaprep.storage.s3_settings import hdfs_spark_conf, redact_config
 from fmaprep.storage.uris import StorageError, check_apart, is_local, local_path, resolve_uri
 
 log = logging.getLogger(__name__)
@@ -127,18 +127,6 @@ def _partition_count(sc: Any, files: list[InputFile], config: Config) -> int:
     )
 
 
-def storage_spark_conf(uris: list[str], config: Config) -> dict[str, str]:
-    """Spark settings the URIs need: only HDFS's default filesystem (so ``hdfs:///x`` means the
-    same NameNode as for the ``hdfs`` tool). The JVM never touches S3 (the tasks read and write
-    it with boto3), so no S3A jars and no credentials go into Spark's configuration."""
-    from fmaprep.storage.s3_settings import hdfs_spark_conf
-
-    conf = hdfs_spark_conf()
-    if conf:
-        log.info("storage settings: %s", conf)
-    return conf
-
-
 def run_preprocess(
     input_arg: str, output_arg: str, config: Config, session: Any = None
 ) -> JobResult:
@@ -168,8 +156,13 @@ def run_preprocess(
     try:
         if own_session:
             warm_up([input_uri, output_uri], settings)
-            conf = {**storage_spark_conf([input_uri, output_uri], config), **config.job.spark_conf}
-            session = build_session(config.job.master, conf=conf)
+            # of the storage settings only HDFS's default filesystem (so hdfs:///x means the
+            # NameNode the hdfs tool uses): the JVM never touches S3 (the tasks use boto3), so
+            # no S3A jars and no credentials go into Spark's configuration
+            hdfs = hdfs_spark_conf()
+            if hdfs:
+                log.info("storage settings: %s", hdfs)
+            session = build_session(config.job.master, conf={**hdfs, **config.job.spark_conf})
             _note_interrupts()
         if not is_local_master(session.sparkContext.master):
             if session.sparkContext.uiWebUrl:  # on EMR also reachable through YARN's proxy
@@ -279,7 +272,10 @@ def _run(  # noqa: PLR0917
     listed: list[InputFile] | None,
 ) -> JobResult:
     timings = {"start_s": time.monotonic() - started}  # where the time went, for _stats.json
-    stores = store_settings(sc, config)
+    # the driver and tasks reach HDFS by the driver's Hadoop configuration (default filesystem,
+    # NameNode HTTP address)
+    hconf = sc._jsc.hadoopConfiguration()
+    stores = StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
     input_uri, output_uri = stores.full_uri(input_uri), stores.full_uri(output_uri).rstrip("/")
     out = open_store(output_uri, stores)
     state = load_state(out, output_uri)  # again, holding the lease: what a dead holder left
@@ -349,13 +345,6 @@ def _run(  # noqa: PLR0917
     failures = [line for line in lines if line["status"] == "error"]
     rate = counts["failed"] / counts["inputs"] if counts["inputs"] else 0.0
     return JobResult(output_uri, counts, wall, failures, rate > config.job.max_error_rate)
-
-
-def store_settings(sc: Any, config: Config) -> StoreSettings:
-    """How the driver and the tasks reach S3 and HDFS: the job's S3 settings, and HDFS's
-    default filesystem and NameNode HTTP address from the driver's Hadoop configuration."""
-    hconf = sc._jsc.hadoopConfiguration()
-    return StoreSettings.from_hadoop_conf(hconf, endpoint=config.job.s3_endpoint)
 
 
 def _stall_probe(uris: list[str], stores: StoreSettings) -> Callable[[], str | None]:

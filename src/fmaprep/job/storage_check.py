@@ -129,9 +129,7 @@ def probe_in_task(
         probe = f"{_existing_dir(store, uri)}/{name}"
         payload = f"fmaprep spark probe {time.time()}".encode()
         step = f"write probe {probe}"
-        with store.open_write(probe) as writer:
-            writer.write(payload)
-            writer.commit()
+        store.open_write(probe).publish(payload)  # streamed and committed, as a part is
         step = f"read probe {probe}"
         back = store.read_bytes(probe)
         if back != payload:

@@ -25,6 +25,7 @@ else has to be on the workers.
 
 from __future__ import annotations
 
+import email
 import importlib.metadata as md
 import logging
 import os
@@ -95,12 +96,8 @@ def wheel_requirements(wheel: Path) -> list[str]:
     """The Requires-Dist lines of a wheel's METADATA."""
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-        metadata = zf.read(name).decode()
-    return [
-        line.split(":", 1)[1].strip()
-        for line in metadata.splitlines()
-        if line.startswith("Requires-Dist:")
-    ]
+        metadata = email.message_from_bytes(zf.read(name))
+    return [str(r) for r in metadata.get_all("Requires-Dist", [])]
 
 
 def find_source_tree() -> Path | None:

@@ -181,7 +181,11 @@ def run_tasks(
     watcher = threading.Thread(target=watch, name="fmaprep-faults", daemon=True)
     watcher.start()
     try:
-        with run_while_saving(lambda: tuple(progress.value)) if run_while_saving else _nothing():
+        with (
+            run_while_saving(lambda: tuple(progress.value))
+            if run_while_saving
+            else contextlib.nullcontext()
+        ):
             results = list(rdd.collect())
     except Exception as exc:
         if faults.value:
@@ -194,8 +198,3 @@ def run_tasks(
     if failed:
         raise EnvironmentFaultError(failed[0])
     return results
-
-
-@contextlib.contextmanager
-def _nothing() -> Iterator[None]:
-    yield

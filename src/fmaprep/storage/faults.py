@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from fmaprep.progress import human_bytes
+from fmaprep.storage.s3client import s3_error_code
 from fmaprep.storage.uris import local_path, split_uri
 from fmaprep.storage.webhdfs import webhdfs_base
 
@@ -68,7 +69,7 @@ def describe(exc: BaseException, where: str = "") -> str | None:
             if cause.errno in (errno.ENOSPC, errno.EDQUOT) and place:
                 text += _free(str(place))
             return f"{text}: {place}" if place else text
-        code = _s3_code(cause)
+        code = s3_error_code(cause)
         if code in S3_CODES:
             return f"S3 refused: {S3_CODES[code]} ({code}){': ' + where if where else ''}"
         name = type(cause).__name__
@@ -88,13 +89,6 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(current)
         current = current.__cause__ or current.__context__
     return seen
-
-
-def _s3_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def check_reachable(uri: str, settings: StoreSettings, timeout: float = 5.0) -> None:

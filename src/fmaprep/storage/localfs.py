@@ -116,17 +116,8 @@ class LocalStore(Store):
             stream.seek(start)
         return stream
 
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        writer = _LocalWriter(uri, self._path(uri))
-        with writer:
-            writer.write(data)
-            writer.commit()
-
     def create_new(self, uri: str, data: bytes) -> None:
-        writer = _LocalWriter(uri, self._path(uri), replace=False)
-        with writer:
-            writer.write(data)
-            writer.commit()
+        _LocalWriter(uri, self._path(uri), replace=False).publish(data)
 
     def open_write(self, uri: str) -> Writer:
         return _LocalWriter(uri, self._path(uri))

@@ -21,7 +21,7 @@ from fmaprep.storage.s3_settings import (
     StorageConfError,
     load_s3_settings,
 )
-from fmaprep.storage.s3client import new_s3_client
+from fmaprep.storage.s3client import new_s3_client, s3_error_code
 from fmaprep.storage.stores import _dir_prefix
 from fmaprep.storage.uris import split_uri
 
@@ -127,7 +127,7 @@ def check_s3(uri: str) -> bool:
         emit("s3.endpoint", uri, "fail", f"S3 endpoint stopped answering: {exc}", FIX_LOCAL)
         return False
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = s3_error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         hint = _key_hint(os.environ)
         if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}:
@@ -194,11 +194,7 @@ def _s3_roundtrip(client: Any, uri: str, bucket: str, prefix: str) -> bool:
         step = "delete"
         client.delete_object(Bucket=bucket, Key=key)
     except (ClientError, BotoCoreError, ValueError) as exc:
-        code = (
-            str(exc.response.get("Error", {}).get("Code", ""))
-            if isinstance(exc, ClientError)
-            else ""
-        )
+        code = s3_error_code(exc)
         action = {"put": "PutObject", "get": "GetObject", "list": "ListBucket"}.get(
             step, "DeleteObject"
         )

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Protocol
 
 import requests
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from fmaprep.storage.stores import READ_ATTEMPTS, READ_BUFFER, StoreError, TransientError
 
@@ -57,25 +58,16 @@ def _transient(exc: BaseException) -> bool:
         | PermissionError
         | IsADirectoryError
         | NotADirectoryError
-        | io.UnsupportedOperation,
+        | io.UnsupportedOperation
+        | StoreError,  # refused (a TransientError is one too, but said so above)
     ):
         return False
-    if isinstance(exc, StoreError):
-        return False
-    if isinstance(exc, OSError | http.client.HTTPException | requests.RequestException):
+    transport = OSError | http.client.HTTPException | requests.RequestException | Urllib3Error
+    if isinstance(exc, transport):
         return True
-    try:
-        import urllib3.exceptions
+    from botocore import exceptions as bce  # here: a local read never loads botocore
 
-        if isinstance(exc, urllib3.exceptions.HTTPError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from botocore import exceptions as bce
-    except ImportError:  # pragma: no cover
-        return False
-    return bool(isinstance(exc, bce.HTTPClientError | bce.IncompleteReadError))
+    return isinstance(exc, bce.HTTPClientError | bce.IncompleteReadError)
 
 
 @dataclass(frozen=True)

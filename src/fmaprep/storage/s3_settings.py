@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fmaprep.config import ConfigError, build_table, check_fields, read_toml
+from fmaprep.config import ConfigError, build_table, check_fields, read_tables
 from fmaprep.redaction import redact, redact_strings
 
 #: The file read when none is named: ``conf/storage.toml`` in the repository (absent when
@@ -114,14 +114,10 @@ def bundled_hadoop_version() -> str:
 
 def _read_s3_table(conf_path: Path) -> S3Table:
     try:
-        document = read_toml(conf_path)
-        unknown = sorted(set(document) - {"s3"})
-        if unknown:
-            raise ConfigError(f"unknown table(s) {unknown}: the storage settings are in [s3]")
-        table = document.get("s3", {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"[s3] must be a table, got {table!r}")
-        s3: S3Table = build_table(S3Table, "s3", table)
+        tables, problems = read_tables(conf_path, ("s3",))
+        if problems:
+            raise ConfigError("\n".join(problems))
+        s3: S3Table = build_table(S3Table, "s3", tables["s3"])
     except ConfigError as exc:
         raise StorageConfError(f"{conf_path}: {exc}") from exc
     return s3

@@ -53,7 +53,9 @@ _S3_TRANSIENT_CODES = {
 }
 
 
-def _s3_code(exc: BaseException) -> str:
+def s3_error_code(exc: BaseException) -> str:
+    """The S3 error code (``NoSuchBucket``, ``SlowDown``) of a botocore ``ClientError``; ``""``
+    for any other exception."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
         return ""
@@ -68,17 +70,11 @@ def _s3_status(exc: BaseException) -> int:
 
 
 def _s3_transient(exc: BaseException) -> bool:
-    return _s3_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
-
-
-def _s3_client_error_transient(exc: BaseException) -> bool:
-    from botocore import exceptions as bce
-
-    return isinstance(exc, bce.ClientError) and _s3_transient(exc)
+    return s3_error_code(exc) in _S3_TRANSIENT_CODES or _s3_status(exc) >= 500
 
 
 def _s3_missing(exc: BaseException) -> bool:
-    return _s3_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
+    return s3_error_code(exc) in ("404", "NoSuchKey", "NotFound") or _s3_status(exc) == 404
 
 
 def s3_client(settings: S3Settings) -> Any:
@@ -317,12 +313,12 @@ class S3Store(Store):
         )
 
     def open_read(self, uri: str, start: int = 0) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
         parsed = self._split(uri)
         etag: list[str] = []
 
         def open_at(offset: int) -> tuple[RawStream, int | None]:
-            from botocore.exceptions import ClientError
-
             kwargs: dict[str, Any] = {"Bucket": parsed.authority, "Key": parsed.path}
             if offset:
                 kwargs["Range"] = f"bytes={offset}-"
@@ -331,7 +327,7 @@ class S3Store(Store):
             try:
                 response = self.client.get_object(**kwargs)
             except ClientError as exc:
-                code = _s3_code(exc)
+                code = s3_error_code(exc)
                 if _s3_missing(exc):
                     raise FileNotFoundError(errno.ENOENT, "no such object", uri) from exc
                 if code == "InvalidRange":  # offset at or past the end
@@ -352,30 +348,30 @@ class S3Store(Store):
                 total = offset + int(response["ContentLength"])
             return response["Body"], total
 
-        reader = RetryingReader(open_at, start, name=uri, transient=_s3_client_error_transient)
+        def transient(exc: BaseException) -> bool:  # botocore's ClientError for a 5xx, throttling
+            return isinstance(exc, ClientError) and _s3_transient(exc)
+
+        reader = RetryingReader(open_at, start, name=uri, transient=transient)
         reader.open()
         return buffered(reader)
 
-    def write_bytes(self, uri: str, data: bytes) -> None:
+    def write_bytes(self, uri: str, data: bytes, **condition: str) -> None:
         parsed = self._split(uri)
         self.client.put_object(
-            Bucket=parsed.authority, Key=parsed.path, Body=data, ContentMD5=_md5_b64(data)
+            Bucket=parsed.authority,
+            Key=parsed.path,
+            Body=data,
+            ContentMD5=_md5_b64(data),
+            **condition,  # create_new's If-None-Match
         )
 
     def create_new(self, uri: str, data: bytes) -> None:
         from botocore.exceptions import ClientError
 
-        parsed = self._split(uri)
         try:
-            self.client.put_object(
-                Bucket=parsed.authority,
-                Key=parsed.path,
-                Body=data,
-                ContentMD5=_md5_b64(data),
-                IfNoneMatch="*",
-            )
+            self.write_bytes(uri, data, IfNoneMatch="*")
         except ClientError as exc:
-            if _s3_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
+            if s3_error_code(exc) in ("PreconditionFailed", "412") or _s3_status(exc) == 412:
                 raise FileExistsError(errno.EEXIST, "object exists", uri) from exc
             raise
 
@@ -456,5 +452,5 @@ class S3Store(Store):
         try:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
         except ClientError as exc:
-            if _s3_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
+            if s3_error_code(exc) != "NoSuchUpload":  # completed or aborted since it was listed
                 raise

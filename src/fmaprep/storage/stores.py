@@ -47,12 +47,12 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import BinaryIO, Self
 
 from fmaprep import atomic_file
 
 # the one URI parser lives in uris; the stores' modules import these names from here too
+from fmaprep.storage.uris import StoreError as StoreError  # noqa: PLC0414 (re-export)
 from fmaprep.storage.uris import StoreURI as StoreURI  # noqa: PLC0414 (re-export)
 from fmaprep.storage.uris import split_uri as split_uri  # noqa: PLC0414 (re-export)
 
@@ -72,10 +72,6 @@ TMP_SUFFIX = atomic_file.TMP_SUFFIX
 _tmp_name = atomic_file.temp_name
 
 
-class StoreError(OSError):
-    """A store refused or failed an operation; the message names the URI and the reason."""
-
-
 class TransientError(StoreError):
     """A failure worth retrying (5xx, throttling, a dropped connection, a short body)."""
 
@@ -83,18 +79,6 @@ class TransientError(StoreError):
 def _dir_prefix(path: str) -> str:
     """``path`` as a directory prefix: ``/a/b`` -> ``/a/b/``; S3's ``""`` stays ``""``."""
     return path if not path or path.endswith("/") else path + "/"
-
-
-def relative_name(root_uri: str, entry_uri: str) -> str:
-    """``entry_uri``'s name below ``root_uri`` (as listed from it): ``a/b.mp3``; ``""`` when the
-    root is the file itself. For the hidden-name rule, which looks below the root only."""
-    root = split_uri(root_uri).uri
-    if entry_uri == root:
-        return ""
-    prefix = _dir_prefix(root)
-    if not entry_uri.startswith(prefix):
-        raise ValueError(f"{entry_uri} is not below {root_uri}")
-    return entry_uri[len(prefix) :]
 
 
 # ----------------------------------------------------------------------------- the interface
@@ -137,6 +121,12 @@ class Writer(ABC):
             raise
         self._done = True
 
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` and commit: a whole file at once (aborted when either fails)."""
+        with self:
+            self.write(data)
+            self.commit()
+
     def abort(self) -> None:
         if not self._done:
             self._done = True
@@ -151,12 +141,7 @@ class Writer(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.abort()
 
     @abstractmethod
@@ -195,9 +180,9 @@ class Store(ABC):
         with self.open_read(uri) as stream:
             return stream.read()
 
-    @abstractmethod
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Publish ``data`` at ``uri``, atomically replacing what was there (see the module)."""
+        self.open_write(uri).publish(data)
 
     @abstractmethod
     def create_new(self, uri: str, data: bytes) -> None:

@@ -32,6 +32,12 @@ class BadURIError(StorageError, ValueError):
     """A location fmaprep cannot parse or has no client for (a ValueError too: a bad value)."""
 
 
+class StoreError(StorageError, OSError):
+    """A store refused or failed an operation; the message names the URI and the reason. An
+    OSError too: like a full disk, a fault of the environment (``preprocess`` exits 1 for it, not
+    2), and callers that catch OSError around a store's call catch it."""
+
+
 @dataclass(frozen=True)
 class StoreURI:
     """A parsed URI. ``root`` is the spelling before the path, kept so listings echo it:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import getpass
 import http.client
 import json
 import logging
 import os
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -41,32 +41,23 @@ from fmaprep.storage.uris import BadURIError, split_uri
 
 log = logging.getLogger(__name__)
 
+
 # ----------------------------------------------------------------------------------- HDFS
-_SESSIONS: dict[tuple[int, str], requests.Session] = {}
-_SESSION_LOCK = threading.Lock()
-
-
-def _session(base_url: str) -> requests.Session:
-    key = (os.getpid(), base_url)
-    session = _SESSIONS.get(key)
-    if session is None:
-        with _SESSION_LOCK:
-            session = _SESSIONS.get(key)
-            if session is None:
-                session = requests.Session()
-                # idempotent metadata calls retry 5xx and connection failures; PUTs do not
-                retry = Retry(
-                    total=5,
-                    backoff_factor=0.25,
-                    status_forcelist=(500, 502, 503, 504),
-                    allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
-                    raise_on_status=False,
-                    respect_retry_after_header=True,
-                )
-                adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
-                _SESSIONS[key] = session
+@functools.cache  # per process (a forked worker makes its own) and NameNode address
+def _session(pid: int, base_url: str) -> requests.Session:
+    session = requests.Session()
+    # idempotent metadata calls retry 5xx and connection failures; PUTs do not
+    retry = Retry(
+        total=5,
+        backoff_factor=0.25,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "DELETE"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 
@@ -107,21 +98,19 @@ def webhdfs_base(uri: str) -> str:
     return f"http://{host}:{WEBHDFS_PORT}"
 
 
-def _remote_exception(response: requests.Response) -> tuple[str, str]:
-    try:
-        remote = response.json().get("RemoteException", {})
-        return str(remote.get("exception", "")), str(remote.get("message", ""))
-    except ValueError:
-        return "", response.text[:300]
-
-
 def _hdfs_error(op: str, uri: str, response: requests.Response) -> OSError:
-    exception, message = _remote_exception(response)
-    return _status_error(op, uri, response.status_code, exception, message)
+    return _status_error(op, uri, response.status_code, response.text)
 
 
-def _status_error(op: str, uri: str, status: int, exception: str, message: str) -> OSError:
-    """The OSError a WebHDFS answer means (NameNode or DataNode alike)."""
+def _status_error(op: str, uri: str, status: int, body: str) -> OSError:
+    """The OSError a WebHDFS answer means (NameNode or DataNode alike): its status and the
+    ``RemoteException`` in its body (a DataNode's message may run on with a Java stack)."""
+    try:
+        remote = json.loads(body)["RemoteException"]
+        exception = str(remote["exception"])
+        message = str(remote.get("message", "")).partition("\n")[0]
+    except (ValueError, KeyError, TypeError):
+        exception, message = "", body[:300]
     text = f"WebHDFS {op} {uri}: HTTP {status} {exception} {message}".strip()
     if status == 404 or exception == "FileNotFoundException":
         return FileNotFoundError(errno.ENOENT, text, uri)
@@ -203,13 +192,7 @@ class _HDFSWriter(Writer):
         status, body = put.finish()
         self._put = None
         if status != 201:
-            try:
-                remote = json.loads(body).get("RemoteException", {})
-            except ValueError:
-                remote = {}
-            exception = str(remote.get("exception", "")) if isinstance(remote, dict) else ""
-            message = str(remote.get("message", body[:300])) if isinstance(remote, dict) else ""
-            raise _status_error("CREATE", self.uri, status, exception, message.split("\n")[0])
+            raise _status_error("CREATE", self.uri, status, body)
         self._store._rename2(self.uri, self._tmp, self._path, overwrite=self._replace)
         self._created = False
 
@@ -238,7 +221,7 @@ class HDFSStore(Store):
 
     @property
     def http(self) -> requests.Session:
-        return _session(self.base_url)
+        return _session(os.getpid(), self.base_url)
 
     @staticmethod
     def _split(uri: str) -> StoreURI:
@@ -345,16 +328,8 @@ class HDFSStore(Store):
         reader.open()
         return buffered(reader)
 
-    def write_bytes(self, uri: str, data: bytes) -> None:
-        with self.open_write(uri) as writer:
-            writer.write(data)
-            writer.commit()
-
     def create_new(self, uri: str, data: bytes) -> None:
-        writer = _HDFSWriter(self, uri, self._split(uri).path, replace=False)
-        with writer:
-            writer.write(data)
-            writer.commit()
+        _HDFSWriter(self, uri, self._split(uri).path, replace=False).publish(data)
 
     def open_write(self, uri: str) -> Writer:
         return _HDFSWriter(self, uri, self._split(uri).path)

@@ -21,6 +21,7 @@ checks that it covers ``codes.u8`` exactly).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -73,8 +74,13 @@ class RangedFile:
         self._pid = -1
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_ranged_file, (self.uri, self.size, self.settings, self.block_bytes,
-                               self.cache_bytes, self.read_ahead))  # fmt: skip
+        rebuild = functools.partial(
+            RangedFile,
+            block_bytes=self.block_bytes,
+            cache_bytes=self.cache_bytes,
+            read_ahead=self.read_ahead,
+        )
+        return (rebuild, (self.uri, self.size, self.settings))
 
     def _start(self) -> None:
         """This process's cache, stream and read-ahead thread (again after a fork)."""
@@ -208,18 +214,6 @@ class RangedFile:
             while len(self._cache) * self.block_bytes > self.cache_bytes:
                 self._evict()
         return data
-
-
-def _ranged_file(  # noqa: PLR0917 (the pickled fields, in order)
-    uri: str,
-    size: int,
-    settings: StoreSettings | None,
-    block_bytes: int,
-    cache_bytes: int,
-    read_ahead: int,
-) -> RangedFile:
-    return RangedFile(uri, size, settings, block_bytes=block_bytes, cache_bytes=cache_bytes,
-                      read_ahead=read_ahead)  # fmt: skip
 
 
 class _RangedCodes:
