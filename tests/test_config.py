@@ -180,7 +180,7 @@ def test_an_unknown_key_does_not_hide_the_tables_other_problems(tmp_path: Path) 
     with pytest.raises(ConfigError) as info:
         load_config(f)
     assert str(info.value).splitlines() == [
-        f"unknown table [extra] in {f}",
+        "unknown table [extra] (known: [pipeline], [job])",
         "[pipeline] unknown key 'chanel' (did you mean channel?)",
         "[pipeline] mu must be in 1..255 (codes are uint8), got 0",
         "[job] master must not be empty (e.g. local[*] or yarn)",

@@ -290,7 +290,8 @@ def read_tables(
     line for every other top-level name and for each of them that is not a table."""
     data = read_toml(path)
     tables = {name: data.get(name, {}) for name in names}
-    problems = [f"unknown table [{name}] in {path}" for name in sorted(set(data) - set(names))]
+    known = ", ".join(f"[{name}]" for name in names)
+    problems = [f"unknown table [{name}] (known: {known})" for name in sorted(set(data) - set(names))]
     for name, table in tables.items():
         if not isinstance(table, dict):  # `pipeline = 3` instead of a [pipeline] table
             problems.append(f"[{name}] must be a table, got {table!r}")
