@@ -291,7 +291,8 @@ def read_tables(
     data = read_toml(path)
     tables = {name: data.get(name, {}) for name in names}
     known = ", ".join(f"[{name}]" for name in names)
-    problems = [f"unknown table [{name}] (known: {known})" for name in sorted(set(data) - set(names))]
+    unknown = sorted(set(data) - set(names))
+    problems = [f"unknown table [{name}] (known: {known})" for name in unknown]
     for name, table in tables.items():
         if not isinstance(table, dict):  # `pipeline = 3` instead of a [pipeline] table
             problems.append(f"[{name}] must be a table, got {table!r}")
