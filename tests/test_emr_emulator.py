@@ -287,6 +287,7 @@ def _put_log(aws: dict[str, Any], key: str, text: str) -> None:
 
 @pytest.mark.parametrize("state", ["COMPLETED", "FAILED"])
 def test_wait_follows_the_step_and_prints_fmaprep_lines(aws: dict[str, Any], state: str) -> None:
+    import threading
     import time
 
     flow = aws["emr"].run_job_flow(
@@ -302,12 +303,26 @@ def test_wait_follows_the_step_and_prints_fmaprep_lines(aws: dict[str, Any], sta
         cwd=ROOT, env={**aws["env"], "FMAPREP_EMR_POLL_S": "1"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not aws["emr"].list_steps(ClusterId=cluster_id)["Steps"]:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.2)
-    step_id = aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Id"]
-    time.sleep(1.5)  # the script sees it RUNNING first
+    assert proc.stdout is not None and proc.stderr is not None
+    errors: list[str] = []
+    running = threading.Event()
+
+    def read_errors() -> None:  # the script's stderr as it comes (a full pipe would block it)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            errors.append(line)
+            if ": RUNNING" in line:
+                running.set()
+
+    reader = threading.Thread(target=read_errors, daemon=True)
+    reader.start()
+    step_id = proc.stdout.readline().strip()  # printed once the step is added
+    assert step_id, "".join(errors)[-2000:]
+    assert step_id == aws["emr"].list_steps(ClusterId=cluster_id)["Steps"][0]["Id"]
+    # the script must see the step RUNNING before it ends (a condition, not a fixed sleep)
+    deadline = time.monotonic() + 300
+    while not running.wait(timeout=0.2):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(errors)[-2000:]
     logs = f"logs/{cluster_id}/steps/{step_id}"
     summary = "fmaprep preprocess: 10 inputs, 9 ok, 1 failed; 0.08 h of audio in 61.0 s"
     _put_log(aws, f"{logs}/stdout.gz", f"some spark chatter\n{summary}\nmore chatter\n")
@@ -315,8 +330,11 @@ def test_wait_follows_the_step_and_prints_fmaprep_lines(aws: dict[str, Any], sta
         aws, f"{logs}/stderr.gz", "WARN x\nfmaprep: workers cannot import soxr\nfmaprep: other\n"
     )
     _finish_step(cluster_id, step_id, state)
-    out, err = proc.communicate(timeout=60)
-    assert out.splitlines() == [step_id, summary]
+    proc.wait(timeout=300)  # stdout holds a line or two more: no pipe fills up meanwhile
+    out = proc.stdout.read()
+    reader.join(timeout=60)
+    err = "".join(errors)
+    assert out.splitlines() == [summary]  # after the step id, read above
     assert f"step {step_id}: RUNNING" in err and f"step {step_id}: {state}" in err
     if state == "COMPLETED":
         assert proc.returncode == 0, err

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +83,39 @@ def _settings(env: dict[str, str]) -> StoreSettings:
     return StoreSettings.from_env(environ=env)
 
 
+CleanRun = Callable[..., tuple[str, dict[str, bytes]]]
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> CleanRun:
+    """``clean_run(seed, *args)``: (corpus, codes) of an uncrashed run on local disk over
+    ``make_corpus(seed=seed)`` with ``args``: the codes a store's crashed and resumed runs must
+    end with. Made once per corpus and arguments for the module and shared by the store
+    parameters (codes do not depend on where OUTPUT is; comparing an HDFS or S3 output with a
+    local run's is the stricter check). The tests only read the corpus."""
+    corpora: dict[int, str] = {}
+    made: dict[tuple[int, tuple[str, ...]], dict[str, bytes]] = {}
+
+    def clean(seed: int, *args: str) -> tuple[str, dict[str, bytes]]:
+        if seed not in corpora:
+            corpora[seed] = str(make_corpus(tmp_path_factory.mktemp(f"corpus{seed}"), seed=seed))
+        if (seed, args) not in made:
+            out = tmp_path_factory.mktemp(f"clean{seed}") / "out"
+            proc = run_cli(corpora[seed], str(out), dict(os.environ), *args)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            made[seed, args] = codes(str(out), StoreSettings())
+        return corpora[seed], made[seed, args]
+
+    return clean
+
+
 @pytest.mark.slow
 def test_killed_first_run_then_resume(
-    store_root: tuple[str, dict[str, str]], tmp_path: Path
+    store_root: tuple[str, dict[str, str]], clean_run: CleanRun
 ) -> None:
     root, env = store_root
     settings = _settings(env)
-    corpus = str(make_corpus(tmp_path / "corpus"))
-    clean = f"{root}/clean"
-    assert run_cli(corpus, clean, env).returncode == 0
-    want = codes(clean, settings)
+    corpus, want = clean_run(0)
     assert len(want) == N_FILES
     for step in ("tasks:3", *STEPS):
         out = f"{root}/first-{step.replace(':', '')}"
@@ -120,15 +143,13 @@ def test_killed_first_run_then_resume(
 
 @pytest.mark.slow
 def test_killed_overwrite_shows_a_whole_generation(
-    store_root: tuple[str, dict[str, str]], tmp_path: Path
+    store_root: tuple[str, dict[str, str]], clean_run: CleanRun
 ) -> None:
     root, env = store_root
     settings = _settings(env)
-    corpus = str(make_corpus(tmp_path / "corpus", seed=20))
-    left, right = f"{root}/left", f"{root}/right"
-    assert run_cli(corpus, left, env).returncode == 0
-    assert run_cli(corpus, right, env, "--channel", "right").returncode == 0
-    by_channel = {"left": codes(left, settings), "right": codes(right, settings)}
+    corpus, left = clean_run(20)
+    by_channel = {"left": left, "right": clean_run(20, "--channel", "right")[1]}
+    assert len(left) == N_FILES
     assert by_channel["left"] != by_channel["right"]
     out = f"{root}/over"
     assert run_cli(corpus, out, env).returncode == 0
@@ -161,7 +182,7 @@ def test_killed_overwrite_shows_a_whole_generation(
 
 @pytest.mark.slow
 def test_killed_at_a_random_moment_of_the_tasks_then_resume(
-    store_root: tuple[str, dict[str, str]], tmp_path: Path
+    store_root: tuple[str, dict[str, str]], clean_run: CleanRun
 ) -> None:
     """The driver dies at a seeded-random moment of the task phase (after a random number of
     files, plus a random few milliseconds: mid-write of a part or shard); a resume completes with
@@ -176,10 +197,7 @@ def test_killed_at_a_random_moment_of_the_tasks_then_resume(
     # in the task phase, not in the commit that follows it
     done, delay_ms = rng.randint(1, N_FILES - 3), rng.randint(0, 150)
     where = f"FMAPREP_TEST_SEED={seed}: killed after {done} files + {delay_ms} ms"
-    corpus = str(make_corpus(tmp_path / "corpus", seed=100))
-    clean = f"{root}/clean"
-    assert run_cli(corpus, clean, env).returncode == 0
-    want = codes(clean, settings)
+    corpus, want = clean_run(100)
     out = f"{root}/random"
     proc = run_cli(corpus, out, env, "--partitions", str(N_FILES), crash=f"tasks:{done}+{delay_ms}")
     assert proc.returncode != 0, f"{where}: the job was not killed"

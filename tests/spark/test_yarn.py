@@ -48,11 +48,25 @@ def yarn() -> Iterator[dict[str, str]]:
             subprocess.run([*YARN, "down"], check=True, capture_output=True, timeout=120)
 
 
-def _corpus(root: Path) -> Path:
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three mp3s every YARN run reads (none writes to it)."""
+    root = tmp_path_factory.mktemp("yarn-corpus")
     for i, sr in enumerate((44100, 22050, 48000)):
         tid = f"{300 + i:06d}"
         write_audio(root / tid[:3] / f"{tid}.mp3", music(2.0, sr, seed=70 + i), sr)
     return root
+
+
+@pytest.fixture(scope="module")
+def local_codes(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The codes of the same job in local[2]: the reference each YARN run must equal (one local
+    job for the module, as the corpus is the same for every run)."""
+    local = tmp_path_factory.mktemp("yarn-local") / "local"
+    local_reference(corpus, local)
+    codes = _codes(local)
+    assert len(codes) == 3
+    return codes
 
 
 def _submit(
@@ -92,31 +106,29 @@ def _codes(out: Path) -> dict[str, bytes]:
 
 
 def test_cluster_deploy_mode_on_yarn_equals_local(
-    yarn: dict[str, str], env_archive: Path, tmp_path: Path
+    yarn: dict[str, str],
+    env_archive: Path,
+    corpus: Path,
+    local_codes: dict[str, bytes],
+    tmp_path: Path,
 ) -> None:
-    corpus = _corpus(tmp_path / "corpus")
-    local = tmp_path / "local"
-    local_reference(corpus, local)
     out = tmp_path / "yarn"
     _submit(yarn, env_archive, f"file://{corpus}", f"file://{out}", dict(os.environ))
     stats = json.loads((out / "_stats.json").read_text())
     assert stats["master"] == "yarn"
-    want = _codes(local)
-    assert len(want) == 3
-    assert _codes(out) == want
+    assert _codes(out) == local_codes
 
 
 def test_hdfs_input_and_output_on_yarn_equal_local(
     yarn: dict[str, str],
     env_archive: Path,
     local_services: dict[str, str],
+    corpus: Path,
+    local_codes: dict[str, bytes],
     tmp_path: Path,
 ) -> None:
     """EMR's shape: inputs on HDFS, output on HDFS, driver and executors in YARN containers."""
     env = local_services
-    corpus = _corpus(tmp_path / "corpus")
-    local = tmp_path / "local"
-    local_reference(corpus, local)
     base = f"/fmaprep-yarn-test/{uuid.uuid4().hex[:12]}"
     hdfs = env["FMAPREP_HDFS_URI"]
 
@@ -138,7 +150,7 @@ def test_hdfs_input_and_output_on_yarn_equal_local(
     stats = json.loads((fetched / "_stats.json").read_text())
     assert stats["master"] == "yarn"
     assert stats["output"] == f"{hdfs}{base}/out"
-    assert _codes(fetched) == _codes(local)
+    assert _codes(fetched) == local_codes
 
 
 def _service_conf(env: dict[str, str]) -> tuple[str, ...]:
@@ -158,15 +170,13 @@ def test_s3_input_on_yarn_equals_local(
     yarn: dict[str, str],
     env_archive: Path,
     services_environ: dict[str, str],
-    tmp_path: Path,
+    corpus: Path,
+    local_codes: dict[str, bytes],
 ) -> None:
     """Inputs on S3, read by the tasks in their YARN containers; output on HDFS."""
     from fmaprep.storage.clients import StoreSettings, open_store
 
     env = services_environ
-    corpus = _corpus(tmp_path / "corpus")
-    local = tmp_path / "local"
-    local_reference(corpus, local)
     tag = uuid.uuid4().hex[:12]
     src = f"s3a://{env['FMAPREP_S3_BUCKET']}/yarn-{tag}/in"
     settings = StoreSettings.from_env(environ=env)
@@ -177,7 +187,7 @@ def test_s3_input_on_yarn_equals_local(
     proc = _submit(yarn, env_archive, src, dst, env, _service_conf(env))
     assert env["AWS_SECRET_ACCESS_KEY"] not in proc.stdout  # never logged
     got = {r["track_id"]: r["codes"].tobytes() for r in read_records(dst, settings=settings)}
-    assert got == _codes(local)
+    assert got == local_codes
 
 
 def test_a_segfaulting_file_is_one_line_on_yarn(
