@@ -666,7 +666,7 @@ def test_a_worker_host_killed_in_the_task_phase(cluster: Cluster) -> None:
 def _datanodes_reading_to_here(hosts: dict[str, str]) -> set[str]:
     """The worker hosts with a DataNode HTTP connection (WebHDFS reads, port 9864) open to this
     machine now."""
-    net = cluster.hosts["FMAPREP_HDFS_URI"].split("//")[1].rsplit(".", 1)[0]  # 10.231.ID
+    net = hosts["FMAPREP_HDFS_URI"].split("//")[1].rsplit(".", 1)[0]  # 10.231.ID
     ss = _run(["ss", "-tnH", "state", "established", "( dport = :9864 )"], timeout=30).stdout
     found = set()
     for match in re.finditer(rf"{re.escape(net)}\.(\d+):9864", ss):
