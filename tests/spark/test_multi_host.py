@@ -7,7 +7,7 @@ One cluster for the module (about a minute to start); a test that slows, cuts or
 leaves the cluster to be made whole (``up`` again, ``heal-host``) before the next test that needs
 it. Needs root and namespaces; skipped otherwise, with the reason. Several scenarios share one
 YARN application where one run can prove them all (docs/multi-host.md lists what each test
-shows); the whole module is a few minutes.
+shows, and how long the module takes).
 """
 
 from __future__ import annotations
