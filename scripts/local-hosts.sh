@@ -14,8 +14,10 @@
 #   the base /usr/bin/python3.11 the archive links to (`fmaprep package-env --python-prefix /usr`).
 #   Hadoop and s3proxy run from the released jars (Maven Central), as in local-services.sh.
 #
-#   up N      create the network and hosts, start the daemons, wait until N NodeManagers and N
-#             DataNodes are live. Safe to rerun (starts the hosts that are not running).
+#   up N      create the network and hosts, start the daemons, wait until YARN runs the N
+#             workers' NodeManagers and N DataNodes are live. Safe to rerun: starts the hosts
+#             that are not running (a killed worker once YARN has declared its old NodeManager
+#             lost) and waits for their NodeManagers to register.
 #   env       export lines for a client on this machine: FMAPREP_HDFS_URI, FMAPREP_WEBHDFS_URL,
 #             FMAPREP_S3_ENDPOINT, FMAPREP_S3_BUCKET, AWS_* (local keys), FMAPREP_YARN_RM_URL,
 #             HADOOP_CONF_DIR, FMAPREP_HOSTS_STATE and PATH with the `hdfs` launcher first.
@@ -415,6 +417,10 @@ active_nodemanagers() {
   http_get "http://$(head_ip):$RM_HTTP/ws/v1/cluster/metrics" |
     sed -n 's/.*"activeNodes":\([0-9]*\).*/\1/p'
 }
+running_nodemanagers() {  # the worker hosts whose NodeManager YARN counts as RUNNING
+  http_get "http://$(head_ip):$RM_HTTP/ws/v1/cluster/nodes?states=RUNNING" |
+    grep -o '"nodeHostName":"[^"]*"' | cut -d'"' -f4 | sort || true
+}
 s3_answers() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$(s3_ip):$S3_PORT/") != 000 ]]
 }
@@ -435,12 +441,27 @@ cmd_up() {
   write_conf "$STATE/client-conf" client
   printf 'FMAPREP_JAVA=%s\nFMAPREP_HADOOP_LIB=%s\nFMAPREP_HADOOP_CONF=%s\n' \
     "$(readlink -f "$(command -v java)")" "$HDFS_LIB" "$STATE/client-conf" >"$STATE/launcher.env"
-  local host
-  for host in $(hosts_list); do start_host "$host"; done
-  local deadline=$((SECONDS + TIMEOUT)) dn nm
+  local host deadline=$((SECONDS + TIMEOUT)) dn nm
+  # A killed worker's NodeManager counts as RUNNING until YARN declares it lost (20 s of
+  # silence): restarted sooner, the new NodeManager would pass for the old one (same host and
+  # port) and containers could be sent to neither. So wait for that first; then "up" means YARN
+  # runs every worker's NodeManager, the restarted ones included.
+  for host in $(hosts_list); do
+    if [[ $host != head ]] && ! init_pid "$host" >/dev/null; then
+      while running_nodemanagers | grep -qx "$host"; do
+        ((SECONDS < deadline)) || die "YARN did not declare $host's old NodeManager lost in ${TIMEOUT}s"
+        sleep 1
+      done
+    fi
+    start_host "$host"
+  done
+  local running
   while :; do
-    dn=$(live_datanodes || true) nm=$(active_nodemanagers || true)
-    if [[ ${dn:-0} -ge $N && ${nm:-0} -ge $N ]] && s3_answers; then break; fi
+    dn=$(live_datanodes || true) running=$(running_nodemanagers) nm=0
+    for host in $(hosts_list); do
+      if [[ $host != head ]] && grep -qx "$host" <<<"$running"; then nm=$((nm + 1)); fi
+    done
+    if [[ ${dn:-0} -ge $N && $nm -ge $N ]] && s3_answers; then break; fi
     for host in $(hosts_list); do
       init_pid "$host" >/dev/null || die "host $host died (see $STATE/$host/node/logs)"
     done
@@ -575,17 +596,41 @@ cmd_down() {
 }
 
 # A local archive goes to HDFS once (world-readable, so YARN localizes it once per node, as
-# EMR does with the archive in S3): its HDFS URI.
+# EMR does with the archive in S3): its HDFS URI. The copies of other archives are deleted
+# then, unless an application is still running (it may need its archive for a new container
+# or attempt): an archive's copy lives until the next submit of another one, or `down`.
 hdfs_copy() {
-  local file=$1 key dest
+  local file=$1 key dest old
   key=$(stat -c '%s-%Y' "$file")
   dest=/fmaprep-env/$key/$(basename "$file")
+  if ! applications_running; then
+    for old in $(hdfs_children /fmaprep-env); do
+      [[ $old == "$key" ]] || webhdfs_delete "/fmaprep-env/$old"
+    done
+  fi
   if ! http_get "http://$(storage_ip):$NN_HTTP/webhdfs/v1$dest?op=GETFILESTATUS" >/dev/null; then
     say "copying $file to hdfs://$(storage_ip):$NN_PORT$dest"
     FMAPREP_SERVICES_DIR=$STATE "$ROOT/scripts/bin/hdfs" dfs -mkdir -p "$(dirname "$dest")" >&2
     FMAPREP_SERVICES_DIR=$STATE "$ROOT/scripts/bin/hdfs" dfs -put -f "$file" "$dest" >&2
   fi
   echo "hdfs://$(storage_ip):$NN_PORT$dest"
+}
+
+applications_running() {  # exit 0 when YARN has an application not yet ended (or cannot say)
+  local apps
+  apps=$(http_get "http://$(head_ip):$RM_HTTP/ws/v1/cluster/apps?states=NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING") ||
+    return 0
+  [[ $apps == *'"id":"application_'* ]]
+}
+hdfs_children() {  # the names in an HDFS directory (none when it does not exist)
+  http_get "http://$(storage_ip):$NN_HTTP/webhdfs/v1$1?op=LISTSTATUS&user.name=root" |
+    grep -o '"pathSuffix":"[^"]*"' | cut -d'"' -f4 || true
+}
+webhdfs_delete() {
+  say "deleting hdfs://$(storage_ip):$NN_PORT$1 (an earlier archive's copy)"
+  curl -fsS --max-time 30 -X DELETE \
+    "http://$(storage_ip):$NN_HTTP/webhdfs/v1$1?op=DELETE&recursive=true&user.name=root" \
+    >/dev/null || say "could not delete hdfs://$(storage_ip):$NN_PORT$1"
 }
 
 # the driver's error line of an application: fmaprep's own line, else the last exception
