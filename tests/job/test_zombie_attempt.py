@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from fmaprep.config import load_config
 from fmaprep.formats.records import read_commit
 from fmaprep.job.commit import config_key
@@ -18,6 +20,7 @@ from fmaprep.storage.clients import StoreSettings
 from job.test_commit import codes, make_corpus, run_cli
 
 
+@pytest.mark.slow
 def test_an_attempt_that_finishes_after_the_commit_is_never_read_and_then_cleaned(
     tmp_path: Path,
 ) -> None:
