@@ -3,12 +3,17 @@ subcommand parses without importing the others (acquisition's clients cost every
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
-from fmaprep.cli import SUBCOMMANDS, main
+from fmaprep.cli import SUBCOMMANDS, job_log_path, main
 
 
 def test_top_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,3 +53,27 @@ def test_an_unknown_command_is_an_error_naming_the_choices(
         main(["bogus"])
     assert exit_info.value.code == 2
     assert "preprocess" in capsys.readouterr().err
+
+
+def test_old_logs_of_ours_are_pruned_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    logs = tmp_path / "fmaprep-logs"
+    logs.mkdir()
+    month_ago = time.time() - 30 * 86400
+    names = {
+        "old": "preprocess-20261101T101010Z-4242.log",
+        "recent": "preprocess-20261206T101010Z-4343.log",
+        "foreign": "notes.log",  # old, but not a name fmaprep makes
+        "near": "preprocess-20261101T101010Z-4242.log.bak",
+    }
+    for key, name in names.items():
+        (logs / name).write_text(key)
+        if key != "recent":
+            os.utime(logs / name, (month_ago, month_ago))
+    made = Path(job_log_path("preprocess"))
+    assert made.parent == logs and re.fullmatch(r"preprocess-\d{8}T\d{6}Z-\d+\.log", made.name)
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        names[k] for k in ("recent", "foreign", "near")
+    )

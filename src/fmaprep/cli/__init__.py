@@ -9,6 +9,7 @@ import functools
 import importlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -95,13 +96,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: A log of ours by its name: ``<command>-<UTC time>-<pid>.log`` (what job_log_path makes).
+_LOG_NAME = re.compile(r"[a-z-]+-\d{8}T\d{6}Z-\d+\.log")
+LOG_KEEP_DAYS = 14
+
+
 def job_log_path(command: str) -> str:
     """Where a long command's log (with the traceback of a failure) goes:
-    ``$TMPDIR/fmaprep-logs/<command>-<UTC time>-<pid>.log``."""
+    ``$TMPDIR/fmaprep-logs/<command>-<UTC time>-<pid>.log``. Our logs older than
+    ``LOG_KEEP_DAYS`` are deleted on the way (a machine running a job a minute would otherwise
+    keep every log forever); any other file there is left alone."""
     directory = os.path.join(tempfile.gettempdir(), "fmaprep-logs")
     os.makedirs(directory, exist_ok=True)
+    _prune_logs(directory, time.time() - LOG_KEEP_DAYS * 86400)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return os.path.join(directory, f"{command}-{stamp}-{os.getpid()}.log")
+
+
+def _prune_logs(directory: str, before: float) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not _LOG_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < before:
+                os.unlink(entry.path)
+        except OSError:  # another run pruned it first, or it is not ours to delete
+            pass
 
 
 def configure_logging(verbose: int, quiet: bool, log_file: str | None = None) -> None:
