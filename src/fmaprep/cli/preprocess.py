@@ -169,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
             },
         )
         result = run_preprocess(args.input, args.output, config)
+    except StoreError as exc:  # a store that failed: the environment's fault, exit 1 (below)
+        return _failed(args, exc)
     except (ConfigError, StorageError, StorageConfError, WorkerEnvironmentError) as exc:
-        if isinstance(exc, StoreError):  # a store that failed: the environment's fault, exit 1
-            return _failed(args, exc)
         if INTERRUPTED.is_set():
             return _interrupted(args)
         _keep_traceback(args.log_file)
